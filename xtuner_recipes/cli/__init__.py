@@ -1,0 +1,62 @@
+"""The ``xtuner-recipes`` command: one module per subcommand, each with ``add_parser`` and ``run``.
+
+Exit status: 0 done (warnings allowed), 1 findings of error severity, 2 usage or internal failure.
+
+    >>> main(["list"])  # doctest: +SKIP
+    0
+"""
+
+import argparse
+import sys
+
+from xtuner_recipes import __version__
+from xtuner_recipes.cli import gen, list_cmd, set_cmd
+from xtuner_recipes.cli.common import EXIT_USAGE, report_error
+from xtuner_recipes.errors import RecipeError
+
+COMMANDS = (list_cmd, gen, set_cmd)
+
+EPILOG = """examples:
+  xtuner-recipes list
+  xtuner-recipes gen medqa --model ./internlm-chat-7b --data ./medqa/train.jsonl
+  xtuner-recipes set my_config.py lr=1e-5 model.lora.r=16 --in-place
+
+Run `xtuner-recipes COMMAND --help` for each command's options."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xtuner-recipes",
+        description="Generate, edit and check XTuner fine-tuning configs before GPU hours are spent.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` and return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse exits 2 on bad usage, 0 on --help
+        return int(stop.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except RecipeError as error:
+        return report_error(error)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""``xtuner-recipes gen TASK --model PATH``: write a ready-to-train xtuner config for a recipe."""
+
+import sys
+from pathlib import Path
+
+from xtuner_recipes.cli.common import EXIT_OK, add_command, print_json, warn
+from xtuner_recipes.fileio import write_atomic
+from xtuner_recipes.generate import generate
+from xtuner_recipes.recipes import RECIPES
+from xtuner_recipes.rewrite import parse_override
+
+EXAMPLES = """  xtuner-recipes gen medqa --model ./internlm-chat-7b --data ./medqa/train.jsonl
+  xtuner-recipes gen oasst1 --model ./internlm-chat-7b --set max_length=1024 --set lr=1e-4
+  xtuner-recipes gen msagent --model ./internlm2-chat-7b -o agent.py --force"""
+
+
+def add_parser(commands) -> None:
+    parser = add_command(commands, "gen", "Generate an xtuner config for a recipe.", EXAMPLES, run)
+    parser.add_argument("task", metavar="TASK", choices=[r.name for r in RECIPES], help="recipe: %(choices)s")
+    parser.add_argument("--model", required=True, metavar="PATH", help="model directory or hub id")
+    parser.add_argument("--data", metavar="PATH", help="data file (.json/.jsonl) or folder; default: the recipe's")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+        help="override a setting (Python literal), e.g. --set lr=1e-4; repeatable",
+    )
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="output file (default: xtuner's naming)")
+    parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+
+
+def run(args) -> int:
+    overrides = [parse_override(text) for text in args.sets]
+    result = generate(args.task, args.model, data=args.data, overrides=overrides, output=args.output)
+    write_atomic(result.output, result.code, force=args.force)
+    next_command = f"xtuner train {result.output} --deepspeed deepspeed_zero2"
+    if args.json:
+        print_json({
+            "output": str(result.output),
+            "recipe": result.recipe.name,
+            "prompt_template": result.prompt_template,
+            "template_source": result.template_source,
+            "warnings": list(result.warnings),
+            "notes": list(result.notes),
+            "next": next_command,
+        })
+        return EXIT_OK
+    for message in result.warnings:
+        warn(message)
+    print(f"wrote {result.output} ({result.recipe.name}, prompt template {result.prompt_template} "
+          f"from {result.template_source})")
+    for note in result.notes:
+        print(f"  note: {note}", file=sys.stderr)
+    print(f"next: {next_command}")
+    return EXIT_OK

@@ -1,0 +1,61 @@
+"""``xtuner-recipes set CONFIG KEY=VALUE...``: edit any xtuner config, keeping everything else."""
+
+import difflib
+import sys
+from pathlib import Path
+
+from xtuner_recipes.cli.common import EXIT_OK, EXIT_USAGE, add_command, warn
+from xtuner_recipes.fileio import write_atomic
+from xtuner_recipes.generate import normalize_template
+from xtuner_recipes.rewrite import Override, apply_overrides, parse_override
+
+EXAMPLES = """  xtuner-recipes set internlm_chat_7b_qlora_oasst1_e3.py lr=1e-5 max_epochs=1 -o mine.py
+  xtuner-recipes set mine.py model.lora.r=16 '~model.llm.quantization_config' --in-place
+  xtuner-recipes set mine.py --model ./internlm-chat-7b --data ./train.jsonl --diff
+  xtuner-recipes set mine.py param_scheduler.0.start_factor=1e-4 prompt_template=internlm2_chat"""
+
+
+def add_parser(commands) -> None:
+    parser = add_command(
+        commands, "set", "Apply overrides to an xtuner config's source; print, write or diff the result.", EXAMPLES, run
+    )
+    parser.add_argument("config", type=Path, metavar="CONFIG")
+    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="KEY=VALUE or ~KEY (dotted paths allowed)")
+    parser.add_argument("--model", metavar="PATH", help="set pretrained_model_name_or_path")
+    parser.add_argument("--data", metavar="PATH", help="set data_path; local JSON switches the loader to json")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", type=Path, metavar="OUT", help="write the result to OUT")
+    where.add_argument("--in-place", action="store_true", help="rewrite CONFIG itself")
+    where.add_argument("--diff", action="store_true", help="print a unified diff; write nothing")
+    parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+
+
+def run(args) -> int:
+    try:
+        source = args.config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"error: cannot read {args.config}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    overrides = [normalize_template(parse_override(text)) for text in args.overrides]
+    if args.model is not None:
+        overrides.insert(0, Override(("pretrained_model_name_or_path",), repr(args.model)))
+    result = apply_overrides(source, overrides, data_path=args.data, filename=str(args.config))
+    for note in result.notes:
+        warn(note) if "only this argument" in note else print(f"note: {note}", file=sys.stderr)
+    if args.diff:
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                source.splitlines(keepends=True), result.code.splitlines(keepends=True),
+                fromfile=str(args.config), tofile=str(args.config),
+            )
+        )
+        return EXIT_OK
+    if args.in_place:
+        write_atomic(args.config, result.code, force=True)
+        print(f"updated {args.config}: {', '.join(result.changed) or 'no change'}", file=sys.stderr)
+    elif args.output is not None:
+        write_atomic(args.output, result.code, force=args.force)
+        print(f"wrote {args.output}: {', '.join(result.changed) or 'no change'}", file=sys.stderr)
+    else:
+        sys.stdout.write(result.code)
+    return EXIT_OK

@@ -1,0 +1,118 @@
+"""The library call behind ``gen``: a recipe, a model and data in; config source out.
+
+    >>> result = generate("medqa", "./internlm-chat-7b", data="./medqa/train.jsonl")  # doctest: +SKIP
+    >>> result.output.name  # doctest: +SKIP
+    'internlm_chat_7b_qlora_medqa_e3.py'
+"""
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from xtuner_recipes import model_info, xtuner_info
+from xtuner_recipes.errors import OverrideError
+from xtuner_recipes.recipes import Recipe, get_recipe
+from xtuner_recipes.resources import resource_path
+from xtuner_recipes.rewrite import apply_overrides
+from xtuner_recipes.rewrite.api import is_local_data, parse_config
+from xtuner_recipes.rewrite.locate import bindings
+from xtuner_recipes.rewrite.overrides import Override
+from xtuner_recipes.rewrite.values import literal
+
+
+@dataclass(frozen=True)
+class GenResult:
+    """A generated config, not yet written."""
+
+    recipe: Recipe
+    output: Path
+    code: str
+    prompt_template: str
+    template_source: str  # why this template: "--set", "config.json (model_type internlm2)", "recipe default"
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def normalize_template(override: Override) -> Override:
+    """Let ``prompt_template=internlm2_chat`` mean ``PROMPT_TEMPLATE.internlm2_chat``; reject unknown names."""
+    if override.path != ("prompt_template",) or override.value is None:
+        return override
+    name = override.value.strip().strip("'\"")
+    if name.startswith("PROMPT_TEMPLATE."):
+        name = name.split(".", 1)[1]
+    known = xtuner_info.prompt_template_names()
+    if known and name not in known:
+        close = difflib.get_close_matches(name, sorted(known), n=2)
+        hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(sorted(known))}"
+        raise OverrideError(f"unknown prompt template {name!r}", hint=hint)
+    return Override(override.path, f"PROMPT_TEMPLATE.{name}")
+
+
+def _template_choice(recipe: Recipe, model: str, overrides: list[Override]) -> tuple[str | None, str]:
+    """(template to set or None when --set decides, why)."""
+    if any(o.path == ("prompt_template",) for o in overrides):
+        return None, "--set prompt_template"
+    config = model_info.read_config(model)
+    if config is not None:
+        chosen = model_info.template_for(config)
+        if chosen:
+            return chosen, f"config.json (model_type {config.get('model_type')!r})"
+        return recipe.prompt_template, f"recipe default (model_type {config.get('model_type')!r} not known)"
+    return recipe.prompt_template, "recipe default (no config.json to read)"
+
+
+def _warnings(model: str, data: str) -> list[str]:
+    found = []
+    model_dir = Path(model).expanduser()
+    if is_local_data(model) or model.startswith(("./", "../", "/", "~")):
+        if not model_dir.exists():
+            found.append(f"model directory {model} does not exist yet; training will fail until it does")
+        elif not (model_dir / "config.json").is_file():
+            found.append(f"{model} has no config.json: is it a Hugging Face model directory?")
+    elif not model_dir.exists():
+        found.append(f"{model} is not a local directory: xtuner will download it from the hub")
+    if is_local_data(data) and not Path(data).expanduser().exists():
+        found.append(f"data {data} does not exist yet")
+    return found
+
+
+def generate(
+    task: str,
+    model: str,
+    *,
+    data: str | None = None,
+    overrides: list[Override] = (),
+    output: Path | None = None,
+) -> GenResult:
+    """Render recipe ``task``'s template for ``model`` and ``data`` with ``overrides`` applied."""
+    recipe = get_recipe(task)
+    data = data or recipe.default_data
+    overrides = [normalize_template(o) for o in overrides]
+    template, why = _template_choice(recipe, model, overrides)
+    edits = [Override(("pretrained_model_name_or_path",), repr(model))]
+    if template is not None:
+        edits.append(Override(("prompt_template",), f"PROMPT_TEMPLATE.{template}"))
+    source_path = resource_path("templates", recipe.template)
+    result = apply_overrides(
+        source_path.read_text(encoding="utf-8"), edits + list(overrides), data_path=data, filename=str(source_path)
+    )
+    chosen = _final_template(result.code)
+    if output is None:
+        epochs = _literal_setting(result.code, "max_epochs")
+        suffix = f"_e{epochs}" if isinstance(epochs, int) else ""
+        output = Path(f"{model_info.model_slug(model)}_qlora_{recipe.name}{suffix}.py")
+    return GenResult(recipe, Path(output), result.code, chosen, why, tuple(_warnings(model, data)), result.notes)
+
+
+def _literal_setting(code: str, name: str):
+    binding = bindings(parse_config(code)).get(name)
+    if binding is None:
+        return None
+    ok, value = literal(parse_config("").code_for_node(binding.value))
+    return value if ok else None
+
+
+def _final_template(code: str) -> str:
+    binding = bindings(parse_config(code)).get("prompt_template")
+    text = parse_config("").code_for_node(binding.value) if binding else ""
+    return text.removeprefix("PROMPT_TEMPLATE.")

@@ -1,0 +1,33 @@
+"""Checks for records already in xtuner's conversation form.
+
+    >>> conversation_or_none({"conversation": [{"input": "hi", "output": "hello"}]})
+    [{'input': 'hi', 'output': 'hello'}]
+"""
+
+from xtuner_recipes.map_fns.errors import MapFnError
+
+_TURN_KEYS = {"system", "input", "output"}
+
+
+def conversation_or_none(record: dict, error: type[MapFnError] = MapFnError) -> list[dict] | None:
+    """The record's conversation when it has one (checked), else None.
+
+    A conversation is a non-empty list of turns; a turn is an object whose
+    ``output`` is a string and whose ``system`` and ``input``, if present, are strings.
+    """
+    if "conversation" not in record:
+        return None
+    turns = record["conversation"]
+    if not isinstance(turns, list) or not turns:
+        raise error(f"'conversation' must be a non-empty list of turns, got {type(turns).__name__}")
+    clean = []
+    for number, turn in enumerate(turns, start=1):
+        if not isinstance(turn, dict):
+            raise error(f"conversation turn {number} must be an object, got {type(turn).__name__}")
+        if not isinstance(turn.get("output"), str):
+            raise error(f"conversation turn {number} needs a string 'output'")
+        for key in ("system", "input"):
+            if key in turn and not isinstance(turn[key], str | None):
+                raise error(f"conversation turn {number}: {key!r} must be a string")
+        clean.append({key: value for key, value in turn.items() if key in _TURN_KEYS and value is not None})
+    return clean

@@ -1,0 +1,56 @@
+"""What a model directory says about itself, read from ``config.json`` without loading the model.
+
+    >>> template_for({"model_type": "internlm2"})
+    'internlm2_chat'
+"""
+
+import json
+from pathlib import Path
+
+# model_type in config.json → xtuner prompt template. Llama is split by vocabulary:
+# Llama 3 has 128,256 tokens, Llama 2 32,000.
+TEMPLATE_BY_MODEL_TYPE = {
+    "internlm": "internlm_chat",
+    "internlm2": "internlm2_chat",
+    "internlm3": "internlm2_chat",
+    "qwen": "qwen_chat",
+    "qwen2": "qwen_chat",
+    "qwen2_moe": "qwen_chat",
+    "qwen3": "qwen_chat",
+    "baichuan": "baichuan2_chat",
+    "chatglm": "chatglm3",
+    "mistral": "mistral",
+    "mixtral": "mixtral",
+    "gemma": "gemma",
+    "gemma2": "gemma",
+    "phi3": "phi3_chat",
+    "cohere": "cohere_chat",
+    "deepseek_v2": "deepseek_v2",
+    "minicpm": "minicpm",
+    "minicpm3": "minicpm3",
+}
+
+
+def read_config(model_path: str) -> dict | None:
+    """The parsed ``config.json`` of a local model directory, or None when there is none."""
+    path = Path(model_path).expanduser() / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def template_for(config: dict) -> str | None:
+    """The prompt template that matches a model's ``config.json``, when we know one."""
+    model_type = str(config.get("model_type", "")).lower()
+    if model_type == "llama":
+        return "llama3_chat" if int(config.get("vocab_size") or 0) >= 128000 else "llama2_chat"
+    return TEMPLATE_BY_MODEL_TYPE.get(model_type)
+
+
+def model_slug(model_path: str) -> str:
+    """The model's part of xtuner's config names: ``./internlm-chat-7b`` → ``internlm_chat_7b``."""
+    name = Path(model_path.rstrip("/\\")).name or "model"
+    slug = "".join(char if char.isalnum() else "_" for char in name.lower()).strip("_")
+    return slug or "model"

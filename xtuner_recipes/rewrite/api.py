@@ -1,0 +1,172 @@
+"""The library call behind ``set`` and ``gen``: overrides in, new source text out.
+
+    >>> result = apply_overrides("lr = 2e-4\\nmax_epochs = 3\\n", [parse_override("max_epochs=1")])
+    >>> result.code, result.values["max_epochs"]
+    ('lr = 2e-4\\nmax_epochs = 1\\n', 1)
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from xtuner_recipes import settings
+from xtuner_recipes.errors import OverrideError
+from xtuner_recipes.rewrite import locate
+from xtuner_recipes.rewrite.overrides import Override
+from xtuner_recipes.rewrite.transformers import AddImports, RemoveEntry, ReplaceValue, SwitchLoader
+from xtuner_recipes.rewrite.values import NOT_A_LITERAL, value_expression
+
+LOCAL_DATA_SUFFIXES = (".json", ".jsonl")
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    """The new source, what changed, and what the user should be told."""
+
+    code: str
+    changed: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    values: dict = field(default_factory=dict)
+
+
+def parse_config(source: str, filename: str = "<config>") -> cst.Module:
+    """Parse config source, turning a syntax error into an ``OverrideError`` that names the line."""
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as error:
+        raise OverrideError(
+            f"{filename}:{error.raw_line}:{error.raw_column}: the config is not valid Python: {error.message}"
+        ) from None
+
+
+def is_local_data(path: str) -> bool:
+    """Whether ``path`` names local files rather than a hub dataset id."""
+    return Path(path).exists() or path.endswith(LOCAL_DATA_SUFFIXES) or path.startswith((".", "/", "~"))
+
+
+def is_data_folder(path: str) -> bool:
+    """A local data path that is (or, not existing yet, will be) a folder of JSON files."""
+    candidate = Path(path).expanduser()
+    return candidate.is_dir() if candidate.exists() else not path.endswith(LOCAL_DATA_SUFFIXES)
+
+
+def apply_overrides(
+    source: str,
+    overrides: list[Override],
+    *,
+    data_path: str | None = None,
+    filename: str = "<config>",
+) -> RewriteResult:
+    """Apply ``overrides`` (and the ``--data`` shorthand) to config source.
+
+    Every error is raised before anything is produced: unknown keys (with a
+    did-you-mean), values of the wrong kind per ``schemas/settings.schema.json``,
+    values that are neither literals nor names the config binds.
+    """
+    tree = parse_config(source, filename)
+    changed: list[str] = []
+    notes: list[str] = []
+    values: dict[str, object] = {}
+    if data_path is not None:
+        overrides = [*overrides, Override(("data_path",), repr(data_path))]
+    # One pass per override: each resolves against the tree the previous one left.
+    for override in overrides:
+        if override.remove:
+            tree, key = _remove(tree, override)
+        else:
+            tree, key, value, said = _set(tree, override)
+            notes.extend(said)
+            if value is not NOT_A_LITERAL:
+                values[key] = value
+        changed.append(key)
+    if data_path is not None and is_local_data(data_path):
+        tree, note = _switch_loader(tree, is_data_folder(data_path))
+        notes.extend(note)
+    return RewriteResult(tree.code, tuple(dict.fromkeys(changed)), tuple(notes), values)
+
+
+def _set(tree: cst.Module, override: Override) -> tuple[cst.Module, str, object, list[str]]:
+    target = locate.resolve(tree, override.path)
+    notes = list(target.notes)
+    expression, value = value_expression(
+        target.key, override.value, locate.bound_names(tree), string_ok=settings.expects_string(target.key)
+    )
+    if value is not NOT_A_LITERAL:
+        problems = settings.setting_errors(target.key, value)
+        if problems:
+            raise OverrideError(f"invalid value for {override.key}: {problems[0]}, got {override.value!r}")
+        if isinstance(value, str) and isinstance(target.value, cst.SimpleString):
+            expression = cst.SimpleString(_quoted(value, target.value.quote))
+    if target.binding is None and _mentions_variables(target.value, tree):
+        notes.append(f"{override.key} was the expression {_code(target.value)!r}; only this argument was replaced")
+    if _code(expression) == _code(target.value):
+        return tree, target.key, value, notes  # already so: leave the bytes alone
+    return tree.visit(ReplaceValue({id(target.entry): expression})), target.key, value, notes
+
+
+def _remove(tree: cst.Module, override: Override) -> tuple[cst.Module, str]:
+    target = locate.resolve(tree, override.path, follow_last=False)
+    if target.binding is not None and _referenced(tree, target.binding.name):
+        raise OverrideError(
+            f"cannot remove {override.key!r}: other settings refer to it", hint="set it to another value instead"
+        )
+    return tree.visit(RemoveEntry({id(target.entry)})), override.key
+
+
+def _quoted(text: str, quote: str) -> str:
+    """``text`` as a Python string literal using the quote style the file already used."""
+    literal = repr(text)
+    if quote == '"' and literal.startswith("'"):
+        return '"' + literal[1:-1].replace("\\'", "'").replace('"', '\\"') + '"'
+    return literal
+
+
+def _switch_loader(tree: cst.Module, folder: bool) -> tuple[cst.Module, list[str]]:
+    """Read ``data_path`` as local JSON wherever a loader reads it from a hub."""
+    bound = locate.bound_names(tree)
+    switch = SwitchLoader("data_path", folder)
+    tree = tree.visit(switch)
+    if not switch.switched:
+        return tree, []
+    missing = [
+        (module, name)
+        for module, name in (("datasets", "load_dataset"), ("xtuner.dataset", "process_hf_dataset"))
+        if name not in bound and name in tree.code
+    ]
+    tree = tree.visit(AddImports(missing))
+    how = "data_dir=data_path" if folder else "data_files=dict(train=data_path)"
+    return tree, [f"the dataset now loads local JSON: load_dataset(path='json', {how})"]
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+def _names_in(node: cst.CSTNode) -> set[str]:
+    found: set[str] = set()
+
+    class Collect(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.add(name.value)
+
+        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
+            attribute.value.visit(self)  # the attribute's own name is not a variable
+            return False
+
+        def visit_Arg(self, arg: cst.Arg) -> bool:
+            arg.value.visit(self)  # keyword names are not variables
+            return False
+
+    node.visit(Collect())
+    return found
+
+
+def _mentions_variables(node: cst.CSTNode, module: cst.Module) -> bool:
+    return bool(_names_in(node) & set(locate.bindings(module)))
+
+
+def _referenced(module: cst.Module, name: str) -> bool:
+    """Whether any statement other than ``name``'s own assignment uses ``name``."""
+    own = locate.bindings(module)[name].statement
+    return any(statement is not own and name in _names_in(statement) for statement in module.body)
