@@ -1,0 +1,50 @@
+"""``xtuner-recipes validate CONFIG...``: find a config's mistakes before any model loads."""
+
+import sys
+
+from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_OK, add_command
+
+EXAMPLES = """  xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
+  xtuner-recipes validate configs/*.py --level static --format json
+  xtuner-recipes validate my.py --sample 1000 --gpus 8 --strict-env"""
+
+
+def add_parser(commands) -> None:
+    parser = add_command(commands, "validate", "Check configs: source, imports, model, data, schedule, machine.",
+                         EXAMPLES, run)
+    parser.add_argument("configs", nargs="+", metavar="CONFIG")
+    parser.add_argument("--level", choices=("static", "load", "full"), default="full",
+                        help="static: source only; load: + mmengine and imports; full (default): + model, data, schedule")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--sample", type=int, metavar="N", help="check only the first N data rows")
+    parser.add_argument("--gpus", type=int, metavar="N", help="GPUs for the schedule (default: NPROC_PER_NODE x NNODES)")
+    parser.add_argument("--strict-env", action="store_true", help="machine findings (no GPU, ...) are errors")
+
+
+def _progress(config: str):
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int | None) -> None:
+        end = "\n" if total is not None and done >= total else ""
+        of = f"/{total}" if total else ""
+        sys.stderr.write(f"\r  scanning data of {config}: {done}{of} rows{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def run(args) -> int:
+    from xtuner_recipes.validate import validate_config
+    from xtuner_recipes.validate.report import render_json, render_text, use_colour
+
+    reports = [
+        validate_config(path, level=args.level, sample=args.sample, gpus=args.gpus, strict_env=args.strict_env,
+                        progress=_progress(path))
+        for path in args.configs
+    ]
+    if args.format == "json":
+        sys.stdout.write(render_json(reports))
+    else:
+        sys.stdout.write(render_text(reports, colour=use_colour(sys.stdout)))
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FINDINGS

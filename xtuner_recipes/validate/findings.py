@@ -1,0 +1,77 @@
+"""Findings are values: each check yields them, a reporter renders them.
+
+    >>> Finding("S003", "error", "lr: -1 is less than the minimum of 0", key="lr", line=12).as_dict()["line"]
+    12
+"""
+
+from dataclasses import asdict, dataclass, field
+
+SEVERITIES = ("error", "warning", "info")
+
+# Every code, its family (by prefix) and what it means. Codes are never reused.
+CODES = {
+    "S001": "the config is not valid Python",
+    "S002": "a name is used but never defined",
+    "S003": "a setting has the wrong type or range for the component that consumes it",
+    "S004": "the prompt template is not one xtuner defines",
+    "L001": "mmengine cannot load the config",
+    "L002": "an imported name cannot be resolved",
+    "M001": "the model directory does not exist",
+    "M002": "the model is a hub id and will be downloaded",
+    "M003": "the model directory has no config.json",
+    "M004": "the model directory has no tokenizer files",
+    "M005": "max_length exceeds the model's max_position_embeddings",
+    "M006": "the prompt template does not match the model's architecture",
+    "M007": "a base (non-chat) model with a chat template",
+    "D001": "the data path does not exist",
+    "D002": "a data row cannot be read (bad JSON, encoding, not an object)",
+    "D003": "the config's map function fails on a data row",
+    "D004": "data rows map to an empty conversation",
+    "D005": "no usable data rows",
+    "D006": "the data is loaded from a hub and was not checked",
+    "T001": "samples are cut at max_length",
+    "T002": "the tokenizer could not be loaded; token statistics skipped",
+    "C001": "the warmup lasts zero iterations (mmengine: end should be larger than begin)",
+    "C002": "save_steps is larger than the whole run: only the final checkpoint is written",
+    "C003": "evaluation_freq is larger than the whole run: no chat sample is logged",
+    "E001": "no CUDA GPU on this machine",
+    "E002": "bitsandbytes fails to import (QLoRA and LoRA training need it)",
+    "E003": "deepspeed is not installed",
+    "E004": "mpi4py is not installed",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or note) about one config."""
+
+    code: str
+    severity: str
+    message: str
+    key: str | None = None
+    line: int | None = None
+    hint: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ConfigReport:
+    """Everything one ``validate`` run found about one config."""
+
+    config: str
+    findings: list[Finding] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    def as_dict(self) -> dict:
+        return {
+            "config": self.config,
+            "ok": self.ok,
+            "findings": [f.as_dict() for f in self.findings],
+            "stats": self.stats,
+        }

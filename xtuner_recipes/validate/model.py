@@ -1,0 +1,51 @@
+"""Checks of the model a config points at, from its directory alone (no weights are loaded)."""
+
+from pathlib import Path
+
+from xtuner_recipes import model_info
+from xtuner_recipes.validate.findings import Finding
+
+KEY = "pretrained_model_name_or_path"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "qwen.tiktoken")
+
+
+def looks_local(path: str) -> bool:
+    return path.startswith((".", "/", "~")) or Path(path).expanduser().exists()
+
+
+def check_model(path, *, max_length, template, line) -> tuple[list[Finding], dict, dict | None]:
+    """Findings, stats and the parsed ``config.json`` (None when there is none)."""
+    if not isinstance(path, str):
+        return [], {}, None
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        if looks_local(path):
+            return [Finding("M001", "error", f"model directory {path} does not exist", key=KEY, line=line)], {}, None
+        return [Finding("M002", "warning", f"{path} is not a local directory: it will be downloaded from the hub",
+                        key=KEY, line=line, hint="download it first to check it here")], {}, None
+    findings = []
+    config = model_info.read_config(path)
+    if config is None:
+        findings.append(Finding("M003", "error", f"{path} has no readable config.json", key=KEY, line=line))
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        findings.append(Finding("M004", "error", f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES)})",
+                                key=KEY, line=line))
+    if config is None:
+        return findings, {}, None
+    stats = {"model_type": config.get("model_type"), "max_position_embeddings": config.get("max_position_embeddings")}
+    limit = config.get("max_position_embeddings")
+    if isinstance(limit, int) and isinstance(max_length, int) and max_length > limit:
+        findings.append(Finding("M005", "error", f"max_length {max_length} exceeds the model's "
+                                f"max_position_embeddings {limit}", key="max_length",
+                                hint=f"set max_length={limit} or lower"))
+    expected = model_info.template_for(config)
+    if expected and template and template != expected:
+        severity = "warning" if template == "default" else "error"
+        findings.append(Finding("M006", severity, f"prompt template {template!r} does not match model_type "
+                                f"{config.get('model_type')!r}, which chats with {expected!r}",
+                                key="prompt_template", hint=f"set prompt_template=PROMPT_TEMPLATE.{expected}"))
+    name = folder.resolve().name.lower()
+    if template and template != "default" and not any(word in name for word in ("chat", "instruct", "sft")):
+        findings.append(Finding("M007", "info", f"{folder.name} looks like a base model: the {template} template "
+                                "teaches it a chat format from scratch", key=KEY, line=line))
+    return findings, stats, config

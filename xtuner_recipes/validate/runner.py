@@ -1,0 +1,119 @@
+"""Run the checks of a level over one config and collect one report.
+
+Levels: ``static`` (source only, no torch), ``load`` (+ mmengine loads it and its
+imports resolve), ``full`` (+ model directory, data, tokens, schedule, machine).
+"""
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from xtuner_recipes.validate import static
+from xtuner_recipes.validate.findings import ConfigReport
+
+LEVELS = ("static", "load", "full")
+
+
+def validate_config(path: str, *, level: str = "full", sample: int | None = None, gpus: int | None = None,
+                    strict_env: bool = False, progress: Callable[[int, int | None], None] | None = None) -> ConfigReport:
+    """Check ``path`` at ``level`` and return every finding (checks never stop at the first)."""
+    report = ConfigReport(config=str(path))
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        from xtuner_recipes.validate.findings import Finding
+
+        report.findings.append(Finding("L001", "error", f"cannot read the config: {error}"))
+        return report
+    tree, flat, findings = static.check(source, str(path))
+    report.findings += findings
+    if tree is None or level == "static" or any(f.code == "S001" for f in findings):
+        return report
+
+    from xtuner_recipes.validate import load
+
+    config, findings = load.load(str(path))
+    report.findings += findings
+    if config is None:
+        return report
+    report.findings += load.resolve_imports(config)
+    if level == "load":
+        return report
+    _full(report, config, tree, flat, sample=sample, gpus=gpus, strict_env=strict_env, progress=progress)
+    return report
+
+
+def _gpus(gpus: int | None) -> int:
+    if gpus:
+        return gpus
+    try:
+        return max(1, int(os.environ.get("NPROC_PER_NODE", "1")) * int(os.environ.get("NNODES", "1")))
+    except ValueError:
+        return 1
+
+
+def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress) -> None:
+    from xtuner_recipes.validate import data, environment, load, model, schedule, tokens
+
+    get = lambda key: load.lookup(config, key)  # noqa: E731 - a short local accessor
+    model_path = get("model.llm.pretrained_model_name_or_path") or get("pretrained_model_name_or_path")
+    max_length = get("train_dataset.max_length") or get("max_length")
+    template_name = static.template_name(tree)
+    found, stats, _ = model.check_model(model_path, max_length=max_length, template=template_name,
+                                        line=static.line_of(flat, tree, "pretrained_model_name_or_path"))
+    report.findings += found
+    report.stats.update(stats)
+
+    data_line = static.line_of(flat, tree, "data_path")
+    dataset = get("train_dataset.dataset")
+    files, why_not = data.data_files(dict(dataset.items())) if dataset is not None else (None, "no train_dataset.dataset")
+    if files is None:
+        from xtuner_recipes.validate.findings import Finding
+
+        report.findings.append(Finding("D006", "warning", f"data not checked: the config {why_not}", key="data_path",
+                                       line=data_line))
+    else:
+        scan = data.scan(files, _map_fn(get("train_dataset.dataset_map_fn")), sample=sample, line=data_line,
+                         progress=progress)
+        report.findings += scan.findings
+        report.stats.update({"data_files": scan.files, "rows": scan.rows, "usable_rows": len(scan.usable)})
+        samples = len(scan.usable)
+        pack = bool(get("train_dataset.pack_to_max_length"))
+        if scan.usable and isinstance(max_length, int):
+            tokenizer, reason = tokens.load_tokenizer(model_path) if model.looks_local(str(model_path)) and \
+                Path(str(model_path)).expanduser().is_dir() else (None, "the model directory is not here")
+            if tokenizer is None:
+                from xtuner_recipes.validate.findings import Finding
+
+                report.findings.append(Finding("T002", "info", f"token statistics skipped: {reason}",
+                                               key="pretrained_model_name_or_path"))
+            else:
+                lengths = tokens.lengths(scan.usable, tokenizer, get("prompt_template"))
+                stats, found, samples = tokens.summarize(lengths, max_length, pack)
+                report.stats.update(stats)
+                report.findings += found
+        stats, found = schedule.plan(
+            samples, batch_size=get("train_dataloader.batch_size"), gpus=_gpus(gpus),
+            max_epochs=get("train_cfg.max_epochs") or get("max_epochs"), warmup_ratio=get("warmup_ratio") or 0,
+            save_steps=get("default_hooks.checkpoint.interval"),
+            save_total_limit=get("default_hooks.checkpoint.max_keep_ckpts"), evaluation_freq=get("evaluation_freq"),
+        )
+        report.stats.update(stats)
+        report.findings += [
+            f.__class__(f.code, f.severity, f.message, f.key, static.line_of(flat, tree, f.key) if f.key else None, f.hint)
+            for f in found
+        ]
+    report.findings += environment.check_environment(
+        quantized=get("model.llm.quantization_config") is not None, uses_lora=get("model.lora") is not None,
+        strict=strict_env,
+    )
+
+
+def _map_fn(value):
+    """The config's dataset_map_fn as a callable (strings looked up as xtuner does), or None."""
+    if value is None or callable(value):
+        return value
+    from mmengine.utils.misc import get_object_from_string
+    from xtuner.registry import MAP_FUNC
+
+    return MAP_FUNC.get(value) or get_object_from_string(value)
