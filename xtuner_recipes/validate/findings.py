@@ -30,7 +30,7 @@ CODES = {
     "D005": "no usable data rows",
     "D006": "the data is loaded from a hub and was not checked",
     "T001": "samples are cut at max_length",
-    "T002": "the tokenizer could not be loaded; token statistics skipped",
+    "T002": "the model directory's tokenizer fails to load",
     "C001": "the warmup lasts zero iterations (mmengine: end should be larger than begin)",
     "C002": "save_steps is larger than the whole run: only the final checkpoint is written",
     "C003": "evaluation_freq is larger than the whole run: no chat sample is logged",

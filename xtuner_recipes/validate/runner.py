@@ -80,14 +80,15 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress) -> 
         samples = len(scan.usable)
         pack = bool(get("train_dataset.pack_to_max_length"))
         if scan.usable and isinstance(max_length, int):
-            tokenizer, reason = tokens.load_tokenizer(model_path) if model.looks_local(str(model_path)) and \
-                Path(str(model_path)).expanduser().is_dir() else (None, "the model directory is not here")
-            if tokenizer is None:
+            local = model.looks_local(str(model_path)) and Path(str(model_path)).expanduser().is_dir()
+            tokenizer, reason = tokens.load_tokenizer(model_path) if local else (None, None)
+            if tokenizer is None and reason is not None:
                 from xtuner_recipes.validate.findings import Finding
 
-                report.findings.append(Finding("T002", "info", f"token statistics skipped: {reason}",
-                                               key="pretrained_model_name_or_path"))
-            else:
+                report.findings.append(Finding("T002", "error", f"the tokenizer fails to load: {reason}",
+                                               key="pretrained_model_name_or_path",
+                                               line=static.line_of(flat, tree, "pretrained_model_name_or_path")))
+            elif tokenizer is not None:
                 lengths = tokens.lengths(scan.usable, tokenizer, get("prompt_template"))
                 stats, found, samples = tokens.summarize(lengths, max_length, pack)
                 report.stats.update(stats)
