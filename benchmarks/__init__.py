@@ -1,0 +1,1 @@
+"""Benchmarks against xtuner's own tools: ``python -m benchmarks`` (see BENCHMARKS.md)."""
