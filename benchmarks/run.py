@@ -26,13 +26,14 @@ SHIPPED = "internlm_chat_7b_qlora_oasst1_e3"
 
 def measure(command: list[str], cwd: Path) -> tuple[float, float, float]:
     """(wall s, cpu s, peak MiB) of one run of ``command``."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        raise RuntimeError(f"{' '.join(command)} failed: {process.stderr.read().decode()[-500:]}")
-    process.stderr.close()
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty child can't block on it
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) not in (0, 1):
+            errors.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed: {errors.read().decode()[-500:]}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
     table = render(rows, args.rounds)
     print(table)
     if not args.no_write:
-        write(table)
+        write(table, " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]))
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
@@ -107,11 +108,11 @@ def render(rows, rounds) -> str:
     return "\n".join(lines)
 
 
-def write(table: str) -> None:
+def write(table: str, command: str) -> None:
     versions = {name: _version(name) for name in ("xtuner", "torch", "mmengine")}
     machine = (f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
                f"Python {platform.python_version()}, " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    section = (f"\n## {datetime.date.today().isoformat()}\n\nmachine: {machine}\n\ncommand: `python -m benchmarks`\n\n"
+    section = (f"\n## {datetime.date.today().isoformat()}\n\nmachine: {machine}\n\ncommand: `{command}`\n\n"
                f"{table}\n")
     path = ROOT / "BENCHMARKS.md"
     head = "# Benchmarks\n\nMeasured with `python -m benchmarks`, newest last.\n"
