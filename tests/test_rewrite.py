@@ -129,10 +129,19 @@ def test_parse_override_errors_say_what_they_got(text, message):
 
 
 def _literal_settings(source):
-    """Top-level settings with a literal int/float value: candidates for random overrides."""
+    """Top-level settings with a literal value that is also their final value: candidates for overrides.
+
+    A setting changed again later (``accumulative_counts *= sequence_parallel_size``) loads
+    as the computed value, so it can't be checked against the override's literal.
+    """
+    import ast
+
+    recomputed = {n.target.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)}
     found = {}
     module = parse_config(source)
     for name, binding in bindings(module).items():
+        if name in recomputed:
+            continue
         text = module.code_for_node(binding.value)
         if name in {"lr", "max_epochs", "batch_size", "accumulative_counts", "max_length", "warmup_ratio", "save_steps"}:
             found[name] = text
