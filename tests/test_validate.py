@@ -198,3 +198,17 @@ def test_no_false_alarms_on_shipped_configs(xtuner_configs, cli):
             if finding["severity"] == "error":
                 assert any(name in finding["message"] for name in not_installed), (report["config"], finding)
     assert sum(not r["ok"] for r in reports) <= 12
+
+
+def test_text_report_puts_data_row_lines_on_the_data_file():
+    from xtuner_recipes.validate import ConfigReport, Finding
+    from xtuner_recipes.validate.report import render_text
+
+    report = ConfigReport("cfg.py", [
+        Finding("D002", "error", "train.jsonl:7 cannot be read: not valid JSON", key="data_path", line=7),
+        Finding("S003", "error", "lr: -1 is less than the minimum of 0", key="lr", line=12),
+    ])
+    text = render_text([report])
+    assert "  cfg.py: error D002 [data_path] train.jsonl:7 cannot be read" in text
+    assert "  cfg.py:12: error S003 [lr]" in text
+    assert "cfg.py:7" not in text

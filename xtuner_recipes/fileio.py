@@ -19,9 +19,8 @@ def write_atomic(path: Path, text: str, *, force: bool) -> None:
     path = Path(path)
     if path.exists() and not force:
         raise OutputExistsError(f"{path} already exists", hint="pass --force to overwrite it")
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)

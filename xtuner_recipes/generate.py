@@ -11,11 +11,12 @@ from pathlib import Path
 
 from xtuner_recipes import model_info, xtuner_info
 from xtuner_recipes.errors import OverrideError
+from xtuner_recipes.paths import is_local_data, looks_local
 from xtuner_recipes.recipes import Recipe, get_recipe
 from xtuner_recipes.resources import resource_path
 from xtuner_recipes.rewrite import apply_overrides
-from xtuner_recipes.rewrite.api import is_local_data, parse_config
-from xtuner_recipes.rewrite.locate import bindings
+from xtuner_recipes.rewrite.api import parse_config
+from xtuner_recipes.rewrite.locate import bindings, code_of
 from xtuner_recipes.rewrite.overrides import Override
 from xtuner_recipes.rewrite.values import literal
 
@@ -64,7 +65,7 @@ def _template_choice(recipe: Recipe, model: str, overrides: list[Override]) -> t
 def _warnings(model: str, data: str) -> list[str]:
     found = []
     model_dir = Path(model).expanduser()
-    if is_local_data(model) or model.startswith(("./", "../", "/", "~")):
+    if looks_local(model):
         if not model_dir.exists():
             found.append(f"model directory {model} does not exist yet; training will fail until it does")
         elif not (model_dir / "config.json").is_file():
@@ -96,23 +97,11 @@ def generate(
     result = apply_overrides(
         source_path.read_text(encoding="utf-8"), edits + list(overrides), data_path=data, filename=str(source_path)
     )
-    chosen = _final_template(result.code)
+    final = {name: code_of(binding.value) for name, binding in bindings(parse_config(result.code)).items()}
+    chosen = final.get("prompt_template", "").removeprefix("PROMPT_TEMPLATE.")
     if output is None:
-        epochs = _literal_setting(result.code, "max_epochs")
-        suffix = f"_e{epochs}" if isinstance(epochs, int) else ""
+        is_literal, epochs = literal(final.get("max_epochs", ""))
+        suffix = f"_e{epochs}" if is_literal and isinstance(epochs, int) else ""
         output = Path(f"{model_info.model_slug(model)}_qlora_{recipe.name}{suffix}.py")
     return GenResult(recipe, Path(output), result.code, chosen, why, tuple(_warnings(model, data)), result.notes)
 
-
-def _literal_setting(code: str, name: str):
-    binding = bindings(parse_config(code)).get(name)
-    if binding is None:
-        return None
-    ok, value = literal(parse_config("").code_for_node(binding.value))
-    return value if ok else None
-
-
-def _final_template(code: str) -> str:
-    binding = bindings(parse_config(code)).get("prompt_template")
-    text = parse_config("").code_for_node(binding.value) if binding else ""
-    return text.removeprefix("PROMPT_TEMPLATE.")

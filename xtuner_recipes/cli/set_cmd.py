@@ -4,7 +4,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from xtuner_recipes.cli.common import EXIT_OK, EXIT_USAGE, add_command, warn
+from xtuner_recipes.cli.common import EXIT_OK, EXIT_USAGE, add_command
 from xtuner_recipes.fileio import write_atomic
 from xtuner_recipes.generate import normalize_template
 from xtuner_recipes.rewrite import Override, apply_overrides, parse_override
@@ -41,7 +41,7 @@ def run(args) -> int:
         overrides.insert(0, Override(("pretrained_model_name_or_path",), repr(args.model)))
     result = apply_overrides(source, overrides, data_path=args.data, filename=str(args.config))
     for note in result.notes:
-        warn(note) if "only this argument" in note else print(f"note: {note}", file=sys.stderr)
+        print(f"note: {note}", file=sys.stderr)
     if args.diff:
         sys.stdout.writelines(
             difflib.unified_diff(

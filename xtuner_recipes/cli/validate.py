@@ -3,6 +3,7 @@
 import sys
 
 from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_OK, add_command
+from xtuner_recipes.validate.runner import LEVELS
 
 EXAMPLES = """  xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes validate configs/*.py --level static --format json
@@ -13,7 +14,7 @@ def add_parser(commands) -> None:
     parser = add_command(commands, "validate", "Check configs: source, imports, model, data, schedule, machine.",
                          EXAMPLES, run)
     parser.add_argument("configs", nargs="+", metavar="CONFIG")
-    parser.add_argument("--level", choices=("static", "load", "full"), default="full",
+    parser.add_argument("--level", choices=LEVELS, default="full",
                         help="static: source only; load: + mmengine and imports; full (default): + model, data, schedule")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--sample", type=int, metavar="N", help="check only the first N data rows")

@@ -6,19 +6,16 @@
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import libcst as cst
 
 from xtuner_recipes import settings
+from xtuner_recipes.paths import is_data_folder, is_local_data
 from xtuner_recipes.errors import OverrideError
 from xtuner_recipes.rewrite import locate
 from xtuner_recipes.rewrite.overrides import Override
 from xtuner_recipes.rewrite.transformers import AddImports, RemoveEntry, ReplaceValue, SwitchLoader
 from xtuner_recipes.rewrite.values import NOT_A_LITERAL, value_expression
-
-LOCAL_DATA_SUFFIXES = (".json", ".jsonl")
-
 
 @dataclass(frozen=True)
 class RewriteResult:
@@ -38,17 +35,6 @@ def parse_config(source: str, filename: str = "<config>") -> cst.Module:
         raise OverrideError(
             f"{filename}:{error.raw_line}:{error.raw_column}: the config is not valid Python: {error.message}"
         ) from None
-
-
-def is_local_data(path: str) -> bool:
-    """Whether ``path`` names local files rather than a hub dataset id."""
-    return Path(path).exists() or path.endswith(LOCAL_DATA_SUFFIXES) or path.startswith((".", "/", "~"))
-
-
-def is_data_folder(path: str) -> bool:
-    """A local data path that is (or, not existing yet, will be) a folder of JSON files."""
-    candidate = Path(path).expanduser()
-    return candidate.is_dir() if candidate.exists() else not path.endswith(LOCAL_DATA_SUFFIXES)
 
 
 def apply_overrides(
@@ -99,8 +85,8 @@ def _set(tree: cst.Module, override: Override) -> tuple[cst.Module, str, object,
         if isinstance(value, str) and isinstance(target.value, cst.SimpleString):
             expression = cst.SimpleString(_quoted(value, target.value.quote))
     if target.binding is None and _mentions_variables(target.value, tree):
-        notes.append(f"{override.key} was the expression {_code(target.value)!r}; only this argument was replaced")
-    if _code(expression) == _code(target.value):
+        notes.append(f"{override.key} was the expression {locate.code_of(target.value)!r}; only this argument was replaced")
+    if locate.code_of(expression) == locate.code_of(target.value):
         return tree, target.key, value, notes  # already so: leave the bytes alone
     return tree.visit(ReplaceValue({id(target.entry): expression})), target.key, value, notes
 
@@ -137,10 +123,6 @@ def _switch_loader(tree: cst.Module, folder: bool) -> tuple[cst.Module, list[str
     tree = tree.visit(AddImports(missing))
     how = "data_dir=data_path" if folder else "data_files=dict(train=data_path)"
     return tree, [f"the dataset now loads local JSON: load_dataset(path='json', {how})"]
-
-
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module([]).code_for_node(node)
 
 
 def _names_in(node: cst.CSTNode) -> set[str]:

@@ -74,18 +74,24 @@ def bound_names(module: cst.Module) -> set[str]:
                     if alias.asname is not None:
                         names.add(alias.asname.name.value)
                     elif isinstance(small, cst.Import):
-                        names.add(_dotted(alias.name).split(".")[0])
+                        names.add(dotted_name(alias.name).split(".")[0])
                     else:
-                        names.add(_dotted(alias.name))
+                        names.add(dotted_name(alias.name))
     return names
 
 
-def _dotted(node: cst.BaseExpression) -> str:
+def dotted_name(node: cst.BaseExpression) -> str:
+    """``a.b.c`` for a Name or Attribute chain, else ``""``."""
     if isinstance(node, cst.Name):
         return node.value
     if isinstance(node, cst.Attribute):
-        return f"{_dotted(node.value)}.{node.attr.value}"
+        return f"{dotted_name(node.value)}.{node.attr.value}"
     return ""
+
+
+def code_of(node: cst.CSTNode) -> str:
+    """The source text of one node."""
+    return cst.Module([]).code_for_node(node)
 
 
 def children(node: cst.BaseExpression) -> list[tuple[str | int, cst.CSTNode, cst.BaseExpression]]:

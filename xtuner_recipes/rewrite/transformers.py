@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import libcst as cst
 
+from xtuner_recipes.rewrite.locate import code_of, dotted_name
+
 
 class ReplaceValue(cst.CSTTransformer):
     """Give each entry (Assign, AnnAssign, Arg, DictElement, Element) a new value expression."""
@@ -93,12 +95,10 @@ class SwitchLoader(cst.CSTTransformer):
     ``process_hf_dataset``.
     """
 
-    def __init__(self, variable: str, folder: bool, load_dataset: str = "load_dataset", process: str = "process_hf_dataset"):
+    def __init__(self, variable: str, folder: bool):
         super().__init__()
         self.variable = variable
         self.folder = folder
-        self.load_dataset = load_dataset
-        self.process = process
         self.switched = 0
 
     def _reads_variable(self, node: cst.BaseExpression) -> bool:
@@ -119,7 +119,7 @@ class SwitchLoader(cst.CSTTransformer):
         loader = _keyword(args, "type")
         if loader is None or not any(self._source_arg(arg) for arg in args):
             return self._rename_process(updated_node)
-        if _dotted(loader.value) not in {self.load_dataset, "MsDataset.load"}:
+        if dotted_name(loader.value) not in {"load_dataset", "MsDataset.load"}:
             return updated_node
         others = [a for a in args if a.keyword is None or a.keyword.value not in _SOURCE_KEYS]
         rebuilt = self._wanted_args(args) + others
@@ -131,7 +131,7 @@ class SwitchLoader(cst.CSTTransformer):
         return updated_node.with_changes(args=[a.with_changes(comma=c) for a, c in zip(rebuilt, commas)])
 
     def _wanted_args(self, args: list[cst.Arg]) -> list[cst.Arg]:
-        type_arg = _keyword(args, "type").with_changes(value=cst.Name(self.load_dataset))
+        type_arg = _keyword(args, "type").with_changes(value=cst.Name("load_dataset"))
         path_arg = cst.Arg(keyword=cst.Name("path"), value=cst.SimpleString("'json'"), equal=_EQUAL)
         if self.folder:
             source = cst.Arg(keyword=cst.Name("data_dir"), value=cst.Name(self.variable), equal=_EQUAL)
@@ -147,9 +147,9 @@ class SwitchLoader(cst.CSTTransformer):
         if not self.switched:
             return node
         type_arg = _keyword(list(node.args), "type")
-        if type_arg is not None and _dotted(type_arg.value) == "process_ms_dataset":
+        if type_arg is not None and dotted_name(type_arg.value) == "process_ms_dataset":
             return node.with_changes(
-                args=[a.with_changes(value=cst.Name(self.process)) if a is type_arg else a for a in node.args]
+                args=[a.with_changes(value=cst.Name("process_hf_dataset")) if a is type_arg else a for a in node.args]
             )
         return node
 
@@ -160,7 +160,7 @@ _EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_
 
 def _shape(arg: cst.Arg) -> str:
     """An argument's meaning without its formatting: quotes and spaces don't count."""
-    return ast.dump(ast.parse(f"f({cst.Module([]).code_for_node(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT))})", mode="eval"))
+    return ast.dump(ast.parse(f"f({code_of(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT))})", mode="eval"))
 
 
 def _keyword(args: list[cst.Arg], name: str) -> cst.Arg | None:
@@ -176,14 +176,6 @@ def _parts(node: cst.BaseExpression) -> list[cst.CSTNode]:
     if isinstance(node, cst.List | cst.Tuple | cst.Dict):
         return list(node.elements)
     return []
-
-
-def _dotted(node: cst.BaseExpression) -> str:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return f"{_dotted(node.value)}.{node.attr.value}"
-    return ""
 
 
 class AddImports(cst.CSTTransformer):

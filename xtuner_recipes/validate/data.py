@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xtuner_recipes.paths import looks_local
 from xtuner_recipes.validate.findings import Finding
 
 LISTED = 5  # failures shown one by one; the rest are counted
@@ -53,7 +54,7 @@ def data_files(dataset: dict) -> tuple[list[str] | None, str | None]:
         names = sorted(str(p) for p in Path(folder).iterdir() if p.suffix in (".json", ".jsonl"))
         train = [n for n in names if "train" in Path(n).name]
         return train or names, None
-    if folder.startswith((".", "/", "~")) or dataset.get("data_dir"):
+    if looks_local(folder) or dataset.get("data_dir"):
         return [folder], None  # a local path that is missing: reported as D001
     return None, f"loads {folder!r} from the Hugging Face hub"
 
@@ -93,13 +94,13 @@ def _where(row: Row, index: int) -> str:
     return f"{row.file}:{row.line}" if row.line else f"{row.file} record {index}"
 
 
-def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, line: int | None,
+def scan(files: list[str], map_fn: Callable | None, *, sample: int | None,
          progress: Callable[[int, int | None], None] | None = None) -> DataScan:
     """Read ``files``, map each row, and report what fails."""
     result = DataScan(files=files)
     missing = [f for f in files if not Path(f).exists()]
     for path in missing:
-        result.findings.append(Finding("D001", "error", f"data file {path} does not exist", key="data_path", line=line))
+        result.findings.append(Finding("D001", "error", f"data file {path} does not exist", key="data_path"))
     bad_rows, failed, empty = [], [], 0
     for index, row in enumerate((r for f in files if f not in missing for r in read_rows(f)), start=1):
         if sample is not None and index > sample:
@@ -130,9 +131,9 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, line:
     if empty:
         result.findings.append(Finding("D004", "warning", f"{empty} of {result.rows} rows map to an empty "
                                        "conversation and will be dropped", key="data_path"))
-    if result.rows and not result.usable or (not missing and result.rows == 0):
+    if not result.usable and (result.rows or not missing):
         result.findings.append(Finding("D005", "error", "no usable data rows: training would have nothing to learn",
-                                       key="data_path", line=line))
+                                       key="data_path"))
     if progress is not None:
         progress(result.rows, result.rows)
     return result

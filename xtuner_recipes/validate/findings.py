@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass, field
 
 SEVERITIES = ("error", "warning", "info")
 
+# For these codes `line` is a line of the data file (named in the message), not of the config.
+DATA_ROW_CODES = frozenset({"D002", "D003"})
+
 # Every code, its family (by prefix) and what it means. Codes are never reused.
 CODES = {
     "S001": "the config is not valid Python",

@@ -3,33 +3,30 @@
 from pathlib import Path
 
 from xtuner_recipes import model_info
+from xtuner_recipes.paths import looks_local
 from xtuner_recipes.validate.findings import Finding
 
 KEY = "pretrained_model_name_or_path"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "qwen.tiktoken")
 
 
-def looks_local(path: str) -> bool:
-    return path.startswith((".", "/", "~")) or Path(path).expanduser().exists()
-
-
-def check_model(path, *, max_length, template, line) -> tuple[list[Finding], dict, dict | None]:
+def check_model(path, *, max_length, template) -> tuple[list[Finding], dict, dict | None]:
     """Findings, stats and the parsed ``config.json`` (None when there is none)."""
     if not isinstance(path, str):
         return [], {}, None
     folder = Path(path).expanduser()
     if not folder.exists():
         if looks_local(path):
-            return [Finding("M001", "error", f"model directory {path} does not exist", key=KEY, line=line)], {}, None
+            return [Finding("M001", "error", f"model directory {path} does not exist", key=KEY)], {}, None
         return [Finding("M002", "warning", f"{path} is not a local directory: it will be downloaded from the hub",
-                        key=KEY, line=line, hint="download it first to check it here")], {}, None
+                        key=KEY, hint="download it first to check it here")], {}, None
     findings = []
     config = model_info.read_config(path)
     if config is None:
-        findings.append(Finding("M003", "error", f"{path} has no readable config.json", key=KEY, line=line))
+        findings.append(Finding("M003", "error", f"{path} has no readable config.json", key=KEY))
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         findings.append(Finding("M004", "error", f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES)})",
-                                key=KEY, line=line))
+                                key=KEY))
     if config is None:
         return findings, {}, None
     stats = {"model_type": config.get("model_type"), "max_position_embeddings": config.get("max_position_embeddings")}
@@ -47,5 +44,5 @@ def check_model(path, *, max_length, template, line) -> tuple[list[Finding], dic
     name = folder.resolve().name.lower()
     if template and template != "default" and not any(word in name for word in ("chat", "instruct", "sft")):
         findings.append(Finding("M007", "info", f"{folder.name} looks like a base model: the {template} template "
-                                "teaches it a chat format from scratch", key=KEY, line=line))
+                                "teaches it a chat format from scratch", key=KEY))
     return findings, stats, config

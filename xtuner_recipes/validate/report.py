@@ -6,6 +6,8 @@ The JSON keys are public API, documented in ``schemas/report.schema.json``.
 import json
 import os
 
+from xtuner_recipes.validate.findings import DATA_ROW_CODES, SEVERITIES
+
 _COLOURS = {"error": "31", "warning": "33", "info": "36", "ok": "32"}
 
 
@@ -22,7 +24,8 @@ def render_text(reports, *, colour: bool = False) -> str:
     for report in reports:
         lines.append(f"{report.config}: " + (_paint("ok", "ok", colour) if report.ok else _paint("FAILED", "error", colour)))
         for f in report.findings:
-            where = f"{report.config}:{f.line}" if f.line else report.config
+            # A data row's line belongs to the data file, which its message names.
+            where = f"{report.config}:{f.line}" if f.line and f.code not in DATA_ROW_CODES else report.config
             key = f" [{f.key}]" if f.key else ""
             lines.append(f"  {where}: {_paint(f.severity, f.severity, colour)} {f.code}{key} {f.message}")
             if f.hint:
@@ -30,7 +33,7 @@ def render_text(reports, *, colour: bool = False) -> str:
         if report.stats:
             shown = {k: v for k, v in report.stats.items() if k != "data_files"}
             lines.append("  stats: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
-    counts = {s: sum(f.severity == s for r in reports for f in r.findings) for s in ("error", "warning", "info")}
+    counts = {s: sum(f.severity == s for r in reports for f in r.findings) for s in SEVERITIES}
     failed = sum(not r.ok for r in reports)
     lines.append(f"{len(reports)} config(s), {failed} failed: {counts['error']} error(s), "
                  f"{counts['warning']} warning(s), {counts['info']} note(s)")

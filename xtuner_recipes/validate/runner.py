@@ -4,12 +4,14 @@ Levels: ``static`` (source only, no torch), ``load`` (+ mmengine loads it and it
 imports resolve), ``full`` (+ model directory, data, tokens, schedule, machine).
 """
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+from xtuner_recipes.paths import looks_local
 from xtuner_recipes.validate import static
-from xtuner_recipes.validate.findings import ConfigReport
+from xtuner_recipes.validate.findings import DATA_ROW_CODES, ConfigReport, Finding
 
 LEVELS = ("static", "load", "full")
 
@@ -21,8 +23,6 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
     try:
         source = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        from xtuner_recipes.validate.findings import Finding
-
         report.findings.append(Finding("L001", "error", f"cannot read the config: {error}"))
         return report
     tree, flat, findings = static.check(source, str(path))
@@ -40,6 +40,12 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
     if level == "load":
         return report
     _full(report, config, tree, flat, sample=sample, gpus=gpus, strict_env=strict_env, progress=progress)
+    # Checks past the source know the setting, not the line: find it once, here.
+    report.findings = [
+        dataclasses.replace(f, line=static.line_of(flat, tree, f.key))
+        if f.key and f.line is None and f.code not in DATA_ROW_CODES else f
+        for f in report.findings
+    ]
     return report
 
 
@@ -59,35 +65,26 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress) -> 
     model_path = get("model.llm.pretrained_model_name_or_path") or get("pretrained_model_name_or_path")
     max_length = get("train_dataset.max_length") or get("max_length")
     template_name = static.template_name(tree)
-    found, stats, _ = model.check_model(model_path, max_length=max_length, template=template_name,
-                                        line=static.line_of(flat, tree, "pretrained_model_name_or_path"))
+    found, stats, _ = model.check_model(model_path, max_length=max_length, template=template_name)
     report.findings += found
     report.stats.update(stats)
 
-    data_line = static.line_of(flat, tree, "data_path")
     dataset = get("train_dataset.dataset")
     files, why_not = data.data_files(dict(dataset.items())) if dataset is not None else (None, "no train_dataset.dataset")
     if files is None:
-        from xtuner_recipes.validate.findings import Finding
-
-        report.findings.append(Finding("D006", "warning", f"data not checked: the config {why_not}", key="data_path",
-                                       line=data_line))
+        report.findings.append(Finding("D006", "warning", f"data not checked: the config {why_not}", key="data_path"))
     else:
-        scan = data.scan(files, _map_fn(get("train_dataset.dataset_map_fn")), sample=sample, line=data_line,
-                         progress=progress)
+        scan = data.scan(files, _map_fn(get("train_dataset.dataset_map_fn")), sample=sample, progress=progress)
         report.findings += scan.findings
         report.stats.update({"data_files": scan.files, "rows": scan.rows, "usable_rows": len(scan.usable)})
         samples = len(scan.usable)
         pack = bool(get("train_dataset.pack_to_max_length"))
         if scan.usable and isinstance(max_length, int):
-            local = model.looks_local(str(model_path)) and Path(str(model_path)).expanduser().is_dir()
+            local = looks_local(str(model_path)) and Path(str(model_path)).expanduser().is_dir()
             tokenizer, reason = tokens.load_tokenizer(model_path) if local else (None, None)
             if tokenizer is None and reason is not None:
-                from xtuner_recipes.validate.findings import Finding
-
                 report.findings.append(Finding("T002", "error", f"the tokenizer fails to load: {reason}",
-                                               key="pretrained_model_name_or_path",
-                                               line=static.line_of(flat, tree, "pretrained_model_name_or_path")))
+                                               key="pretrained_model_name_or_path"))
             elif tokenizer is not None:
                 lengths = tokens.lengths(scan.usable, tokenizer, get("prompt_template"))
                 stats, found, samples = tokens.summarize(lengths, max_length, pack)
@@ -100,10 +97,7 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress) -> 
             save_total_limit=get("default_hooks.checkpoint.max_keep_ckpts"), evaluation_freq=get("evaluation_freq"),
         )
         report.stats.update(stats)
-        report.findings += [
-            f.__class__(f.code, f.severity, f.message, f.key, static.line_of(flat, tree, f.key) if f.key else None, f.hint)
-            for f in found
-        ]
+        report.findings += found
     report.findings += environment.check_environment(
         quantized=get("model.llm.quantization_config") is not None, uses_lora=get("model.lora") is not None,
         strict=strict_env,
