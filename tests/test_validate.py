@@ -79,7 +79,8 @@ def plant(case, tmp_path, tiny_model, cli):
 def test_planted_mistake_is_reported(fixture, tmp_path, tiny_model, cli):
     case = json.loads(fixture.read_text())
     config = plant(case, tmp_path, tiny_model, cli)
-    rc, (report,) = validate(cli, config)
+    extra = ["--gpu-mem", str(case["gpu_mem"])] if "gpu_mem" in case else []
+    rc, (report,) = validate(cli, config, *extra)
     expect = case["expect"]
     found = [f for f in report["findings"] if f["code"] == expect["code"]]
     assert found, report["findings"]
@@ -212,3 +213,28 @@ def test_text_report_puts_data_row_lines_on_the_data_file():
     assert "  cfg.py: error D002 [data_path] train.jsonl:7 cannot be read" in text
     assert "  cfg.py:12: error S003 [lr]" in text
     assert "cfg.py:7" not in text
+
+
+def test_memory_estimate_parts_and_scaling():
+    from xtuner_recipes.validate.memory import Arch, Run, estimate
+
+    arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
+    short, long = estimate(arch, Run(max_length=512)), estimate(arch, Run(max_length=2048))
+    # The weights do not grow with the sequence; the logits do, 4x for 4x the tokens.
+    assert short.parts["weights"] == long.parts["weights"]
+    assert long.parts["logits_and_loss"] == pytest.approx(4 * short.parts["logits_and_loss"], rel=1e-3)
+    assert short.peak_gib < long.peak_gib
+    # 4-bit NF4 with double quant holds the decoder's 6.48e9 linear weights in about 3.1 GiB.
+    lora = estimate(arch, Run(max_length=512, quantization="none"))
+    assert lora.parts["weights"] > 4 * short.parts["weights"] - 13  # fp32 base vs 4-bit + fp32 embeddings
+    zero3 = estimate(arch, Run(max_length=512, zero_stage=3, gpus=8))
+    assert zero3.parts["weights"] == short.parts["weights"]  # ZeRO-3 does not shard 4-bit weights
+    assert zero3.parts["optimizer_states"] == pytest.approx(short.parts["optimizer_states"] / 8, rel=1e-3)
+
+
+def test_memory_estimate_in_the_report(tmp_path, tiny_model, cli):
+    config = plant({"recipe": "medqa"}, tmp_path, tiny_model, cli)
+    rc, (report,) = validate(cli, config, "--gpu-mem", "80")
+    assert rc == 0 and report["stats"]["gpu_mem_gib"] == 80
+    parts = report["stats"]["estimated_memory_gib"]
+    assert 0 < report["stats"]["estimated_peak_gib"] < 1 and set(parts) >= {"weights", "logits_and_loss"}

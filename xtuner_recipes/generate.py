@@ -84,6 +84,7 @@ def generate(
     data: str | None = None,
     overrides: list[Override] = (),
     output: Path | None = None,
+    gpus: int = 1,
 ) -> GenResult:
     """Render recipe ``task``'s template for ``model`` and ``data`` with ``overrides`` applied."""
     recipe = get_recipe(task)
@@ -97,11 +98,19 @@ def generate(
     result = apply_overrides(
         source_path.read_text(encoding="utf-8"), edits + list(overrides), data_path=data, filename=str(source_path)
     )
+    notes = list(result.notes)
+    if gpus != 1:
+        from xtuner_recipes.batch import gpus_override
+
+        edit, sentence = gpus_override(result.code, gpus, str(source_path))
+        if edit is not None:
+            result = apply_overrides(result.code, [edit], filename=str(source_path))
+        notes.append(sentence)
     final = {name: code_of(binding.value) for name, binding in bindings(parse_config(result.code)).items()}
     chosen = final.get("prompt_template", "").removeprefix("PROMPT_TEMPLATE.")
     if output is None:
         is_literal, epochs = literal(final.get("max_epochs", ""))
         suffix = f"_e{epochs}" if is_literal and isinstance(epochs, int) else ""
         output = Path(f"{model_info.model_slug(model)}_qlora_{recipe.name}{suffix}.py")
-    return GenResult(recipe, Path(output), result.code, chosen, why, tuple(_warnings(model, data)), result.notes)
+    return GenResult(recipe, Path(output), result.code, chosen, why, tuple(_warnings(model, data)), tuple(notes))
 

@@ -10,17 +10,20 @@ import argparse
 import sys
 
 from xtuner_recipes import __version__
-from xtuner_recipes.cli import gen, list_cmd, set_cmd, validate
+from xtuner_recipes.cli import gen, list_cmd, plan, set_cmd, smoke, train, validate
 from xtuner_recipes.cli.common import EXIT_USAGE, report_error
 from xtuner_recipes.errors import RecipeError
 
-COMMANDS = (list_cmd, gen, set_cmd, validate)
+COMMANDS = (list_cmd, gen, set_cmd, validate, smoke, plan, train)
 
 EPILOG = """examples:
   xtuner-recipes list
   xtuner-recipes gen medqa --model ./internlm-chat-7b --data ./medqa/train.jsonl
   xtuner-recipes set my_config.py lr=1e-5 model.lora.r=16 --in-place
   xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
+  xtuner-recipes smoke internlm_chat_7b_qlora_medqa_e3.py
+  xtuner-recipes plan internlm_chat_7b_qlora_medqa_e3.py --gpus 8
+  xtuner-recipes train internlm_chat_7b_qlora_medqa_e3.py --deepspeed deepspeed_zero2
 
 Run `xtuner-recipes COMMAND --help` for each command's options."""
 

@@ -11,7 +11,8 @@ from xtuner_recipes.rewrite import parse_override
 
 EXAMPLES = """  xtuner-recipes gen medqa --model ./internlm-chat-7b --data ./medqa/train.jsonl
   xtuner-recipes gen oasst1 --model ./internlm-chat-7b --set max_length=1024 --set lr=1e-4
-  xtuner-recipes gen msagent --model ./internlm2-chat-7b -o agent.py --force"""
+  xtuner-recipes gen msagent --model ./internlm2-chat-7b -o agent.py --force
+  xtuner-recipes gen medqa --model ./internlm-chat-7b --gpus 8"""
 
 
 def add_parser(commands) -> None:
@@ -23,6 +24,8 @@ def add_parser(commands) -> None:
         "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
         help="override a setting (Python literal), e.g. --set lr=1e-4; repeatable",
     )
+    parser.add_argument("--gpus", type=int, default=1, metavar="N",
+                        help="GPUs per run: accumulative_counts is divided to keep the global batch (default: 1)")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="output file (default: xtuner's naming)")
     parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
@@ -30,9 +33,11 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     overrides = [parse_override(text) for text in args.sets]
-    result = generate(args.task, args.model, data=args.data, overrides=overrides, output=args.output)
+    result = generate(args.task, args.model, data=args.data, overrides=overrides, output=args.output,
+                      gpus=args.gpus)
     write_atomic(result.output, result.code, force=args.force)
-    next_command = f"xtuner train {result.output} --deepspeed deepspeed_zero2"
+    launch = f"NPROC_PER_NODE={args.gpus} " if args.gpus > 1 else ""
+    next_command = f"{launch}xtuner train {result.output} --deepspeed deepspeed_zero2"
     if args.json:
         print_json({
             "output": str(result.output),

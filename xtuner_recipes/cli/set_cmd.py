@@ -1,5 +1,6 @@
 """``xtuner-recipes set CONFIG KEY=VALUE...``: edit any xtuner config, keeping everything else."""
 
+import dataclasses
 import difflib
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ from xtuner_recipes.rewrite import Override, apply_overrides, parse_override
 EXAMPLES = """  xtuner-recipes set internlm_chat_7b_qlora_oasst1_e3.py lr=1e-5 max_epochs=1 -o mine.py
   xtuner-recipes set mine.py model.lora.r=16 '~model.llm.quantization_config' --in-place
   xtuner-recipes set mine.py --model ./internlm-chat-7b --data ./train.jsonl --diff
-  xtuner-recipes set mine.py param_scheduler.0.start_factor=1e-4 prompt_template=internlm2_chat"""
+  xtuner-recipes set mine.py param_scheduler.0.start_factor=1e-4 prompt_template=internlm2_chat
+  xtuner-recipes set mine.py --gpus 8 --in-place"""
 
 
 def add_parser(commands) -> None:
@@ -23,6 +25,8 @@ def add_parser(commands) -> None:
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="KEY=VALUE or ~KEY (dotted paths allowed)")
     parser.add_argument("--model", metavar="PATH", help="set pretrained_model_name_or_path")
     parser.add_argument("--data", metavar="PATH", help="set data_path; local JSON switches the loader to json")
+    parser.add_argument("--gpus", type=int, metavar="N",
+                        help="divide accumulative_counts by N to keep the config's 1-GPU global batch on N GPUs")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", type=Path, metavar="OUT", help="write the result to OUT")
     where.add_argument("--in-place", action="store_true", help="rewrite CONFIG itself")
@@ -40,7 +44,16 @@ def run(args) -> int:
     if args.model is not None:
         overrides.insert(0, Override(("pretrained_model_name_or_path",), repr(args.model)))
     result = apply_overrides(source, overrides, data_path=args.data, filename=str(args.config))
-    for note in result.notes:
+    notes = list(result.notes)
+    if args.gpus is not None:
+        from xtuner_recipes.batch import gpus_override
+
+        edit, sentence = gpus_override(result.code, args.gpus, str(args.config))
+        if edit is not None:
+            extra = apply_overrides(result.code, [edit], filename=str(args.config))
+            result = dataclasses.replace(result, code=extra.code, changed=result.changed + extra.changed)
+        notes.append(sentence + " (assuming the config's accumulative_counts was for 1 GPU)")
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if args.diff:
         sys.stdout.writelines(

@@ -7,7 +7,8 @@ from xtuner_recipes.validate.runner import LEVELS
 
 EXAMPLES = """  xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes validate configs/*.py --level static --format json
-  xtuner-recipes validate my.py --sample 1000 --gpus 8 --strict-env"""
+  xtuner-recipes validate my.py --sample 1000 --gpus 8 --strict-env
+  xtuner-recipes validate my.py --gpu-mem 24   # will it fit on a 24 GiB card?"""
 
 
 def add_parser(commands) -> None:
@@ -19,6 +20,10 @@ def add_parser(commands) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--sample", type=int, metavar="N", help="check only the first N data rows")
     parser.add_argument("--gpus", type=int, metavar="N", help="GPUs for the schedule (default: NPROC_PER_NODE x NNODES)")
+    parser.add_argument("--gpu-mem", type=float, metavar="GIB",
+                        help="check the memory estimate against a card of GIB GiB (default: this machine's GPU)")
+    parser.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3), default=0,
+                        help="DeepSpeed ZeRO stage for the memory estimate (default: 0, none)")
     parser.add_argument("--strict-env", action="store_true", help="machine findings (no GPU, ...) are errors")
 
 
@@ -41,7 +46,7 @@ def run(args) -> int:
 
     reports = [
         validate_config(path, level=args.level, sample=args.sample, gpus=args.gpus, strict_env=args.strict_env,
-                        progress=_progress(path))
+                        progress=_progress(path), gpu_mem=args.gpu_mem, zero_stage=args.zero_stage)
         for path in args.configs
     ]
     if args.format == "json":

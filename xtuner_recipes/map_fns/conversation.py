@@ -4,6 +4,8 @@
     [{'input': 'hi', 'output': 'hello'}]
 """
 
+from collections.abc import Mapping
+
 from xtuner_recipes.map_fns.errors import MapFnError
 
 _TURN_KEYS = {"system", "input", "output"}
@@ -22,7 +24,7 @@ def conversation_or_none(record: dict, error: type[MapFnError] = MapFnError) -> 
         raise error(f"'conversation' must be a non-empty list of turns, got {type(turns).__name__}")
     clean = []
     for number, turn in enumerate(turns, start=1):
-        if not isinstance(turn, dict):
+        if not isinstance(turn, Mapping):
             raise error(f"conversation turn {number} must be an object, got {type(turn).__name__}")
         if not isinstance(turn.get("output"), str):
             raise error(f"conversation turn {number} needs a string 'output'")

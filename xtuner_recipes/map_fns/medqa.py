@@ -7,6 +7,8 @@ Covers the US (English, 4 or 5 options), Mainland (simplified Chinese) and Taiwa
     'B. y'
 """
 
+from collections.abc import Mapping
+
 from xtuner_recipes.map_fns.conversation import conversation_or_none
 from xtuner_recipes.map_fns.errors import MedQAFormatError
 
@@ -36,7 +38,7 @@ def language(text: str) -> str:
 
 def _options(record: dict) -> dict[str, str]:
     options = record.get("options")
-    if not isinstance(options, dict) or len(options) < 2:
+    if not isinstance(options, Mapping) or len(options) < 2:
         raise MedQAFormatError("'options' must be an object of at least two lettered options")
     for letter, text in options.items():
         if not (isinstance(letter, str) and len(letter) == 1 and letter.isalpha()):
@@ -53,7 +55,7 @@ def medqa_map_fn(record: dict) -> dict:
     output is ``answer_idx. answer``. Raises ``MedQAFormatError`` for a record
     that is neither MedQA nor a valid conversation.
     """
-    if not isinstance(record, dict):
+    if not isinstance(record, Mapping):
         raise MedQAFormatError(f"a record must be an object, got {type(record).__name__}")
     conversation = conversation_or_none(record, MedQAFormatError)
     if conversation is not None:

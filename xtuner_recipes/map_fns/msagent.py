@@ -14,6 +14,7 @@ the string as JSON (or as a Python literal, which is parsed, not run) and raises
 import ast
 import json
 import re
+from collections.abc import Mapping
 
 from xtuner_recipes.map_fns.errors import MSAgentFormatError
 
@@ -52,7 +53,7 @@ def parse_turns(conversations) -> list:
     if len(conversations) < 2:
         raise MSAgentFormatError(f"a dialogue needs at least two turns, got {len(conversations)}")
     for number, turn in enumerate(conversations, start=1):
-        if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
+        if not isinstance(turn, Mapping) or "from" not in turn or "value" not in turn:
             raise MSAgentFormatError(f"turn {number} must be an object with 'from' and 'value'")
         if turn["from"] in ("system", "user", "assistant") and not isinstance(turn["value"], str):
             raise MSAgentFormatError(f"turn {number} ({turn['from']}): 'value' must be a string")
@@ -138,7 +139,7 @@ def msagent_map_fn(record: dict) -> dict:
 
     Raises ``MSAgentFormatError`` for a row it can't read; nothing in a row is executed.
     """
-    if not isinstance(record, dict) or "conversations" not in record:
+    if not isinstance(record, Mapping) or "conversations" not in record:
         raise MSAgentFormatError("a row must be an object with 'conversations'")
     conversation: list[dict] = []
     system = user = ""

@@ -17,7 +17,8 @@ LEVELS = ("static", "load", "full")
 
 
 def validate_config(path: str, *, level: str = "full", sample: int | None = None, gpus: int | None = None,
-                    strict_env: bool = False, progress: Callable[[int, int | None], None] | None = None) -> ConfigReport:
+                    strict_env: bool = False, progress: Callable[[int, int | None], None] | None = None,
+                    gpu_mem: float | None = None, zero_stage: int = 0) -> ConfigReport:
     """Check ``path`` at ``level`` and return every finding (checks never stop at the first)."""
     report = ConfigReport(config=str(path))
     try:
@@ -39,7 +40,8 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
     report.findings += load.resolve_imports(config)
     if level == "load":
         return report
-    _full(report, config, tree, flat, sample=sample, gpus=gpus, strict_env=strict_env, progress=progress)
+    _full(report, config, tree, flat, sample=sample, gpus=gpus, strict_env=strict_env, progress=progress,
+          gpu_mem=gpu_mem, zero_stage=zero_stage)
     # Checks past the source know the setting, not the line: find it once, here.
     report.findings = [
         dataclasses.replace(f, line=static.line_of(flat, tree, f.key))
@@ -58,8 +60,9 @@ def _gpus(gpus: int | None) -> int:
         return 1
 
 
-def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress) -> None:
-    from xtuner_recipes.validate import data, environment, load, model, schedule, tokens
+def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress, gpu_mem, zero_stage) -> None:
+    from xtuner_recipes import model_info
+    from xtuner_recipes.validate import data, environment, load, memory, model, schedule, tokens
 
     get = lambda key: load.lookup(config, key)  # noqa: E731 - a short local accessor
     model_path = get("model.llm.pretrained_model_name_or_path") or get("pretrained_model_name_or_path")
@@ -86,8 +89,8 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress) -> 
                 report.findings.append(Finding("T002", "error", f"the tokenizer fails to load: {reason}",
                                                key="pretrained_model_name_or_path"))
             elif tokenizer is not None:
-                lengths = tokens.lengths(scan.usable, tokenizer, get("prompt_template"))
-                stats, found, samples = tokens.summarize(lengths, max_length, pack)
+                lengths, prompts = tokens.lengths(scan.usable, tokenizer, get("prompt_template"))
+                stats, found, samples = tokens.summarize(lengths, max_length, pack, prompts)
                 report.stats.update(stats)
                 report.findings += found
         stats, found = schedule.plan(
@@ -95,7 +98,13 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress) -> 
             max_epochs=get("train_cfg.max_epochs") or get("max_epochs"), warmup_ratio=get("warmup_ratio") or 0,
             save_steps=get("default_hooks.checkpoint.interval"),
             save_total_limit=get("default_hooks.checkpoint.max_keep_ckpts"), evaluation_freq=get("evaluation_freq"),
+            accumulative_counts=get("optim_wrapper.accumulative_counts") or 1,
         )
+        report.stats.update(stats)
+        report.findings += found
+    if isinstance(max_length, int) and model_path is not None:
+        run = memory.run_from_config(get, max_length=max_length, gpus=_gpus(gpus), zero_stage=zero_stage)
+        stats, found = memory.check(model_info.read_config(str(model_path)), run, gpu_mem=gpu_mem)
         report.stats.update(stats)
         report.findings += found
     report.findings += environment.check_environment(

@@ -11,7 +11,7 @@ from xtuner_recipes.validate.findings import Finding
 
 
 def plan(samples: int, *, batch_size, gpus, max_epochs, warmup_ratio, save_steps, save_total_limit,
-         evaluation_freq) -> tuple[dict, list[Finding]]:
+         evaluation_freq, accumulative_counts=1) -> tuple[dict, list[Finding]]:
     """Stats and findings for ``samples`` training samples per epoch."""
     if not all(isinstance(v, int | float) for v in (batch_size, max_epochs, warmup_ratio)) or samples <= 0:
         return {}, []
@@ -20,6 +20,8 @@ def plan(samples: int, *, batch_size, gpus, max_epochs, warmup_ratio, save_steps
     # LinearLR(by_epoch=True, convert_to_iter_based=True): end = int(warmup_ratio * max_epochs * per_epoch)
     warmup = int(warmup_ratio * max_epochs * per_epoch)
     stats = {"gpus": gpus, "iters_per_epoch": per_epoch, "total_iters": total, "warmup_iters": warmup}
+    if isinstance(accumulative_counts, int):
+        stats["global_batch"] = batch_size * accumulative_counts * gpus
     findings = []
     if warmup_ratio > 0 and warmup < 1:
         findings.append(Finding("C001", "error", f"warmup_ratio {warmup_ratio} x {max_epochs} epochs x {per_epoch} "

@@ -17,8 +17,9 @@ def load_tokenizer(model_path: str):
         return None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
-def lengths(conversations: list[dict], tokenizer, template) -> list[int]:
-    """Tokens per sample as xtuner encodes it: bos, then each turn's input and output (+ eos)."""
+def lengths(conversations: list[dict], tokenizer, template) -> tuple[list[int], list[int]]:
+    """Tokens per sample as xtuner encodes it (bos, then each turn's input and output, + eos),
+    and per sample the tokens before its first output token (bos and the first input)."""
     from xtuner.dataset.map_fns import template_map_fn
 
     texts, shapes = [], []
@@ -30,20 +31,29 @@ def lengths(conversations: list[dict], tokenizer, template) -> list[int]:
     counts = []
     for start in range(0, len(texts), BATCH):
         counts += [len(ids) for ids in tokenizer(texts[start:start + BATCH], add_special_tokens=False)["input_ids"]]
-    out, position = [], 0
+    out, prompts, position = [], [], 0
     for eos_flags in shapes:
         total = 1  # bos
+        prompts.append(1 + (counts[position] if eos_flags else 0))
         for needs_eos in eos_flags:
             total += counts[position] + counts[position + 1] + int(needs_eos)
             position += 2
         out.append(total)
-    return out
+    return out, prompts
 
 
-def summarize(token_lengths: list[int], max_length: int, pack: bool) -> tuple[dict, list[Finding], int]:
-    """Stats, findings and the number of training samples (after packing)."""
+def summarize(token_lengths: list[int], max_length: int, pack: bool,
+              prompt_lengths: list[int] | None = None) -> tuple[dict, list[Finding], int]:
+    """Stats, findings and the number of training samples (after packing).
+
+    A sample whose first output starts at or past ``max_length`` keeps no labelled
+    token once cut; xtuner drops it, and when it drops them all training fails with
+    ``Column 'length' doesn't exist``.
+    """
     if not token_lengths:
         return {}, [], 0
+    prompt_lengths = prompt_lengths or [0] * len(token_lengths)
+    dropped = sum(prompt >= max_length for prompt in prompt_lengths)
     ordered = sorted(token_lengths)
     cut = sum(length > max_length for length in ordered)
     stats = {
@@ -52,10 +62,19 @@ def summarize(token_lengths: list[int], max_length: int, pack: bool) -> tuple[di
         "tokens_max": ordered[-1],
         "cut_share": round(cut / len(ordered), 4),
     }
-    kept = sum(min(length, max_length) for length in ordered)
-    samples = max(1, math.ceil(kept / max_length)) if pack else len(ordered)
+    kept_lengths = [length for length, prompt in zip(token_lengths, prompt_lengths) if prompt < max_length]
+    kept = sum(min(length, max_length) for length in kept_lengths)
+    samples = (max(1, math.ceil(kept / max_length)) if kept else 0) if pack else len(kept_lengths)
     stats["samples_after_packing" if pack else "samples"] = samples
     findings = []
+    if dropped:
+        everything = dropped == len(token_lengths)
+        findings.append(Finding(
+            "T003", "error" if everything else "warning",
+            f"{dropped} of {len(token_lengths)} samples have no output token within max_length {max_length}: "
+            "xtuner drops them" + (", leaving no data (training fails with \"Column 'length' doesn't exist\")"
+                                   if everything else ""),
+            key="max_length", hint="raise max_length, or shorten the system prompt and inputs"))
     if cut:
         severity = "warning" if cut / len(ordered) > 0.05 else "info"
         findings.append(Finding("T001", severity, f"{cut} of {len(ordered)} samples ({cut / len(ordered):.1%}) are "

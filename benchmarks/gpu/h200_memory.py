@@ -1,0 +1,208 @@
+"""Measure peak GPU memory of configs made by `gen` on a random internlm-chat-7b-shaped model.
+
+Run on the lent H200 (see benchmarks/gpu/README.md):
+
+    python benchmarks/gpu/h200_memory.py --out $OUT [--only oasst1]
+
+For each run: `gen` writes the config (packing on, batch 1), xtuner's own train script runs
+it for 20 iterations (`smoke`'s adaptation for the GPU: only max_iters, logging every
+iteration and short chat samples), and the training process records
+`torch.cuda.max_memory_reserved` and `max_memory_allocated`. The estimate comes from
+`xtuner_recipes.validate.memory` on the same config. Results append to OUT/h200-memory.json.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+WORK = Path(os.environ.get("H200_WORK", "/tmp/h200"))
+MODEL = WORK / "internlm-chat-7b-shape"
+STEPS = 20
+# internlm-chat-7b's shape; a Llama stand-in (no remote code, no weights to download).
+SHAPE = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+             intermediate_size=11008, vocab_size=103168, max_position_embeddings=2048)
+RUNS = [  # (recipe, max_length, quantization)
+    ("oasst1", 512, "nf4"), ("oasst1", 1024, "nf4"), ("oasst1", 2048, "nf4"), ("oasst1", 1024, "none"),
+    ("medqa", 512, "nf4"), ("medqa", 1024, "nf4"), ("medqa", 2048, "nf4"),
+    ("msagent", 512, "nf4"), ("msagent", 1024, "nf4"), ("msagent", 2048, "nf4"),
+]
+WORDS = ("patient dose tablet fever infection pressure heart liver kidney therapy symptom daily weather city "
+         "query model agent answer question because therefore however result value search tool call").split()
+
+
+def text(rng, words):
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def make_model() -> None:
+    import sentencepiece as spm
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer
+
+    if (MODEL / "config.json").is_file() and list(MODEL.glob("*.safetensors")):
+        return
+    MODEL.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    corpus = WORK / "corpus.txt"
+    corpus.write_text("\n".join(text(rng, 60) for _ in range(2000)) + "\n")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(WORK / "sp"), vocab_size=400,
+                                   model_type="bpe", byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
+                                   minloglevel=2)
+    LlamaTokenizer(vocab_file=str(WORK / "sp.model"), legacy=False).save_pretrained(MODEL)
+    start = time.time()
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.float16)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(LlamaConfig(**SHAPE, torch_dtype="float16"))
+    model.save_pretrained(MODEL, safe_serialization=True)
+    del model
+    torch.set_default_dtype(torch.float32)
+    torch.cuda.empty_cache()
+    print(f"model: {sum(1 for _ in MODEL.iterdir())} files in {time.time() - start:.0f} s", flush=True)
+
+
+def make_data(recipe: str) -> Path:
+    path = WORK / f"{recipe}.jsonl"
+    if path.is_file():
+        return path
+    rng = random.Random(1)
+    rows = []
+    for i in range(1500):
+        if recipe == "oasst1":
+            rows.append({"text": f"### Human: {text(rng, 40)}?### Assistant: {text(rng, 200)}"})
+        elif recipe == "medqa":
+            options = {letter: text(rng, 6) for letter in "ABCDE"}
+            rows.append({"question": text(rng, 120) + "?", "options": options, "answer_idx": "C",
+                         "answer": options["C"], "meta_info": "step1"})
+        else:
+            api = {"name": "weather", "description": text(rng, 10),
+                   "paths": [{"name": "q", "parameters": [{"name": "city", "description": "city", "required": "True"}]}]}
+            call = json.dumps({"api_name": "weather", "url": "http://api/weather", "parameters": {"city": "x"}})
+            turns = [{"from": "system", "value": "You can use these APIs:\n" + json.dumps(api)},
+                     {"from": "user", "value": text(rng, 40)},
+                     {"from": "assistant", "value": f"{text(rng, 20)}<|startofthink|>```JSON\n{call}\n```"
+                                                    f"<|endofthink|>\n\n<|startofexec|>```JSON\n{{\"t\": 1}}\n```"
+                                                    f"<|endofexec|>\n{text(rng, 120)}"}]
+            rows.append({"id": f"row-{i}", "conversations": json.dumps(turns, ensure_ascii=False)})
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return path
+
+
+def make_config(recipe: str, max_length: int, quantization: str) -> Path:
+    from xtuner_recipes.generate import generate
+    from xtuner_recipes.rewrite import parse_override
+
+    sets = [f"max_length={max_length}", "pack_to_max_length=True", "batch_size=1", "prompt_template=internlm_chat",
+            "dataloader_num_workers=2"]
+    if quantization == "none":
+        sets.append("~model.llm.quantization_config")
+    out = WORK / f"{recipe}_{max_length}_{quantization}.py"
+    result = generate(recipe, str(MODEL), data=str(make_data(recipe)), overrides=[parse_override(s) for s in sets],
+                      output=out)
+    out.write_text(result.code)
+    return out
+
+
+def estimate_for(config: Path) -> float:
+    from mmengine.config import Config
+
+    from xtuner_recipes.model_info import read_config
+    from xtuner_recipes.validate.load import lookup
+    from xtuner_recipes.validate.memory import Arch, estimate, run_from_config
+
+    cfg = Config.fromfile(str(config))
+    get = lambda key: lookup(cfg, key)  # noqa: E731
+    run = run_from_config(get, max_length=get("max_length"), gpus=1, zero_stage=0)
+    return estimate(Arch.from_config(read_config(str(MODEL))), run), run
+
+
+def train_child(config: str, work_dir: str, result_path: str) -> None:
+    """In a fresh process: xtuner's train script on ``config`` for STEPS iterations, then the peaks."""
+    import torch
+
+    from xtuner_recipes.smoke.worker import _adapt_on_load, _run_tool
+
+    notes: list[str] = []
+    plan = {"config": config, "model_from": str(MODEL), "model": str(MODEL), "steps": STEPS, "device": "cuda"}
+    _adapt_on_load(plan, notes)
+    start = time.time()
+    _run_tool("xtuner.tools.train", [config, "--work-dir", work_dir])
+    Path(result_path).write_text(json.dumps({
+        "max_memory_reserved": torch.cuda.max_memory_reserved(), "max_memory_allocated": torch.cuda.max_memory_allocated(),
+        "seconds": time.time() - start, "notes": notes,
+    }))
+
+
+def iteration_times(work_dir: Path) -> list[float]:
+    times = []
+    for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
+        times += [json.loads(line)["time"] for line in scalars.read_text().splitlines() if '"time"' in line]
+    return times
+
+
+def measure(recipe: str, max_length: int, quantization: str, out: Path) -> dict:
+    config = make_config(recipe, max_length, quantization)
+    estimate, run = estimate_for(config)
+    work_dir = WORK / "runs" / config.stem
+    result_path = WORK / f"{config.stem}.result.json"
+    log = out / f"{config.stem}.log"
+    with open(log, "w") as handle:
+        status = subprocess.run([sys.executable, __file__, "--child", str(config), str(work_dir), str(result_path)],
+                                stdout=handle, stderr=subprocess.STDOUT).returncode
+    row = {"recipe": recipe, "max_length": max_length, "batch_size": run.batch_size, "quantization": quantization,
+           "lora_r": run.lora_r, "estimated_gib": estimate.peak_gib, "estimate_parts_gib": estimate.parts,
+           "date": datetime.date.today().isoformat()}
+    if status != 0:
+        row["error"] = open(log).read().strip().splitlines()[-1]
+        return row
+    peaks = json.loads(result_path.read_text())
+    times = iteration_times(work_dir)
+    steady = statistics.median(times[3:]) if len(times) > 4 else None
+    row.update({
+        "measured_peak_gib": round(peaks["max_memory_reserved"] / 1024 ** 3, 3),
+        "measured_allocated_gib": round(peaks["max_memory_allocated"] / 1024 ** 3, 3),
+        "tokens_per_s": round(run.batch_size * max_length / steady, 1) if steady else None,
+        "iterations": len(times), "train_seconds": round(peaks["seconds"], 1),
+    })
+    row["error_pct"] = round(100 * (row["estimated_gib"] - row["measured_peak_gib"]) / row["measured_peak_gib"], 1)
+    return row
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        train_child(*sys.argv[2:5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--only", nargs="*", help="recipes (or recipe:length:quantization) to run")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    make_model()
+    results_path = args.out / "h200-memory.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else []
+    for recipe, length, quant in RUNS:
+        key = f"{recipe}:{length}:{quant}"
+        if args.only and recipe not in args.only and key not in args.only:
+            continue
+        start = time.time()
+        row = measure(recipe, length, quant, args.out)
+        results.append(row)
+        results_path.write_text(json.dumps(results, indent=1))
+        print(f"{key}: estimate {row['estimated_gib']} GiB, measured {row.get('measured_peak_gib')} GiB "
+              f"(allocated {row.get('measured_allocated_gib')}), {row.get('tokens_per_s')} tokens/s, "
+              f"{row.get('error_pct')}% {row.get('error', '')} [{time.time() - start:.0f} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The whole pipeline on the CPU: gen → validate → smoke (train, pth_to_hf, merge, chat), plan, train.
+
+Each recipe's config trains for real on a tiny random model built by the tests.
+"""
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, write_jsonl
+from tiny_model import build_tiny_model
+from xtuner_recipes.smoke.chat import build_prompt
+from xtuner_recipes.smoke.tiny import shrink
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")
+
+
+def medqa_rows(count, *, broken=False):
+    rows = [{"question": f"Which drug treats condition {i}?", "options": {"A": f"drug a{i}", "B": f"drug b{i}"},
+             "answer_idx": "A", "answer": f"drug a{i}", "meta_info": "step1"} for i in range(count)]
+    if broken:
+        del rows[3]["options"]
+    return rows
+
+
+def recipe_data(recipe, folder: Path) -> Path:
+    if recipe == "medqa":
+        return write_jsonl(folder / "medqa.jsonl", medqa_rows(40))
+    name = {"oasst1": "oasst1.jsonl", "msagent": "msagent.jsonl"}[recipe]
+    rows = (FIXTURES / "data" / name).read_text(encoding="utf-8").splitlines()
+    path = folder / name
+    path.write_text("\n".join(rows * 15) + "\n", encoding="utf-8")
+    return path
+
+
+def gen(cli, recipe, model, data, out, *sets):
+    # MS-Agent's system prompts carry tool schemas: about 700-1000 tokens with the tiny tokenizer.
+    length = "max_length=1536" if recipe == "msagent" else "max_length=512"
+    args = [x for s in (length, *sets) for x in ("--set", s)]
+    cli("gen", recipe, "--model", model, "--data", data, "-o", out, *args, check_rc=0)
+    return out
+
+
+def smoke_json(cli, config, *args):
+    result = cli("smoke", config, "--json", *args)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("recipe", ["medqa", "oasst1", "msagent"])
+def test_generated_config_validates_and_survives_smoke(recipe, tmp_path, tiny_model, cli):
+    # MedQA packs its 40 rows; the other fixtures are too short to pack into enough samples for a warmup.
+    sets = () if recipe == "medqa" else ("pack_to_max_length=False", "warmup_ratio=0.1")
+    config = gen(cli, recipe, tiny_model, recipe_data(recipe, tmp_path), tmp_path / f"{recipe}.py", *sets)
+    cli("validate", config, check_rc=0)
+    rc, result = smoke_json(cli, config, "--steps", "3")
+    stages = {stage["name"]: stage for stage in result["stages"]}
+    assert rc == 0 and result["ok"], [(s["name"], s["status"], s["detail"], s["log_tail"]) for s in result["stages"]]
+    assert list(stages) == ["model", "train", "pth_to_hf", "merge", "chat"]
+    assert all(stage["status"] == "passed" for stage in stages.values())
+    assert len(result["losses"]) == 3 and all(math.isfinite(loss) for loss in result["losses"])
+    assert result["checkpoint"].endswith("iter_3.pth")
+    assert isinstance(result["reply"], str)
+    # On a CPU the run says what it changed: no 4-bit, no AMP wrapper.
+    assert any("quantization_config removed" in note for note in result["adaptations"])
+    assert any("AmpOptimWrapper → OptimWrapper" in note for note in result["adaptations"])
+
+
+def test_smoke_names_the_failing_stage_on_broken_data(tmp_path, tiny_model, cli):
+    data = write_jsonl(tmp_path / "broken.jsonl", medqa_rows(40, broken=True))
+    config = gen(cli, "medqa", tiny_model, data, tmp_path / "broken.py")
+    rc, result = smoke_json(cli, config, "--steps", "2")
+    status = {stage["name"]: stage["status"] for stage in result["stages"]}
+    assert rc == 1 and not result["ok"]
+    assert status == {"model": "passed", "train": "failed", "pth_to_hf": "skipped", "merge": "skipped",
+                      "chat": "skipped"}
+    train = result["stages"][1]
+    assert "MedQAFormatError" in train["detail"] and "options" in train["detail"]
+    text = cli("smoke", config, "--steps", "2")
+    assert text.returncode == 1 and "stage 'train' failed" in text.stdout and "FAILED: 1/5" in text.stdout
+
+
+def test_smoke_keep_refuses_a_folder_with_files(tmp_path, tiny_model, cli):
+    config = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "m.py")
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "precious.txt").write_text("mine")
+    result = cli("smoke", config, "--keep", keep)
+    assert result.returncode == 2 and "not empty" in result.stderr
+    assert (keep / "precious.txt").read_text() == "mine" and len(list(keep.iterdir())) == 1
+
+
+def test_smoke_needs_a_local_model(tmp_path, cli):
+    config = tmp_path / "hub.py"
+    cli("gen", "medqa", "--model", "internlm/internlm-chat-7b", "-o", config, check_rc=0)
+    result = cli("smoke", config)
+    assert result.returncode == 2 and "hub.py:" in result.stderr and "not a local model folder" in result.stderr
+
+
+def test_plan_names_the_checkpoints_a_real_run_writes(tmp_path, tiny_model, cli):
+    data = write_jsonl(tmp_path / "medqa.jsonl", medqa_rows(12))
+    config = gen(cli, "medqa", tiny_model, data, tmp_path / "short.py", "pack_to_max_length=False",
+                 "max_epochs=1", "save_steps=5", "save_total_limit=-1", "warmup_ratio=0.1")
+    plan = json.loads(cli("plan", config, "--json", check_rc=0).stdout)
+    assert plan["checkpoint"] == "./work_dirs/short/iter_12.pth"
+    assert plan["stats"]["checkpoints"] == ["iter_5.pth", "iter_10.pth", "iter_12.pth"]
+    keep = tmp_path / "run"
+    rc, result = smoke_json(cli, config, "--steps", "all", "--keep", keep)
+    assert rc == 0, result
+    written = sorted(p.name for p in (keep / "train").glob("iter_*.pth"))
+    assert written == sorted(plan["stats"]["checkpoints"])
+    assert Path(result["checkpoint"]).name == Path(plan["checkpoint"]).name
+
+
+def test_plan_prints_every_command(tmp_path, tiny_model, cli):
+    config = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "medqa.py")
+    text = cli("plan", config, check_rc=0).stdout
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == f"xtuner train {config}"
+    assert re.fullmatch(r"\./work_dirs/medqa/iter_\d+\.pth", lines[1])
+    assert lines[2] == f"xtuner convert pth_to_hf {config} {lines[1]} ./work_dirs/medqa/hf_adapter"
+    assert lines[3].startswith(f"xtuner convert merge {tiny_model} ./work_dirs/medqa/hf_adapter ./work_dirs/medqa/merged")
+    assert lines[4].startswith("xtuner chat ./work_dirs/medqa/merged --prompt-template llama2_chat --system ")
+    several = cli("plan", config, "--gpus", "8", check_rc=0).stdout
+    assert f"NPROC_PER_NODE=8 xtuner train {config} --deepspeed deepspeed_zero2" in several
+    assert "--gpus 8 --in-place" in several  # the global batch grew 8x: say how to keep it
+
+
+def test_plan_for_msagent_hints_lagent(tmp_path, tiny_model, cli):
+    config = gen(cli, "msagent", tiny_model, recipe_data("msagent", tmp_path), tmp_path / "agent_msagent.py",
+                 "pack_to_max_length=False")
+    chat = cli("plan", config, check_rc=0).stdout.strip().splitlines()
+    assert any(line.startswith("xtuner chat") and line.endswith("--lagent") for line in chat)
+
+
+def test_train_returns_the_real_exit_status(tmp_path, tiny_model, cli):
+    data = write_jsonl(tmp_path / "broken.jsonl", medqa_rows(40, broken=True))
+    config = gen(cli, "medqa", tiny_model, data, tmp_path / "broken.py")
+    checked = cli("train", config, "--work-dir", tmp_path / "a")
+    assert checked.returncode == 1 and "not training" in checked.stderr and "D003" in checked.stderr
+    unchecked = cli("train", "--validate-level", "static", config, "--work-dir", tmp_path / "b")
+    assert unchecked.returncode != 0 and "training failed" in unchecked.stderr
+    xtuner = shutil.which("xtuner", path=str(Path(sys.executable).parent))
+    theirs = subprocess.run([xtuner, "train", str(config), "--work-dir", str(tmp_path / "c")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert theirs.returncode == 0  # the trap this command exists for
+
+
+def test_gen_gpus_keeps_the_global_batch(tmp_path, tiny_model, cli):
+    out = tmp_path / "g8.py"
+    result = cli("gen", "medqa", "--model", tiny_model, "--gpus", "8", "-o", out, check_rc=0)
+    assert "accumulative_counts 16 → 2 for 8 GPU(s): global batch 1 × 2 × 8 = 16" in result.stderr
+    assert "NPROC_PER_NODE=8 xtuner train" in result.stdout
+    from conftest import load_config
+
+    assert load_config(out).optim_wrapper.accumulative_counts == 2
+    odd = cli("gen", "medqa", "--model", tiny_model, "--gpus", "3", "-o", tmp_path / "g3.py", check_rc=0)
+    assert "= 15 (1-GPU global batch was 16" in odd.stderr
+    edited = cli("set", out, "--gpus", "2", "--diff", check_rc=0)
+    assert "-accumulative_counts = 2" in edited.stdout and "+accumulative_counts = 1" in edited.stdout
+
+
+def test_shrink_keeps_the_architecture_and_grouped_attention():
+    config = {"model_type": "internlm2", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+              "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 92544, "head_dim": 128}
+    small, changes = shrink(config)
+    assert (small["hidden_size"], small["num_hidden_layers"], small["num_attention_heads"]) == (64, 2, 4)
+    assert small["num_key_value_heads"] == 2 and small["head_dim"] == 16
+    assert small["vocab_size"] == 92544 and small["model_type"] == "internlm2"  # the real tokenizer still fits
+    assert "num_hidden_layers 32 → 2" in changes and config["hidden_size"] == 4096
+
+
+def test_chat_prompt_follows_the_template():
+    template = {"SYSTEM": "<|System|>:{system}\n", "INSTRUCTION": "<|User|>:{input}\n<|Bot|>:"}
+    assert build_prompt(template, "hi", "be kind") == "<|System|>:be kind\n<|User|>:hi\n<|Bot|>:"
+    assert build_prompt(template, "hi", "") == "<|User|>:hi\n<|Bot|>:"

@@ -1,0 +1,38 @@
+"""``xtuner-recipes plan CONFIG``: the commands from this config to a chat, with the checkpoint in between."""
+
+from pathlib import Path
+
+from xtuner_recipes.cli.common import EXIT_OK, add_command, print_json
+
+EXAMPLES = """  xtuner-recipes plan internlm_chat_7b_qlora_medqa_e3.py
+  xtuner-recipes plan my_config.py --gpus 8
+  xtuner-recipes plan my_config.py --gpus 8 --nodes 2 --json"""
+
+
+def add_parser(commands) -> None:
+    parser = add_command(commands, "plan", "Print the exact train, convert, merge and chat commands for a config.",
+                         EXAMPLES, run)
+    parser.add_argument("config", metavar="CONFIG", type=Path)
+    parser.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs per node (default: %(default)s)")
+    parser.add_argument("--nodes", type=int, default=1, metavar="M", help="nodes (default: %(default)s)")
+    parser.add_argument("--work-dir", metavar="DIR", help="xtuner train's --work-dir (default: ./work_dirs/NAME)")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def render_text(plan) -> str:
+    lines = [f"# plan for {plan.config}"]
+    for number, step in enumerate(plan.steps, 1):
+        lines.append(f"\n# {number}. {step.title}: {step.note}" if step.note else f"\n# {number}. {step.title}")
+        lines.append(step.command)
+    if plan.notes:
+        lines.append("")
+        lines += [f"# note: {note}" for note in plan.notes]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from xtuner_recipes.plan import make_plan
+
+    plan = make_plan(args.config, gpus=args.gpus, nodes=args.nodes, work_dir=args.work_dir)
+    print_json(plan.to_json()) if args.json else print(render_text(plan))
+    return EXIT_OK

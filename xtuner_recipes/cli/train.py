@@ -1,0 +1,66 @@
+"""``xtuner-recipes train CONFIG [xtuner train args]``: validate, train, and return training's real exit status.
+
+``xtuner train`` starts the training script in a child process and exits 0 whatever
+it returned; this command runs the same script (through torchrun when
+``NPROC_PER_NODE``/``NNODES`` ask for several processes, as xtuner does) and
+passes its status on.
+"""
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from xtuner_recipes.cli.common import EXIT_FINDINGS, add_command
+
+EXAMPLES = """  xtuner-recipes train internlm_chat_7b_qlora_medqa_e3.py
+  NPROC_PER_NODE=8 xtuner-recipes train my_config.py --deepspeed deepspeed_zero2
+  xtuner-recipes train --validate-level load my_config.py --work-dir ./runs/a"""
+
+
+def add_parser(commands) -> None:
+    parser = add_command(
+        commands, "train",
+        "Validate a config, then run xtuner's training and exit with its real status. "
+        "Arguments after CONFIG go to xtuner train.",
+        EXAMPLES, run)
+    parser.add_argument("config", metavar="CONFIG", type=Path)
+    parser.add_argument("--validate-level", choices=("static", "load", "full"), default="full",
+                        help="how far to check before training (default: %(default)s); errors stop it")
+    parser.add_argument("xtuner_args", nargs=argparse.REMAINDER, metavar="ARG ...",
+                        help="passed to xtuner train (e.g. --deepspeed deepspeed_zero2 --work-dir DIR)")
+
+
+def training_command(config: str, xtuner_args: list[str], environ=os.environ) -> list[str]:
+    """The process xtuner's own ``xtuner train`` would start, without its exit-0 wrapper."""
+    from xtuner_recipes.xtuner_info import source_dir
+
+    script = str(source_dir() / "tools" / "train.py")
+    nnodes = int(environ.get("NNODES", 1))
+    nproc = int(environ.get("NPROC_PER_NODE", 1))
+    if nnodes == 1 and nproc == 1 or "slurm" in xtuner_args:
+        return [sys.executable, script, config, *xtuner_args]
+    port = environ.get("PORT") or str(random.randint(20000, 29999))
+    return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={nnodes}",
+            f"--node_rank={environ.get('NODE_RANK', 0)}", f"--nproc_per_node={nproc}",
+            f"--master_addr={environ.get('ADDR', '127.0.0.1')}", f"--master_port={port}",
+            script, config, *xtuner_args, "--launcher", "pytorch"]
+
+
+def run(args) -> int:
+    from xtuner_recipes.validate.report import render_text, use_colour
+    from xtuner_recipes.validate.runner import validate_config
+
+    report = validate_config(str(args.config), level=args.validate_level)
+    if not report.ok:
+        sys.stderr.write(render_text([report], colour=use_colour(sys.stderr)))
+        print(f"not training: {args.config} has errors (exit {EXIT_FINDINGS})", file=sys.stderr)
+        return EXIT_FINDINGS
+    command = training_command(str(args.config), args.xtuner_args)
+    print(f"validated ({args.validate_level}); running: {' '.join(command)}", file=sys.stderr, flush=True)
+    status = subprocess.run(command).returncode
+    if status != 0:
+        print(f"training failed: exit status {status}", file=sys.stderr)
+    return status

@@ -1,0 +1,120 @@
+"""The exact commands from a config to a chat: train, the checkpoint it writes, convert, merge, chat.
+
+The checkpoint name comes from the validator's schedule arithmetic (``--level full``);
+when the data can't be read here, the plan says so and leaves ``iter_<N>`` to fill in.
+
+    >>> plan = make_plan("internlm_chat_7b_qlora_medqa_e3.py", gpus=8)  # doctest: +SKIP
+    >>> plan.steps[0].command  # doctest: +SKIP
+    'NPROC_PER_NODE=8 xtuner train internlm_chat_7b_qlora_medqa_e3.py --deepspeed deepspeed_zero2'
+"""
+
+import ast
+import dataclasses
+import shlex
+from pathlib import Path
+
+from xtuner_recipes.errors import RecipeError
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    title: str
+    command: str
+    note: str = ""
+
+
+@dataclasses.dataclass
+class Plan:
+    config: str
+    steps: list[Step]
+    checkpoint: str
+    notes: list[str]
+    stats: dict
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _settings(tree: ast.Module) -> dict[str, object]:
+    """Top-level settings written as literals (``SYSTEM``, ``pretrained_model_name_or_path`` …)."""
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except (ValueError, SyntaxError, TypeError):
+                pass
+    return found
+
+
+def _launch(config: str, gpus: int, nodes: int) -> tuple[str, str]:
+    if gpus == 1 and nodes == 1:
+        return f"xtuner train {config}", "one GPU"
+    env = f"NPROC_PER_NODE={gpus}"
+    if nodes > 1:
+        env += f" NNODES={nodes} NODE_RANK=$NODE_RANK ADDR=$MASTER_ADDR PORT=29500"
+        where = f"on each of {nodes} nodes, NODE_RANK 0..{nodes - 1}, MASTER_ADDR = node 0's address"
+    else:
+        where = f"{gpus} GPUs of one machine"
+    return f"{env} xtuner train {config} --deepspeed deepspeed_zero2", where
+
+
+def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None) -> Plan:
+    """The commands for ``config`` on ``nodes`` machines of ``gpus`` GPUs each."""
+    from xtuner_recipes.validate import static
+    from xtuner_recipes.validate.runner import validate_config
+
+    if gpus < 1 or nodes < 1:
+        raise RecipeError(f"--gpus and --nodes must be at least 1, got {gpus} and {nodes}")
+    path = Path(config)
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, UnicodeDecodeError, SyntaxError) as error:
+        raise RecipeError(f"{path}: cannot read the config: {error}",
+                          hint=f"run `xtuner-recipes validate {path}`") from None
+    settings = _settings(tree)
+    report = validate_config(str(path), level="full", gpus=gpus * nodes)
+    stats, notes = report.stats, []
+    errors = [f for f in report.findings if f.severity == "error"]
+    if errors:
+        notes.append(f"the validator finds {len(errors)} error(s): run `xtuner-recipes validate {path}` first")
+
+    quoted = shlex.quote(str(path))
+    out = work_dir or f"./work_dirs/{path.stem}"
+    if stats.get("checkpoints"):
+        name = stats["checkpoints"][-1]
+    else:
+        name = "iter_<N>.pth"
+        notes.append("the iteration count needs the data and tokenizer, which could not be read here; "
+                     "N = the last iteration training logs")
+    checkpoint = f"{out}/{name}"
+    launch, where = _launch(quoted, gpus, nodes)
+    model = settings.get("pretrained_model_name_or_path", "MODEL")
+    template = static.template_name(tree)
+    chat = f"xtuner chat {out}/merged"
+    if template:
+        chat += f" --prompt-template {template}"
+    if settings.get("SYSTEM"):
+        chat += f" --system {shlex.quote(settings['SYSTEM'])}"
+    chat_note = "type a question; RESET clears, EXIT leaves"
+    if "msagent" in path.name or "msagent" in str(settings.get("data_path", "")).lower():
+        chat += " --lagent"
+        chat_note = "--lagent runs the ReAct tool loop the MS-Agent data taught (needs the lagent package)"
+    iterations = f"{stats['total_iters']} iterations" if "total_iters" in stats else "iterations unknown here"
+    steps = [
+        Step("train", launch, f"{where}; {iterations}" + (f", global batch {stats['global_batch']}"
+                                                            if "global_batch" in stats else "")),
+        Step("checkpoint", checkpoint,
+             "written by training (a folder of that name under DeepSpeed; pth_to_hf takes either)"),
+        Step("convert", f"xtuner convert pth_to_hf {quoted} {checkpoint} {out}/hf_adapter", "a Hugging Face LoRA adapter"),
+        Step("merge", f"xtuner convert merge {shlex.quote(str(model))} {out}/hf_adapter {out}/merged "
+                      "--max-shard-size 2GB", "the adapter merged into the base model"),
+        Step("chat", chat, chat_note),
+    ]
+    if gpus * nodes > 1 and stats.get("global_batch"):
+        one = stats["global_batch"] // (gpus * nodes)
+        notes.append(f"global batch {stats['global_batch']} on {gpus * nodes} GPUs ({one} on one): to keep {one}, "
+                     f"`xtuner-recipes set {path} --gpus {gpus * nodes} --in-place` first")
+    notes.append(f"`xtuner-recipes train {path} …` validates first and returns training's real exit status "
+                 "(`xtuner train` exits 0 when training fails)")
+    return Plan(str(path), steps, checkpoint, notes, stats)

@@ -1,0 +1,106 @@
+"""What the smoke run changes in a loaded config, each change said in words.
+
+Applied to the ``Config`` mmengine loaded (never to the file): the user's config is
+run as it is, but on a tiny model, for a few steps, and on a CPU without the parts
+that need a GPU.
+"""
+
+import os
+
+EVAL_TOKENS = 16
+GPU_ONLY_WRAPPERS = {"AmpOptimWrapper": ("loss_scale", "dtype")}
+
+
+def type_name(value) -> str:
+    """The class or function name of a config ``type`` (object, lazy object or registry string)."""
+    if isinstance(value, str):
+        return value.rsplit(".", 1)[-1]
+    return getattr(value, "__name__", None) or str(getattr(value, "_imported", value)).rsplit(".", 1)[-1]
+
+
+def _replace_string(node, old: str, new: str) -> int:
+    """Replace the string ``old`` by ``new`` anywhere in ``node``; the count of places."""
+    count = 0
+    items = dict.items(node) if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        if isinstance(value, str) and value == old:
+            node[key] = new
+            count += 1
+        elif isinstance(value, dict | list):
+            count += _replace_string(value, old, new)
+    return count
+
+
+def _datasets(node):
+    """Every dict in ``node`` that is a dataset pipeline (it has a tokenizer and a max_length)."""
+    if isinstance(node, dict):
+        if "tokenizer" in node and "max_length" in node and "dataset" in node:
+            yield node
+        for value in dict.values(node):
+            yield from _datasets(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _datasets(value)
+
+
+def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str) -> list[str]:
+    """Change ``cfg`` in place for the smoke run; one sentence per change."""
+    notes = []
+    places = _replace_string(cfg._cfg_dict, model_from, model_to)
+    notes.append(f"model: {model_from} replaced by a tiny random copy of its architecture ({places} places)")
+
+    if steps is not None:  # None: the config's own schedule
+        train_cfg = cfg.train_cfg
+        before = ", ".join(f"{k}={train_cfg[k]}" for k in ("max_epochs", "max_iters") if k in train_cfg)
+        train_cfg.pop("max_epochs", None)
+        train_cfg["max_iters"] = steps
+        notes.append(f"train_cfg: {before} → max_iters={steps}")
+
+    logger = cfg.get("default_hooks", {}).get("logger")
+    if logger is not None:
+        logger["interval"] = 1
+        notes.append("default_hooks.logger.interval → 1 (every loss is checked)")
+    for index, hook in enumerate(cfg.get("custom_hooks", [])):
+        if "evaluation_inputs" in hook:
+            hook["max_new_tokens"] = min(hook.get("max_new_tokens", 600), EVAL_TOKENS)
+            notes.append(f"custom_hooks.{index}.max_new_tokens → {hook['max_new_tokens']} (chat samples kept short)")
+    cores = os.cpu_count() or 1
+    for dataset in _datasets(cfg.train_dataloader):
+        if dataset.get("map_num_proc", 32) > cores:
+            dataset["map_num_proc"] = cores
+            notes.append(f"train_dataloader.dataset.map_num_proc → {cores} (this machine's cores)")
+
+    if device == "cpu":
+        llm = cfg.model.get("llm", {})
+        if llm.pop("quantization_config", None) is not None:
+            notes.append("model.llm.quantization_config removed: 4-bit bitsandbytes needs CUDA (LoRA stays)")
+        wrapper = cfg.optim_wrapper
+        name = type_name(wrapper.get("type", "OptimWrapper"))
+        if name in GPU_ONLY_WRAPPERS:
+            # A registry name, not the class: lazy-import configs print every type as text.
+            wrapper["type"] = "OptimWrapper"
+            dropped = [key for key in GPU_ONLY_WRAPPERS[name] if wrapper.pop(key, None) is not None]
+            notes.append(f"optim_wrapper.type: {name} → OptimWrapper (AMP needs CUDA; dropped {', '.join(dropped)})")
+    return notes
+
+
+def patch_runtime(device: str) -> list[str]:
+    """Stand-ins in this process for what a CPU lacks; one sentence per stand-in."""
+    import torch
+
+    notes = []
+    if device == "cpu" and not hasattr(torch.cpu, "is_bf16_supported"):
+        # xtuner asks the device whether it has bf16; this torch's CPU module has no such function.
+        torch.cpu.is_bf16_supported = lambda: False
+        notes.append("torch.cpu.is_bf16_supported: missing in this torch; a stand-in answers False")
+    if device == "cpu":
+        try:
+            import bitsandbytes  # noqa: F401
+        except Exception as error:  # noqa: BLE001 - any import failure makes peft fail the same way
+            import sys
+
+            # peft imports bitsandbytes whenever it is installed; with no quantization left it is not needed.
+            sys.modules["bitsandbytes"] = None
+            notes.append(f"bitsandbytes hidden from peft: it fails to import here ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''})")
+    return notes

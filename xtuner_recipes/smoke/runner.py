@@ -1,0 +1,186 @@
+"""Run the smoke stages one process each, time them, and collect one result."""
+
+import ast
+import dataclasses
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from xtuner_recipes.errors import RecipeError
+
+STAGES = ("model", "train", "pth_to_hf", "merge", "chat")
+WHAT = {
+    "model": "tiny random model of the target's architecture, its own tokenizer",
+    "train": "xtuner train: the config's data pipeline and training loop",
+    "pth_to_hf": "xtuner convert pth_to_hf: checkpoint → Hugging Face adapter",
+    "merge": "xtuner convert merge: adapter merged into the model",
+    "chat": "one chat turn through the config's prompt template",
+}
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    status: str = "skipped"  # passed | failed | skipped
+    seconds: float = 0.0
+    detail: str = ""
+    log_tail: str = ""
+
+
+@dataclasses.dataclass
+class SmokeResult:
+    config: str
+    device: str
+    steps: int | None
+    stages: list[Stage]
+    adaptations: list[str] = dataclasses.field(default_factory=list)
+    losses: list[float] = dataclasses.field(default_factory=list)
+    checkpoint: str | None = None
+    reply: str | None = None
+    kept: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(stage.status == "passed" for stage in self.stages)
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "ok": self.ok}
+
+
+def target_model(config: Path) -> tuple[str, Path]:
+    """The config's ``pretrained_model_name_or_path`` as written, and the local folder it names."""
+    try:
+        tree = ast.parse(config.read_text(encoding="utf-8"), filename=str(config))
+    except (OSError, UnicodeDecodeError, SyntaxError) as error:
+        raise RecipeError(f"{config}: cannot read the config: {error}",
+                          hint=f"run `xtuner-recipes validate {config}` first") from None
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pretrained_model_name_or_path"
+                                                  for t in node.targets)
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            written = node.value.value
+            folder = Path(written).expanduser()
+            if not folder.is_absolute():
+                folder = (Path.cwd() / folder)
+            if not (folder / "config.json").is_file():
+                raise RecipeError(
+                    f"{config}:{node.lineno}: pretrained_model_name_or_path {written!r} is not a local model folder",
+                    hint="smoke reads the model's config.json and tokenizer (not its weights); download those first")
+            return written, folder
+    raise RecipeError(f"{config}: no string setting pretrained_model_name_or_path",
+                      hint="smoke needs to know which model the config trains")
+
+
+def _workdir(keep: Path | None) -> Path:
+    if keep is None:
+        return Path(tempfile.mkdtemp(prefix="xtuner-recipes-smoke-"))
+    if keep.exists() and any(keep.iterdir()):
+        raise RecipeError(f"--keep {keep}: the folder exists and is not empty",
+                          hint="name a new or empty folder; nothing in it is overwritten")
+    keep.mkdir(parents=True, exist_ok=True)
+    return keep
+
+
+def _error_line(log: str) -> str:
+    """The line a Python traceback ends with, else the last non-empty line."""
+    lines = [line for line in log.splitlines() if line.strip()]
+    for line in reversed(lines):
+        head = line.split(":", 1)[0].strip()
+        if head.endswith(("Error", "Exception", "Interrupt")) and " " not in head:
+            return line.strip()
+    return lines[-1].strip() if lines else "no output"
+
+
+def _losses(work_dir: Path) -> list[float]:
+    losses = []
+    for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
+        for line in scalars.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if "loss" in row:
+                losses.append(float(row["loss"]))
+    return losses
+
+
+def _after_train(plan: dict, result: SmokeResult, stage: Stage) -> None:
+    work_dir = Path(plan["work_dir"])
+    result.losses = _losses(work_dir)
+    pointer = work_dir / "last_checkpoint"
+    if pointer.is_file():
+        result.checkpoint = pointer.read_text(encoding="utf-8").strip()
+        plan["checkpoint"] = result.checkpoint
+    if not result.losses:
+        stage.status, stage.detail = "failed", "training logged no loss"
+    elif not all(math.isfinite(loss) for loss in result.losses):
+        stage.status, stage.detail = "failed", f"loss not finite: {result.losses}"
+    elif not result.checkpoint or not Path(result.checkpoint).exists():
+        stage.status, stage.detail = "failed", "training wrote no checkpoint"
+    else:
+        stage.detail = (f"{len(result.losses)} steps, loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}, "
+                        f"{Path(result.checkpoint).name}")
+
+
+def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu", keep: Path | None = None,
+              progress: Callable[[Stage], None] | None = None) -> SmokeResult:
+    """Run every stage on ``config``; stop at the first failure (later stages are skipped).
+
+    ``steps=None`` trains for the config's own schedule (``max_epochs``) instead of N steps.
+    """
+    if steps is not None and steps < 1:
+        raise RecipeError(f"--steps must be at least 1, got {steps}")
+    config = Path(config).resolve()
+    written, source = target_model(config)
+    workdir = _workdir(keep)
+    plan = {
+        "config": str(config), "model_from": written, "model_source": str(source), "device": device,
+        "steps": steps, "model": str(workdir / "model"), "work_dir": str(workdir / "train"),
+        "adapter": str(workdir / "hf_adapter"), "merged": str(workdir / "merged"),
+    }
+    result = SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGES],
+                         kept=str(workdir) if keep else None)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        for stage in result.stages:
+            plan_path = workdir / "plan.json"
+            plan_path.write_text(json.dumps(plan, indent=1), encoding="utf-8")
+            log_path = workdir / f"{stage.name}.log"
+            start = time.perf_counter()
+            with open(log_path, "w", encoding="utf-8") as log:
+                done = subprocess.run([sys.executable, "-m", "xtuner_recipes.smoke.worker", stage.name, str(plan_path)],
+                                      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+            stage.seconds = time.perf_counter() - start
+            notes_path = workdir / f"{stage.name}.json"
+            notes = json.loads(notes_path.read_text(encoding="utf-8")) if notes_path.is_file() else []
+            log_text = log_path.read_text(encoding="utf-8", errors="replace")
+            stage.status = "passed" if done.returncode == 0 else "failed"
+            if done.returncode != 0:
+                stage.detail = _error_line(log_text)
+            elif stage.name == "model":
+                stage.detail = notes[0] if notes else ""
+            elif stage.name == "train":
+                _after_train(plan, result, stage)
+            elif stage.name == "chat":
+                result.reply = json.loads(notes[-1])["reply"]
+                stage.detail = f"reply: {result.reply!r}"
+            else:
+                stage.detail = {"pth_to_hf": plan["adapter"], "merge": plan["merged"]}[stage.name]
+            if stage.name in ("train", "pth_to_hf"):
+                result.adaptations += [note for note in notes if note not in result.adaptations]
+            if stage.status == "failed":
+                stage.log_tail = "\n".join(log_text.splitlines()[-25:])
+            if progress:
+                progress(stage)
+            if stage.status == "failed":
+                break
+    finally:
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result

@@ -1,0 +1,86 @@
+"""One smoke stage in its own process: ``python -m xtuner_recipes.smoke.worker STAGE PLAN.json``.
+
+Each stage runs xtuner's own tool (train, pth_to_hf, merge) as ``__main__``, with the
+config adapted as it loads (see ``adapt``); the stage's notes go to ``STAGE.json``
+beside the plan. A failing stage raises, so the process exits non-zero.
+"""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+
+def _adapt_on_load(plan: dict, notes: list[str]) -> None:
+    """Make ``Config.fromfile`` adapt the smoke config whenever an xtuner tool loads it."""
+    from mmengine.config import Config
+
+    from xtuner_recipes.smoke.adapt import adapt
+
+    original = Config.fromfile  # a staticmethod in mmengine
+    target = Path(plan["config"]).resolve()
+
+    def fromfile(filename, *args, **kwargs):
+        cfg = original(filename, *args, **kwargs)
+        if Path(str(filename)).resolve() == target:
+            notes.extend(adapt(cfg, model_from=plan["model_from"], model_to=plan["model"],
+                               steps=plan["steps"], device=plan["device"]))
+        return cfg
+
+    Config.fromfile = staticmethod(fromfile)
+
+
+def _run_tool(module: str, argv: list[str]) -> None:
+    sys.argv = [module, *argv]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def stage_model(plan: dict, notes: list[str]) -> None:
+    from xtuner_recipes.smoke.tiny import build_tiny
+
+    changes = build_tiny(Path(plan["model_source"]), Path(plan["model"]))
+    notes.append("shrunk: " + ("; ".join(changes) if changes else "already tiny"))
+
+
+def stage_train(plan: dict, notes: list[str]) -> None:
+    _adapt_on_load(plan, notes)
+    _run_tool("xtuner.tools.train", [plan["config"], "--work-dir", plan["work_dir"]])
+
+
+def stage_pth_to_hf(plan: dict, notes: list[str]) -> None:
+    _adapt_on_load(plan, notes)
+    _run_tool("xtuner.tools.model_converters.pth_to_hf", [plan["config"], plan["checkpoint"], plan["adapter"]])
+
+
+def stage_merge(plan: dict, notes: list[str]) -> None:
+    _run_tool("xtuner.tools.model_converters.merge",
+              [plan["model"], plan["adapter"], plan["merged"], "--device", plan["device"]])
+
+
+def stage_chat(plan: dict, notes: list[str]) -> None:
+    from xtuner_recipes.smoke.chat import chat_turn
+
+    question, reply = chat_turn(plan["config"], plan["merged"], device=plan["device"])
+    notes.append(json.dumps({"question": question, "reply": reply}, ensure_ascii=False))
+
+
+STAGES = {"model": stage_model, "train": stage_train, "pth_to_hf": stage_pth_to_hf,
+          "merge": stage_merge, "chat": stage_chat}
+
+
+def main(argv: list[str]) -> int:
+    stage, plan_path = argv
+    plan = json.loads(Path(plan_path).read_text(encoding="utf-8"))
+    from xtuner_recipes.smoke.adapt import patch_runtime
+
+    notes = patch_runtime(plan["device"]) if stage != "model" else []
+    out = Path(plan_path).with_name(f"{stage}.json")
+    try:
+        STAGES[stage](plan, notes)
+    finally:
+        out.write_text(json.dumps(notes, ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
