@@ -102,8 +102,8 @@ def make_config(recipe: str, max_length: int, quantization: str) -> Path:
     from xtuner_recipes.generate import generate
     from xtuner_recipes.rewrite import parse_override
 
-    sets = [f"max_length={max_length}", "pack_to_max_length=True", "batch_size=1", "prompt_template=internlm_chat",
-            "dataloader_num_workers=2"]
+    # The template follows config.json (llama2_chat for the stand-in); memory does not depend on it.
+    sets = [f"max_length={max_length}", "pack_to_max_length=True", "batch_size=1", "dataloader_num_workers=2"]
     if quantization == "none":
         sets.append("~model.llm.quantization_config")
     out = WORK / f"{recipe}_{max_length}_{quantization}.py"
