@@ -82,15 +82,16 @@ def make_data(recipe: str) -> Path:
             rows.append({"text": f"### Human: {text(rng, 40)}?### Assistant: {text(rng, 200)}"})
         elif recipe == "medqa":
             options = {letter: text(rng, 6) for letter in "ABCDE"}
-            rows.append({"question": text(rng, 120) + "?", "options": options, "answer_idx": "C",
+            # Short enough that the prompt fits in 512 tokens: else xtuner drops every sample (T003).
+            rows.append({"question": text(rng, 40) + "?", "options": options, "answer_idx": "C",
                          "answer": options["C"], "meta_info": "step1"})
         else:
             api = {"name": "weather", "description": text(rng, 10),
                    "paths": [{"name": "q", "parameters": [{"name": "city", "description": "city", "required": "True"}]}]}
             call = json.dumps({"api_name": "weather", "url": "http://api/weather", "parameters": {"city": "x"}})
             turns = [{"from": "system", "value": "You can use these APIs:\n" + json.dumps(api)},
-                     {"from": "user", "value": text(rng, 40)},
-                     {"from": "assistant", "value": f"{text(rng, 20)}<|startofthink|>```JSON\n{call}\n```"
+                     {"from": "user", "value": text(rng, 12)},
+                     {"from": "assistant", "value": f"{text(rng, 8)}<|startofthink|>```JSON\n{call}\n```"
                                                     f"<|endofthink|>\n\n<|startofexec|>```JSON\n{{\"t\": 1}}\n```"
                                                     f"<|endofexec|>\n{text(rng, 120)}"}]
             rows.append({"id": f"row-{i}", "conversations": json.dumps(turns, ensure_ascii=False)})
