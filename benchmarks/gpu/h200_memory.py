@@ -32,7 +32,8 @@ STEPS = 20
 SHAPE = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
              intermediate_size=11008, vocab_size=103168, max_position_embeddings=2048)
 RUNS = [  # (recipe, max_length, quantization)
-    ("oasst1", 512, "nf4"), ("oasst1", 1024, "nf4"), ("oasst1", 2048, "nf4"), ("oasst1", 1024, "none"),
+    ("oasst1", 512, "nf4"), ("oasst1", 1024, "nf4"), ("oasst1", 2048, "nf4"),
+    ("oasst1", 512, "none"), ("oasst1", 1024, "none"), ("oasst1", 2048, "none"),
     ("medqa", 512, "nf4"), ("medqa", 1024, "nf4"), ("medqa", 2048, "nf4"),
     ("msagent", 512, "nf4"), ("msagent", 1024, "nf4"), ("msagent", 2048, "nf4"),
 ]
