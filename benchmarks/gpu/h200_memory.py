@@ -145,11 +145,12 @@ def train_child(config: str, work_dir: str, result_path: str) -> None:
     }))
 
 
-def iteration_times(work_dir: Path) -> list[float]:
-    times = []
+def logged(work_dir: Path, key: str) -> list[float]:
+    """Per-iteration values mmengine logged (interval 1): ``time`` in s, ``memory`` in MiB."""
+    values = []
     for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
-        times += [json.loads(line)["time"] for line in scalars.read_text().splitlines() if '"time"' in line]
-    return times
+        values += [row[key] for row in map(json.loads, scalars.read_text().splitlines()) if key in row]
+    return values
 
 
 def measure(recipe: str, max_length: int, quantization: str, out: Path) -> dict:
@@ -168,11 +169,17 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path) -> dict:
         row["error"] = open(log).read().strip().splitlines()[-1]
         return row
     peaks = json.loads(result_path.read_text())
-    times = iteration_times(work_dir)
+    times = logged(work_dir, "time")
+    # mmengine's logger resets the peak statistics at every log, so the process-wide
+    # max_memory_allocated covers only the last iteration: take the per-iteration peaks it
+    # logged. Reserved memory never shrinks here (nothing calls empty_cache), so its final
+    # peak is the run's.
+    memory = logged(work_dir, "memory")
     steady = statistics.median(times[3:]) if len(times) > 4 else None
     row.update({
         "measured_peak_gib": round(peaks["max_memory_reserved"] / 1024 ** 3, 3),
-        "measured_allocated_gib": round(peaks["max_memory_allocated"] / 1024 ** 3, 3),
+        "measured_allocated_gib": round(max(memory) / 1024, 3) if memory else None,
+        "estimated_allocated_gib": estimate.peak_allocated_gib,
         "tokens_per_s": round(run.batch_size * max_length / steady, 1) if steady else None,
         "iterations": len(times), "train_seconds": round(peaks["seconds"], 1),
     })
