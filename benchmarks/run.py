@@ -9,6 +9,7 @@ peak RSS from ``os.wait4``. Run from the repository root after the README's inst
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -69,23 +70,66 @@ def main(argv=None) -> int:
     shipped = Path(fresh()) / f"{SHIPPED}.py"
     subprocess.run([xtuner, "copy-cfg", SHIPPED, str(shipped.parent)], check=True, capture_output=True)
     shipped = next(shipped.parent.glob("*.py"))
-    rows = [
-        compare("`gen medqa` vs `xtuner copy-cfg`", [*ours, "gen", "medqa", "--model", "./internlm-chat-7b"],
-                [xtuner, "copy-cfg", SHIPPED, "."], args.rounds, fresh),
-        compare("`set CFG lr=1e-5 max_epochs=1` vs `xtuner copy-cfg`",
-                [*ours, "set", str(shipped), "lr=1e-5", "max_epochs=1", "-o", "out.py"],
-                [xtuner, "copy-cfg", SHIPPED, "."], args.rounds, fresh),
-        compare("`validate --level static` vs bare `Config.fromfile`",
-                [*ours, "validate", str(shipped), "--level", "static"],
-                [sys.executable, "-c", f"from mmengine.config import Config; Config.fromfile({str(shipped)!r})"],
-                args.rounds, fresh),
-    ]
+    rows = _light(ours, xtuner, shipped, args.rounds, fresh) + _heavy(ours, xtuner, work, min(args.rounds, 3))
     table = render(rows, args.rounds)
     print(table)
     if not args.no_write:
         write(table, " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]))
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _light(ours, xtuner, shipped, rounds, fresh) -> list[dict]:
+    return [
+        compare("`gen medqa` vs `xtuner copy-cfg`", [*ours, "gen", "medqa", "--model", "./internlm-chat-7b"],
+                [xtuner, "copy-cfg", SHIPPED, "."], rounds, fresh),
+        compare("`set CFG lr=1e-5 max_epochs=1` vs `xtuner copy-cfg`",
+                [*ours, "set", str(shipped), "lr=1e-5", "max_epochs=1", "-o", "out.py"],
+                [xtuner, "copy-cfg", SHIPPED, "."], rounds, fresh),
+        compare("`validate --level static` vs bare `Config.fromfile`",
+                [*ours, "validate", str(shipped), "--level", "static"],
+                [sys.executable, "-c", f"from mmengine.config import Config; Config.fromfile({str(shipped)!r})"],
+                rounds, fresh),
+    ]
+
+
+def _heavy(ours, xtuner, work, rounds) -> list[dict]:
+    """Data-sized comparisons: each side takes seconds, so fewer rounds."""
+    from benchmarks import data
+
+    print("building the tiny model and the data…", file=sys.stderr, flush=True)
+    model = data.tiny_model(work / "tiny-model")
+    oasst1 = data.write_jsonl(work / "oasst1.jsonl", data.oasst1_rows())
+    bad = data.write_jsonl(work / "oasst1-bad.jsonl", data.oasst1_rows(200, broken_every=10))
+    msagent = data.write_jsonl(work / "msagent-100k.jsonl", data.msagent_rows())
+    same = lambda: work  # noqa: E731 - these commands write nothing in their folder
+    configs = {}
+    for name, path, sets in (("good", oasst1, ["max_length=2048"]), ("bad", bad, ["pack_to_max_length=False"])):
+        out = work / f"oasst1_{name}.py"
+        subprocess.run([*ours, "gen", "oasst1", "--model", str(model), "--data", str(path), "-o", str(out),
+                        *[x for s in sets for x in ("--set", s)]], check=True, capture_output=True)
+        configs[name] = out
+    plan = work / "plan.json"  # smoke's CPU adaptations, so that xtuner's train script gets to the data
+    plan.write_text(json.dumps({"config": str(configs["bad"]), "model_from": str(model), "model": str(model),
+                                "steps": 2, "device": "cpu", "work_dir": str(work / "train")}))
+    fresh = lambda: Path(tempfile.mkdtemp(dir=work))  # noqa: E731 - prepare writes ./out in a new folder each run
+    return [
+        compare("`validate` (full) on a bad-data config vs xtuner's train script with smoke's CPU adaptations, tiny model",
+                [*ours, "validate", str(configs["bad"])],
+                [sys.executable, "-m", "xtuner_recipes.smoke.worker", "train", str(plan)], rounds, same),
+        compare("`validate` (full) on a bad-data config vs `xtuner train` as shipped (dies on the bf16 probe, exit 0)",
+                [*ours, "validate", str(configs["bad"])], [xtuner, "train", str(configs["bad"])], rounds, same),
+        compare("`validate` (full, every row) on 9,846 OASST1 rows vs `xtuner check-custom-dataset` (10 rows)",
+                [*ours, "validate", str(configs["good"])], [xtuner, "check-custom-dataset", str(configs["good"])],
+                rounds, same),
+        compare("`validate` (full, every row) on 9,846 OASST1 rows vs `process_hf_dataset` (every row, 2 processes)",
+                [*ours, "validate", str(configs["good"])],
+                [sys.executable, str(ROOT / "benchmarks" / "xtuner_side.py"), "process", str(configs["good"])],
+                rounds, same),
+        compare("`prepare msagent` on 100,000 rows vs read + `msagent_react_map_fn` in a plain loop",
+                [*ours, "prepare", "msagent", str(msagent), "-o", "out"],
+                [sys.executable, str(ROOT / "benchmarks" / "xtuner_side.py"), "msagent", str(msagent)], rounds, fresh),
+    ]
 
 
 def fmt(triple, unit):

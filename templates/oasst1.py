@@ -13,18 +13,22 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
-from xtuner.dataset.map_fns import oasst1_map_fn, template_map_fn_factory
+from xtuner.dataset.map_fns import template_map_fn_factory
 from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
 from xtuner.engine.runner import TrainLoop
 from xtuner.model import SupervisedFinetune
 from xtuner.utils import PROMPT_TEMPLATE
+
+# Our mapper, not xtuner's oasst1_map_fn: it splits on the speaker markers only (a reply's
+# Markdown "### Heading" survives) and takes `xtuner-recipes prepare oasst1` output as well.
+from xtuner_recipes.map_fns import guanaco_map_fn
 
 # ---------------------------------------------------------------- settings --
 # The model: a local directory (config.json, tokenizer, weights) or a hub id.
 pretrained_model_name_or_path = "internlm/internlm-chat-7b"
 
 # The data: openassistant-guanaco JSONL, one "### Human: ... ### Assistant: ..."
-# `text` field a row; a folder of such files loads with data_dir=.
+# `text` field a row (or `prepare oasst1` output); a folder of such files loads with data_dir=.
 data_path = "./openassistant-guanaco/openassistant_best_replies_train.jsonl"
 prompt_template = PROMPT_TEMPLATE.internlm_chat
 max_length = 2048
@@ -87,7 +91,7 @@ train_dataset = dict(
     dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_path)),
     tokenizer=tokenizer,
     max_length=max_length,
-    dataset_map_fn=oasst1_map_fn,
+    dataset_map_fn=guanaco_map_fn,
     template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),
     remove_unused_columns=True,
     shuffle_before_pack=True,

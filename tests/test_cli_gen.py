@@ -7,7 +7,7 @@ import pytest
 from conftest import FIXTURES, load_config, write_jsonl
 
 RECIPES = {
-    "oasst1": ("oasst1.jsonl", "oasst1_map_fn"),
+    "oasst1": ("oasst1.jsonl", "guanaco_map_fn"),
     "medqa": ("medqa_us.jsonl", "medqa_map_fn"),
     "msagent": ("msagent.jsonl", "msagent_map_fn"),
 }

@@ -121,3 +121,12 @@ def test_in_place_refuses_a_file_that_does_not_parse(cli, tmp_path):
     result = cli("set", config, "lr=1", "--in-place", check_rc=2)
     assert f"{config}:" in result.stderr and "not valid Python" in result.stderr
     assert config.read_text() == "lr = (\n"
+
+
+def test_overrides_may_follow_options(cli, tmp_path):
+    config = tmp_path / "c.py"
+    cli("gen", "medqa", "--model", "./m", "-o", config, check_rc=0)
+    result = cli("set", config, "--model", "./other", "lr=1e-5", "--diff", check_rc=0)
+    assert "+lr = 1e-5" in result.stdout and "./other" in result.stdout
+    bad = cli("set", config, "--bogus", "lr=1e-5")
+    assert bad.returncode == 2 and "unrecognized arguments: --bogus" in bad.stderr

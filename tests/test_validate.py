@@ -238,3 +238,30 @@ def test_memory_estimate_in_the_report(tmp_path, tiny_model, cli):
     assert rc == 0 and report["stats"]["gpu_mem_gib"] == 80
     parts = report["stats"]["estimated_memory_gib"]
     assert 0 < report["stats"]["estimated_peak_gib"] < 1 and set(parts) >= {"weights", "logits_and_loss"}
+
+
+def test_mistakes_planted_in_a_copy_cfg_config(tmp_path, tiny_model, cli):
+    """The tutorial's way: `xtuner copy-cfg`, then hand edits (here with `set`), then one validate run."""
+    xtuner = shutil.which("xtuner", path=str(Path(sys.executable).parent))
+    subprocess.run([xtuner, "copy-cfg", "internlm_chat_7b_qlora_oasst1_e3", str(tmp_path)], check=True,
+                   capture_output=True, cwd=tmp_path)
+    copied = next(tmp_path.glob("internlm_chat_7b_qlora_oasst1_e3*.py"))
+    rows = [{"text": f"### Human: hi {i}### Assistant: hello {i}"} for i in range(60)]
+    rows[6] = {"title": "no text"}  # line 7
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    cli("set", copied, "max_length=4096", "--model", tiny_model, "--data", data, "--in-place", check_rc=0)
+    text = copied.read_text()
+    assert "\nlr = 2e-4\n" in text  # `set` refuses lr=-1; a hand edit does not
+    text = text.replace("\nlr = 2e-4\n", "\nlr = -1\n").replace("from mmengine.optim import", "from mmengine.optimm import", 1)
+    copied.write_text(text)
+    rc, (report,) = validate(cli, copied)
+    found = {f["code"]: f for f in report["findings"]}
+    assert rc == 1 and "S003" in found and ({"L001", "L002"} & set(found)), found
+    assert found["S003"]["key"] == "lr" and copied.read_text().splitlines()[found["S003"]["line"] - 1].startswith("lr")
+    # The import fixed, the data and model mistakes show up in the same single run.
+    copied.write_text(copied.read_text().replace("from mmengine.optimm import", "from mmengine.optim import"))
+    rc, (report,) = validate(cli, copied)
+    found = {f["code"]: f for f in report["findings"]}
+    assert rc == 1 and {"S003", "D003", "M005"} <= set(found), found
+    assert found["D003"]["line"] == 7 and "train.jsonl:7" in found["D003"]["message"]
+    assert found["M005"]["key"] == "max_length"

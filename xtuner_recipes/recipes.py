@@ -27,7 +27,7 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(
         name="oasst1",
         template="oasst1.py",
-        mapper="xtuner.dataset.map_fns.oasst1_map_fn",
+        mapper="xtuner_recipes.map_fns.guanaco_map_fn",
         default_data="./openassistant-guanaco/openassistant_best_replies_train.jsonl",
         prompt_template="internlm_chat",
         data_format='JSONL, {"text": "### Human: ...### Assistant: ..."} (openassistant-guanaco)',

@@ -23,20 +23,36 @@ def source_dir() -> Path | None:
 
 
 @lru_cache(maxsize=1)
-def prompt_template_names() -> frozenset[str]:
-    """The names in xtuner's ``PROMPT_TEMPLATE`` (``xtuner/utils/templates.py``), empty if unknown."""
+def _prompt_templates() -> dict[str, ast.expr]:
+    """xtuner's ``PROMPT_TEMPLATE = ConfigDict(name=dict(...), ...)`` as name → source node."""
     root = source_dir()
     if root is None:
-        return frozenset()
+        return {}
     try:
         tree = ast.parse((root / "utils" / "templates.py").read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
-        return frozenset()
+        return {}
     for node in tree.body:
         if (
             isinstance(node, ast.Assign)
             and any(isinstance(t, ast.Name) and t.id == "PROMPT_TEMPLATE" for t in node.targets)
             and isinstance(node.value, ast.Call)
         ):
-            return frozenset(k.arg for k in node.value.keywords if k.arg)
-    return frozenset()
+            return {k.arg: k.value for k in node.value.keywords if k.arg}
+    return {}
+
+
+def prompt_template_names() -> frozenset[str]:
+    """The names in xtuner's ``PROMPT_TEMPLATE`` (``xtuner/utils/templates.py``), empty if unknown."""
+    return frozenset(_prompt_templates())
+
+
+def prompt_template(name: str) -> dict | None:
+    """``PROMPT_TEMPLATE.<name>`` as a dict of strings (and flags), when its source is all literals."""
+    node = _prompt_templates().get(name)
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict"):
+        return None
+    try:
+        return {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+    except (ValueError, SyntaxError, TypeError):
+        return None

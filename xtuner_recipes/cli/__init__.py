@@ -10,14 +10,15 @@ import argparse
 import sys
 
 from xtuner_recipes import __version__
-from xtuner_recipes.cli import gen, list_cmd, plan, set_cmd, smoke, train, validate
+from xtuner_recipes.cli import gen, list_cmd, plan, prepare, set_cmd, smoke, train, validate
 from xtuner_recipes.cli.common import EXIT_USAGE, report_error
 from xtuner_recipes.errors import RecipeError
 
-COMMANDS = (list_cmd, gen, set_cmd, validate, smoke, plan, train)
+COMMANDS = (list_cmd, prepare, gen, set_cmd, validate, smoke, plan, train)
 
 EPILOG = """examples:
   xtuner-recipes list
+  xtuner-recipes prepare medqa MedQA2019.xlsx -o medqa --test-ratio 0.3 --seed 1
   xtuner-recipes gen medqa --model ./internlm-chat-7b --data ./medqa/train.jsonl
   xtuner-recipes set my_config.py lr=1e-5 model.lora.r=16 --in-place
   xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
@@ -46,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # `set CONFIG --model M lr=1e-5`: overrides after options are still overrides.
+        if extra and getattr(args, "overrides", None) is not None and not any(x.startswith("-") for x in extra):
+            args.overrides += extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as stop:  # argparse exits 2 on bad usage, 0 on --help
         return int(stop.code or 0)
     if args.command is None:

@@ -6,15 +6,24 @@ import kept only for its side effect)::
     from xtuner_recipes.map_fns import medqa_map_fn
 
 Registration also lets ``dataset_map_fn="medqa_map_fn"`` work once this module is imported.
+It happens as soon as both this module and ``xtuner.registry`` are imported, in either
+order, without importing xtuner here: xtuner brings torch (~2 s, ~600 MB), which
+``prepare`` and the static checks must not pay.
 """
 
-from xtuner_recipes.map_fns.errors import MapFnError, MedQAFormatError, MSAgentFormatError
+import importlib.abc
+import importlib.util
+import sys
+
+from xtuner_recipes.map_fns.errors import GuanacoFormatError, MapFnError, MedQAFormatError, MSAgentFormatError
+from xtuner_recipes.map_fns.guanaco import guanaco_map_fn
 from xtuner_recipes.map_fns.medqa import medqa_map_fn
 from xtuner_recipes.map_fns.msagent import msagent_map_fn
 
-MAPPERS = {"medqa_map_fn": medqa_map_fn, "msagent_map_fn": msagent_map_fn}
+MAPPERS = {"medqa_map_fn": medqa_map_fn, "msagent_map_fn": msagent_map_fn, "guanaco_map_fn": guanaco_map_fn}
 
-__all__ = ["MAPPERS", "MSAgentFormatError", "MapFnError", "MedQAFormatError", "medqa_map_fn", "msagent_map_fn"]
+__all__ = ["MAPPERS", "GuanacoFormatError", "MSAgentFormatError", "MapFnError", "MedQAFormatError", "guanaco_map_fn",
+           "medqa_map_fn", "msagent_map_fn"]
 
 
 def register() -> None:
@@ -26,4 +35,27 @@ def register() -> None:
             MAP_FUNC.register_module(name=name, module=function)
 
 
-register()
+class _RegisterAfterXtuner(importlib.abc.MetaPathFinder):
+    """Runs ``register()`` right after ``xtuner.registry`` is first imported."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "xtuner.registry":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            exec_module(module)
+            register()
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "xtuner.registry" in sys.modules:
+    register()
+elif not any(isinstance(finder, _RegisterAfterXtuner) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterAfterXtuner())

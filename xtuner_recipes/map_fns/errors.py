@@ -11,3 +11,7 @@ class MedQAFormatError(MapFnError):
 
 class MSAgentFormatError(MapFnError):
     """An MSAgent-Bench record whose turns or tool-call markup can't be parsed."""
+
+
+class GuanacoFormatError(MapFnError):
+    """An openassistant-guanaco record the mapper can't read."""

@@ -72,8 +72,8 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress, gpu
     report.findings += found
     report.stats.update(stats)
 
-    dataset = get("train_dataset.dataset")
-    files, why_not = data.data_files(dict(dataset.items())) if dataset is not None else (None, "no train_dataset.dataset")
+    dataset = get("train_dataset.dataset")  # read raw below: building its `type` would import datasets
+    files, why_not = data.data_files(dict(dict.items(dataset))) if dataset is not None else (None, "no train_dataset.dataset")
     if files is None:
         report.findings.append(Finding("D006", "warning", f"data not checked: the config {why_not}", key="data_path"))
     else:
@@ -89,7 +89,7 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress, gpu
                 report.findings.append(Finding("T002", "error", f"the tokenizer fails to load: {reason}",
                                                key="pretrained_model_name_or_path"))
             elif tokenizer is not None:
-                lengths, prompts = tokens.lengths(scan.usable, tokenizer, get("prompt_template"))
+                lengths, prompts = tokens.lengths(scan.usable, tokenizer, _template(template_name, get))
                 stats, found, samples = tokens.summarize(lengths, max_length, pack, prompts)
                 report.stats.update(stats)
                 report.findings += found
@@ -111,6 +111,14 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress, gpu
         quantized=get("model.llm.quantization_config") is not None, uses_lora=get("model.lora") is not None,
         strict=strict_env,
     )
+
+
+def _template(name: str | None, get):
+    """The prompt template's dict: read from xtuner's source when the config names one of
+    ``PROMPT_TEMPLATE`` (importing ``xtuner.utils`` costs a second), else the config's own."""
+    from xtuner_recipes.xtuner_info import prompt_template
+
+    return (prompt_template(name) if name else None) or dict(get("prompt_template"))
 
 
 def _map_fn(value):

@@ -17,14 +17,30 @@ def load_tokenizer(model_path: str):
         return None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
+def apply_template(turns: list[dict], template: dict) -> list[dict]:
+    """The turns as xtuner's template step renders them: system and instruction around the input,
+    the suffix after the output, whether an eos follows, the separator.
+
+        >>> apply_template([{"system": "s", "input": "q", "output": "a"}],
+        ...                {"SYSTEM": "<{system}>", "INSTRUCTION": "[{input}]", "SUFFIX": "!"})[0]["input"]
+        '<s>[q]'
+    """
+    rendered = []
+    for number, turn in enumerate(turns, start=1):
+        text = template["INSTRUCTION"].format(input=turn.get("input") or "", round=number)
+        if turn.get("system"):
+            text = template.get("SYSTEM", "{system}").format(system=turn["system"]) + text
+        rendered.append({"input": text, "output": (turn.get("output") or "") + (template.get("SUFFIX") or ""),
+                         "need_eos_token": not template.get("SUFFIX_AS_EOS", False), "sep": template.get("SEP", "")})
+    return rendered
+
+
 def lengths(conversations: list[dict], tokenizer, template) -> tuple[list[int], list[int]]:
     """Tokens per sample as xtuner encodes it (bos, then each turn's input and output, + eos),
     and per sample the tokens before its first output token (bos and the first input)."""
-    from xtuner.dataset.map_fns import template_map_fn
-
     texts, shapes = [], []
     for item in conversations:
-        turns = template_map_fn({"conversation": [dict(turn) for turn in item["conversation"]]}, template)["conversation"]
+        turns = apply_template(item["conversation"], template)
         shapes.append([bool(turn.get("need_eos_token", True)) for turn in turns])
         for turn in turns:
             texts += [turn.get("input", ""), turn.get("output", "") + turn.get("sep", "")]

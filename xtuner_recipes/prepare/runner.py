@@ -1,0 +1,147 @@
+"""``prepare``: raw files in, ``train.jsonl`` / ``test.jsonl`` / ``manifest.json`` out, or nothing.
+
+Two passes over a temporary file in OUTDIR: the first converts and checks every row and
+collects one split key per record (memory grows by ~100 bytes a record, not with the
+records' size); the second routes the converted lines to their split. Nothing is
+published until every row has been read, and nothing at all when a row is bad and
+``skip_bad`` is off.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from xtuner_recipes import __version__
+from xtuner_recipes.errors import RecipeError
+from xtuner_recipes.fileio import publish, refuse_existing, write_atomic
+from xtuner_recipes.map_fns.errors import MapFnError
+from xtuner_recipes.prepare.convert import CONVERTERS
+from xtuner_recipes.prepare.readers import RowError, read_rows
+from xtuner_recipes.prepare.split import record_id, split_key, test_cutoff
+
+RULE = ("id = task + first 16 hex of sha256(canonical JSON of the conversation); duplicates kept once; "
+        "test = the round(n * test_ratio) ids with the smallest sha256('<seed>:<id>'); rows keep input order")
+
+
+@dataclasses.dataclass
+class PrepareResult:
+    task: str
+    outdir: str
+    inputs: list[dict]
+    rows_in: int = 0
+    written: dict = dataclasses.field(default_factory=dict)
+    duplicates: int = 0
+    bad: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    skip_bad: bool = False
+    outputs: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.outputs)
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["bad"] = [{"where": where, "reason": reason} for where, reason in self.bad]
+        return {**data, "ok": self.ok}
+
+
+def _file_facts(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _check_args(task, inputs, outdir, test_ratio, force) -> list[Path]:
+    if task not in CONVERTERS:
+        raise RecipeError(f"unknown task {task!r}", hint=f"one of {', '.join(CONVERTERS)}")
+    if not 0 <= test_ratio < 1:
+        raise RecipeError(f"--test-ratio must be in [0, 1), got {test_ratio}")
+    for path in inputs:
+        if not Path(path).is_file():
+            raise RecipeError(f"input {path} is not a file")
+    names = ["train.jsonl", "manifest.json"] + (["test.jsonl"] if test_ratio > 0 else [])
+    targets = [Path(outdir) / name for name in names]
+    for target in targets:
+        refuse_existing(target, force=force)
+    return targets
+
+
+def prepare(task: str, inputs: list[str | Path], outdir: str | Path, *, test_ratio: float = 0.0, seed: int = 0,
+            skip_bad: bool = False, force: bool = False,
+            progress: Callable[[int, int, int], None] | None = None) -> PrepareResult:
+    """Convert ``inputs`` for ``task`` into OUTDIR; see the module docstring for the guarantees."""
+    inputs = [Path(p) for p in inputs]
+    _check_args(task, inputs, outdir, test_ratio, force)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    convert = CONVERTERS[task]
+    result = PrepareResult(task, str(outdir), [_file_facts(p) for p in inputs], skip_bad=skip_bad)
+    total_bytes = sum(item["bytes"] for item in result.inputs)
+    seen, keys, done_bytes = set(), [], 0
+    fd, converted = tempfile.mkstemp(prefix=".prepare-", suffix=".tmp", dir=outdir)
+    temporaries = [Path(converted)]
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            for path, facts in zip(inputs, result.inputs):
+                facts["rows"] = facts["bad_rows"] = 0
+                for where, record in read_rows(path):
+                    facts["rows"] += 1
+                    result.rows_in += 1
+                    if progress and result.rows_in % 5000 == 0:
+                        progress(result.rows_in, done_bytes, total_bytes)
+                    try:
+                        if isinstance(record, RowError):
+                            raise MapFnError(record.reason)
+                        conversation = convert(record)
+                    except (MapFnError, TypeError, AttributeError) as error:
+                        facts["bad_rows"] += 1
+                        result.bad.append((where, str(error) or type(error).__name__))
+                        continue
+                    identifier = record_id(task, conversation)
+                    if identifier in seen:
+                        result.duplicates += 1
+                        continue
+                    seen.add(identifier)
+                    keys.append(split_key(seed, identifier))
+                    out.write(json.dumps({"id": identifier, "conversation": conversation}, ensure_ascii=False) + "\n")
+                done_bytes += facts["bytes"]
+        if progress:
+            progress(result.rows_in, done_bytes, total_bytes)
+        if (result.bad and not skip_bad) or not keys:
+            return result
+        cutoff = test_cutoff(keys, test_ratio)
+        splits = {"train": outdir / "train.jsonl"} | ({"test": outdir / "test.jsonl"} if test_ratio > 0 else {})
+        handles, parts = {}, {}
+        for name in splits:
+            part_fd, part = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=outdir)
+            temporaries.append(Path(part))
+            parts[name] = Path(part)
+            handles[name] = os.fdopen(part_fd, "w", encoding="utf-8", newline="\n")
+        result.written = {name: 0 for name in splits}
+        with open(converted, encoding="utf-8") as lines:
+            for key, line in zip(keys, lines):
+                name = "test" if key <= cutoff else "train"
+                handles[name].write(line)
+                result.written[name] += 1
+        for handle in handles.values():
+            handle.close()
+        for name, target in splits.items():
+            publish(parts[name], target, force=force)
+            result.outputs.append(str(target))
+        manifest = {
+            "tool": "xtuner-recipes", "version": __version__, "task": task, "inputs": result.inputs,
+            "rows_in": result.rows_in, "written": result.written, "duplicates": result.duplicates,
+            "bad_rows": len(result.bad), "skip_bad": skip_bad, "seed": seed, "test_ratio": test_ratio, "rule": RULE,
+        }
+        write_atomic(outdir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", force=force)
+        result.outputs.append(str(outdir / "manifest.json"))
+        return result
+    finally:
+        for path in temporaries:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,97 @@
+"""Does ``module`` define ``name``? Answered from the module's source when it can be, without importing.
+
+Importing what an xtuner config names (peft, mmengine.hooks, xtuner.model, datasets…) costs
+seconds; reading their ``__init__.py`` with ``ast`` costs milliseconds. A name the source
+defines (by ``def``, ``class``, assignment or import, or listed in a transformers-style
+``_import_structure``) is taken as resolvable; anything else — a misspelling, a missing
+package, a module the source can't answer for (star imports, ``__getattr__``) — is imported
+for real, so every error message is Python's own.
+
+    >>> defines("json", "dumps")
+    True
+    >>> defines("json", "dumpz")
+    False
+"""
+
+import ast
+import functools
+import importlib.util
+from pathlib import Path
+
+
+def _module_file(dotted: str) -> Path | None:
+    """The source file of ``dotted`` found on disk; only the top-level package's spec is looked up."""
+    parts = dotted.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    path, locations = Path(spec.origin), list(spec.submodule_search_locations or [])
+    for part in parts[1:]:
+        for location in locations:
+            package, module = Path(location) / part / "__init__.py", Path(location) / f"{part}.py"
+            if package.is_file():
+                path, locations = package, [str(package.parent)]
+                break
+            if module.is_file():
+                path, locations = module, []
+                break
+        else:
+            return None
+    return path
+
+
+def _top_level(body):
+    """Statements at module level, looking into if/try/with blocks but not into defs."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list) and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                yield from _top_level(inner)
+
+
+@functools.lru_cache(maxsize=256)
+def _names(path: Path) -> tuple[frozenset[str], bool]:
+    """(names the module binds, whether its source can answer at all)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return frozenset(), False
+    names, conclusive, lazy = set(), True, False
+    for node in _top_level(tree.body):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            conclusive &= node.name != "__getattr__"
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            lazy |= "_import_structure" in names
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*":
+                    conclusive = False
+                else:
+                    names.add(alias.asname or alias.name.split(".")[0])
+    if lazy:  # transformers-style: exported names are listed as strings
+        names.update(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+    return frozenset(names), conclusive
+
+
+def defines(module: str, name: str | None) -> bool | None:
+    """True when the source shows it, False when the source rules it out, None when it can't tell."""
+    path = _module_file(module)
+    if path is None:
+        return None
+    if name is None:
+        return True
+    names, conclusive = _names(path)
+    if name in names:
+        return True
+    if path.name == "__init__.py" and ((path.parent / name / "__init__.py").is_file()
+                                        or (path.parent / f"{name}.py").is_file()):
+        return True  # a submodule
+    return False if conclusive else None
