@@ -98,7 +98,11 @@ def _heavy(ours, xtuner, work, rounds) -> list[dict]:
     from benchmarks import data
 
     print("building the tiny model and the data…", file=sys.stderr, flush=True)
-    model = data.tiny_model(work / "tiny-model")
+    # In a child: a parent that imported torch would pass its memory high-water mark on to every
+    # child it starts (Linux keeps ru_maxrss across fork and exec) and inflate every peak below.
+    model = work / "tiny-model"
+    subprocess.run([sys.executable, "-c", f"from benchmarks.data import tiny_model; tiny_model(__import__('pathlib').Path({str(model)!r}))"],
+                   cwd=ROOT, check=True, capture_output=True)
     oasst1 = data.write_jsonl(work / "oasst1.jsonl", data.oasst1_rows())
     bad = data.write_jsonl(work / "oasst1-bad.jsonl", data.oasst1_rows(200, broken_every=10))
     msagent = data.write_jsonl(work / "msagent-100k.jsonl", data.msagent_rows())

@@ -33,3 +33,12 @@ def conversation_or_none(record: dict, error: type[MapFnError] = MapFnError) -> 
                 raise error(f"conversation turn {number}: {key!r} must be a string")
         clean.append({key: value for key, value in turn.items() if key in _TURN_KEYS and value is not None})
     return clean
+
+
+def passed_through(record, error: type[MapFnError]) -> dict | None:
+    """``{"conversation": …}`` for a record already in conversation form, None for a raw record;
+    ``error`` for anything that is not an object or whose conversation is malformed."""
+    if not isinstance(record, Mapping):
+        raise error(f"a record must be an object, got {type(record).__name__}")
+    turns = conversation_or_none(record, error)
+    return None if turns is None else {"conversation": turns}

@@ -9,9 +9,7 @@ conversation form (``xtuner-recipes prepare oasst1``) pass through, checked.
 """
 
 import re
-from collections.abc import Mapping
-
-from xtuner_recipes.map_fns.conversation import conversation_or_none
+from xtuner_recipes.map_fns.conversation import passed_through
 from xtuner_recipes.map_fns.errors import GuanacoFormatError
 
 _SPEAKER = re.compile(r"###\s*(Human|Assistant):")
@@ -19,11 +17,9 @@ _SPEAKER = re.compile(r"###\s*(Human|Assistant):")
 
 def guanaco_map_fn(record: dict) -> dict:
     """Pairs of (Human, Assistant) turns; a trailing question without a reply is dropped, as xtuner does."""
-    if not isinstance(record, Mapping):
-        raise GuanacoFormatError(f"a record must be an object, got {type(record).__name__}")
-    passed = conversation_or_none(record, GuanacoFormatError)
+    passed = passed_through(record, GuanacoFormatError)
     if passed is not None:
-        return {"conversation": passed}
+        return passed
     text = record.get("text")
     if not isinstance(text, str):
         raise GuanacoFormatError("a guanaco record needs a string 'text'")

@@ -9,7 +9,7 @@ Covers the US (English, 4 or 5 options), Mainland (simplified Chinese) and Taiwa
 
 from collections.abc import Mapping
 
-from xtuner_recipes.map_fns.conversation import conversation_or_none
+from xtuner_recipes.map_fns.conversation import passed_through
 from xtuner_recipes.map_fns.errors import MedQAFormatError
 
 SYSTEM_PROMPTS = {
@@ -55,11 +55,9 @@ def medqa_map_fn(record: dict) -> dict:
     output is ``answer_idx. answer``. Raises ``MedQAFormatError`` for a record
     that is neither MedQA nor a valid conversation.
     """
-    if not isinstance(record, Mapping):
-        raise MedQAFormatError(f"a record must be an object, got {type(record).__name__}")
-    conversation = conversation_or_none(record, MedQAFormatError)
-    if conversation is not None:
-        return {"conversation": conversation}
+    passed = passed_through(record, MedQAFormatError)
+    if passed is not None:
+        return passed
     question = record.get("question")
     if not isinstance(question, str) or not question.strip():
         raise MedQAFormatError("missing 'question' text (and no 'conversation' either)")

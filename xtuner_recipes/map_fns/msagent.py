@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 
-from xtuner_recipes.map_fns.conversation import conversation_or_none
+from xtuner_recipes.map_fns.conversation import passed_through
 from xtuner_recipes.map_fns.errors import MSAgentFormatError
 
 THINK_START, THINK_END = "<|startofthink|>", "<|endofthink|>"
@@ -140,13 +140,11 @@ def msagent_map_fn(record: dict) -> dict:
 
     Raises ``MSAgentFormatError`` for a row it can't read; nothing in a row is executed.
     """
-    if not isinstance(record, Mapping):
-        raise MSAgentFormatError(f"a row must be an object, got {type(record).__name__}")
-    if "conversations" not in record:
-        passed = conversation_or_none(record, MSAgentFormatError)  # `xtuner-recipes prepare msagent` output
+    if not isinstance(record, Mapping) or "conversations" not in record:
+        passed = passed_through(record, MSAgentFormatError)  # `xtuner-recipes prepare msagent` output
         if passed is None:
             raise MSAgentFormatError("a row must have 'conversations' (or be in conversation form)")
-        return {"conversation": passed}
+        return passed
     conversation: list[dict] = []
     system = user = ""
     for turn in parse_turns(record["conversations"]):

@@ -35,6 +35,15 @@ def apply_template(turns: list[dict], template: dict) -> list[dict]:
     return rendered
 
 
+def count_tokens(tokenizer, texts: list[str]) -> list[int]:
+    """Tokens in each text, without special tokens (xtuner encodes each turn so)."""
+    backend = getattr(tokenizer, "_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if backend is not None:
+        # The Rust tokenizer directly: the same ids, without building Python lists for each.
+        return [len(encoding) for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
 def lengths(conversations: list[dict], tokenizer, template) -> tuple[list[int], list[int]]:
     """Tokens per sample as xtuner encodes it (bos, then each turn's input and output, + eos),
     and per sample the tokens before its first output token (bos and the first input)."""
@@ -46,7 +55,7 @@ def lengths(conversations: list[dict], tokenizer, template) -> tuple[list[int], 
             texts += [turn.get("input", ""), turn.get("output", "") + turn.get("sep", "")]
     counts = []
     for start in range(0, len(texts), BATCH):
-        counts += [len(ids) for ids in tokenizer(texts[start:start + BATCH], add_special_tokens=False)["input_ids"]]
+        counts += count_tokens(tokenizer, texts[start:start + BATCH])
     out, prompts, position = [], [], 0
     for eos_flags in shapes:
         total = 1  # bos
