@@ -31,6 +31,17 @@ TEMPLATE_BY_MODEL_TYPE = {
 }
 
 
+# The names the same quantity goes by in the config.json of the architectures xtuner trains.
+SHAPE_KEYS = {
+    "layers": ("num_hidden_layers", "num_layers", "n_layer", "n_layers"),
+    "hidden": ("hidden_size", "n_embd", "d_model"),
+    "heads": ("num_attention_heads", "n_head", "n_heads"),
+    "kv_heads": ("num_key_value_heads", "multi_query_group_num"),
+    "intermediate": ("intermediate_size", "ffn_hidden_size", "n_inner"),
+    "vocab": ("vocab_size", "padded_vocab_size"),
+}
+
+
 def read_config(model_path: str) -> dict | None:
     """The parsed ``config.json`` of a local model directory, or None when there is none."""
     path = Path(model_path).expanduser() / "config.json"

@@ -37,13 +37,14 @@ class Plan:
 
 def _settings(tree: ast.Module) -> dict[str, object]:
     """Top-level settings written as literals (``SYSTEM``, ``pretrained_model_name_or_path`` …)."""
+    from xtuner_recipes.validate.static import top_level_values
+
     found = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                found[node.targets[0].id] = ast.literal_eval(node.value)
-            except (ValueError, SyntaxError, TypeError):
-                pass
+    for name, value in top_level_values(tree).items():
+        try:
+            found[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError):
+            pass
     return found
 
 

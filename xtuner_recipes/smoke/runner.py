@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xtuner_recipes.errors import RecipeError
+from xtuner_recipes.validate.static import top_level_values
 
 STAGES = ("model", "train", "pth_to_hf", "merge", "chat")
 WHAT = {
@@ -61,19 +62,17 @@ def target_model(config: Path) -> tuple[str, Path]:
     except (OSError, UnicodeDecodeError, SyntaxError) as error:
         raise RecipeError(f"{config}: cannot read the config: {error}",
                           hint=f"run `xtuner-recipes validate {config}` first") from None
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pretrained_model_name_or_path"
-                                                  for t in node.targets)
-                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
-            written = node.value.value
-            folder = Path(written).expanduser()
-            if not folder.is_absolute():
-                folder = (Path.cwd() / folder)
-            if not (folder / "config.json").is_file():
-                raise RecipeError(
-                    f"{config}:{node.lineno}: pretrained_model_name_or_path {written!r} is not a local model folder",
-                    hint="smoke reads the model's config.json and tokenizer (not its weights); download those first")
-            return written, folder
+    value = top_level_values(tree).get("pretrained_model_name_or_path")
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        written = value.value
+        folder = Path(written).expanduser()
+        if not folder.is_absolute():
+            folder = Path.cwd() / folder
+        if not (folder / "config.json").is_file():
+            raise RecipeError(
+                f"{config}:{value.lineno}: pretrained_model_name_or_path {written!r} is not a local model folder",
+                hint="smoke reads the model's config.json and tokenizer (not its weights); download those first")
+        return written, folder
     raise RecipeError(f"{config}: no string setting pretrained_model_name_or_path",
                       hint="smoke needs to know which model the config trains")
 

@@ -11,13 +11,10 @@ import json
 import shutil
 from pathlib import Path
 
+from xtuner_recipes.model_info import SHAPE_KEYS
+
 LAYERS, HIDDEN, HEADS, INTERMEDIATE = 2, 64, 4, 128
 
-# Names the same quantity goes by in the architectures xtuner trains.
-_LAYER_KEYS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers")
-_HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
-_HEAD_KEYS = ("num_attention_heads", "n_head", "n_heads")
-_INTERMEDIATE_KEYS = ("intermediate_size", "ffn_hidden_size", "n_inner")
 # Weight files are left behind: the copy gets fresh random weights.
 WEIGHT_SUFFIXES = (".bin", ".safetensors", ".pth", ".pt", ".ckpt", ".h5", ".msgpack", ".gguf")
 
@@ -33,14 +30,14 @@ def shrink(config: dict) -> tuple[dict, list[str]]:
                 changes.append(f"{key} {small[key]} → {value}")
                 small[key] = value
 
-    put(_LAYER_KEYS, LAYERS)
-    put(_HIDDEN_KEYS, HIDDEN)
-    put(_INTERMEDIATE_KEYS, INTERMEDIATE)
+    put(SHAPE_KEYS["layers"], LAYERS)
+    put(SHAPE_KEYS["hidden"], HIDDEN)
+    put(SHAPE_KEYS["intermediate"], INTERMEDIATE)
     heads = small.get("num_attention_heads")
     kv = small.get("num_key_value_heads")
-    put(_HEAD_KEYS, HEADS)
+    put(SHAPE_KEYS["heads"], HEADS)
     if kv is not None:  # grouped-query attention stays grouped
-        put(("num_key_value_heads", "multi_query_group_num"), HEADS if kv == heads else 2)
+        put(SHAPE_KEYS["kv_heads"], HEADS if kv == heads else 2)
     if small.get("head_dim") is not None:
         put(("head_dim",), HIDDEN // HEADS)
     for key in ("quantization_config", "auto_map_weights"):

@@ -47,17 +47,16 @@ class Arch:
 
     @classmethod
     def from_config(cls, config: dict) -> "Arch | None":
-        def first(*keys):
-            return next((config[k] for k in keys if isinstance(config.get(k), int)), None)
+        from xtuner_recipes.model_info import SHAPE_KEYS
 
-        hidden = first("hidden_size", "n_embd", "d_model")
-        layers = first("num_hidden_layers", "num_layers", "n_layer")
-        heads = first("num_attention_heads", "n_head")
-        intermediate = first("intermediate_size", "ffn_hidden_size", "n_inner")
-        vocab = first("vocab_size", "padded_vocab_size")
+        def first(what):
+            return next((config[k] for k in SHAPE_KEYS[what] if isinstance(config.get(k), int)), None)
+
+        hidden, layers, heads = first("hidden"), first("layers"), first("heads")
+        intermediate, vocab = first("intermediate"), first("vocab")
         if None in (hidden, layers, heads, intermediate, vocab):
             return None
-        kv = first("num_key_value_heads", "multi_query_group_num") or heads
+        kv = first("kv_heads") or heads
         return cls(hidden, layers, heads, kv, intermediate, vocab, bool(config.get("tie_word_embeddings", False)))
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
