@@ -136,10 +136,12 @@ def test_plan_prints_every_command(tmp_path, tiny_model, cli):
 
 
 def test_plan_for_msagent_hints_lagent(tmp_path, tiny_model, cli):
-    config = gen(cli, "msagent", tiny_model, recipe_data("msagent", tmp_path), tmp_path / "agent_msagent.py",
+    config = gen(cli, "msagent", tiny_model, recipe_data("msagent", tmp_path), tmp_path / "agent.py",
                  "pack_to_max_length=False")
     chat = cli("plan", config, check_rc=0).stdout.strip().splitlines()
     assert any(line.startswith("xtuner chat") and line.endswith("--lagent") for line in chat)
+    other = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "msagent_named.py")
+    assert "--lagent" not in cli("plan", other, check_rc=0).stdout  # the mapper decides, not the file name
 
 
 def test_train_returns_the_real_exit_status(tmp_path, tiny_model, cli):

@@ -48,6 +48,12 @@ def _settings(tree: ast.Module) -> dict[str, object]:
     return found
 
 
+def _uses_msagent_mapper(tree: ast.Module) -> bool:
+    """The config maps MS-Agent data (ours or xtuner's mapper): it trains the ReAct tool loop."""
+    return any(alias.name in ("msagent_map_fn", "msagent_react_map_fn")
+               for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names)
+
+
 def _launch(config: str, gpus: int, nodes: int) -> tuple[str, str]:
     if gpus == 1 and nodes == 1:
         return f"xtuner train {config}", "one GPU"
@@ -98,7 +104,7 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
     if settings.get("SYSTEM"):
         chat += f" --system {shlex.quote(settings['SYSTEM'])}"
     chat_note = "type a question; RESET clears, EXIT leaves"
-    if "msagent" in path.name or "msagent" in str(settings.get("data_path", "")).lower():
+    if _uses_msagent_mapper(tree):
         chat += " --lagent"
         chat_note = "--lagent runs the ReAct tool loop the MS-Agent data taught (needs the lagent package)"
     iterations = f"{stats['total_iters']} iterations" if "total_iters" in stats else "iterations unknown here"

@@ -20,7 +20,7 @@ from xtuner_recipes.errors import RecipeError
 from xtuner_recipes.fileio import publish, refuse_existing, write_atomic
 from xtuner_recipes.map_fns.errors import MapFnError
 from xtuner_recipes.prepare.convert import CONVERTERS
-from xtuner_recipes.prepare.readers import RowError, read_rows
+from xtuner_recipes.prepare.readers import read_rows
 from xtuner_recipes.prepare.split import record_id, split_key, test_cutoff
 
 RULE = ("id = task + first 16 hex of sha256(canonical JSON of the conversation); duplicates kept once; "
@@ -57,7 +57,7 @@ def _file_facts(path: Path) -> dict:
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def _check_args(task, inputs, outdir, test_ratio, force) -> list[Path]:
+def _check_args(task, inputs, outdir, test_ratio, force) -> None:
     if task not in CONVERTERS:
         raise RecipeError(f"unknown task {task!r}", hint=f"one of {', '.join(CONVERTERS)}")
     if not 0 <= test_ratio < 1:
@@ -66,10 +66,8 @@ def _check_args(task, inputs, outdir, test_ratio, force) -> list[Path]:
         if not Path(path).is_file():
             raise RecipeError(f"input {path} is not a file")
     names = ["train.jsonl", "manifest.json"] + (["test.jsonl"] if test_ratio > 0 else [])
-    targets = [Path(outdir) / name for name in names]
-    for target in targets:
-        refuse_existing(target, force=force)
-    return targets
+    for name in names:
+        refuse_existing(Path(outdir) / name, force=force)
 
 
 def prepare(task: str, inputs: list[str | Path], outdir: str | Path, *, test_ratio: float = 0.0, seed: int = 0,
@@ -90,18 +88,18 @@ def prepare(task: str, inputs: list[str | Path], outdir: str | Path, *, test_rat
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
             for path, facts in zip(inputs, result.inputs):
                 facts["rows"] = facts["bad_rows"] = 0
-                for where, record in read_rows(path):
+                for row in read_rows(path):
                     facts["rows"] += 1
                     result.rows_in += 1
                     if progress and result.rows_in % 5000 == 0:
                         progress(result.rows_in, done_bytes, total_bytes)
                     try:
-                        if isinstance(record, RowError):
-                            raise MapFnError(record.reason)
-                        conversation = convert(record)
+                        if row.error:
+                            raise MapFnError(row.error)
+                        conversation = convert(row.record)
                     except (MapFnError, TypeError, AttributeError) as error:
                         facts["bad_rows"] += 1
-                        result.bad.append((where, str(error) or type(error).__name__))
+                        result.bad.append((row.where, str(error) or type(error).__name__))
                         continue
                     identifier = record_id(task, conversation)
                     if identifier in seen:

@@ -14,17 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xtuner_recipes.errors import RecipeError
+from xtuner_recipes.smoke.worker import STAGES
 from xtuner_recipes.validate.static import top_level_values
-
-STAGES = ("model", "train", "pth_to_hf", "merge", "chat")
-WHAT = {
-    "model": "tiny random model of the target's architecture, its own tokenizer",
-    "train": "xtuner train: the config's data pipeline and training loop",
-    "pth_to_hf": "xtuner convert pth_to_hf: checkpoint → Hugging Face adapter",
-    "merge": "xtuner convert merge: adapter merged into the model",
-    "chat": "one chat turn through the config's prompt template",
-}
-
 
 @dataclasses.dataclass
 class Stage:

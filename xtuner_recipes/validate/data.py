@@ -5,23 +5,15 @@ file and line; the first few become findings, all are counted.
 """
 
 import glob
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from xtuner_recipes.paths import looks_local
+from xtuner_recipes.rows import read_rows
 from xtuner_recipes.validate.findings import Finding
 
 LISTED = 5  # failures shown one by one; the rest are counted
-
-
-@dataclass
-class Row:
-    file: str
-    line: int | None  # None inside a JSON array file
-    record: object = None
-    error: str | None = None
 
 
 @dataclass
@@ -59,41 +51,6 @@ def data_files(dataset: dict) -> tuple[list[str] | None, str | None]:
     return None, f"loads {folder!r} from the Hugging Face hub"
 
 
-def read_rows(path: str) -> Iterator[Row]:
-    """Each record of a JSONL file (or a JSON array file) with its line number."""
-    with open(path, "rb") as handle:
-        head = handle.read(64).lstrip()
-    if head.startswith(b"["):
-        try:
-            records = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            yield Row(path, None, error=f"not valid JSON: {error}")
-            return
-        for record in records:
-            yield Row(path, None, record) if isinstance(record, dict) else Row(path, None, error="not an object")
-        return
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as error:
-                yield Row(path, number, error=f"not UTF-8: {error.reason} at byte {error.start}")
-                continue
-            except ValueError as error:
-                yield Row(path, number, error=f"not valid JSON: {error}")
-                continue
-            if not isinstance(record, dict):
-                yield Row(path, number, error=f"not a JSON object but {type(record).__name__}")
-                continue
-            yield Row(path, number, record)
-
-
-def _where(row: Row, index: int) -> str:
-    return f"{row.file}:{row.line}" if row.line else f"{row.file} record {index}"
-
-
 def scan(files: list[str], map_fn: Callable | None, *, sample: int | None,
          progress: Callable[[int, int | None], None] | None = None) -> DataScan:
     """Read ``files``, map each row, and report what fails."""
@@ -123,7 +80,7 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None,
             result.usable.append({"conversation": conversation})
     for code, label, rows in (("D002", "cannot be read", bad_rows), ("D003", "fails the map function", failed)):
         for row, index, reason in rows[:LISTED]:
-            result.findings.append(Finding(code, "error", f"{_where(row, index)} {label}: {reason}", key="data_path",
+            result.findings.append(Finding(code, "error", f"{row.where} {label}: {reason}", key="data_path",
                                            line=row.line))
         if len(rows) > LISTED:
             result.findings.append(Finding(code, "error", f"{len(rows) - LISTED} more rows {label} "

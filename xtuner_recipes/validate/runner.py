@@ -61,14 +61,13 @@ def _gpus(gpus: int | None) -> int:
 
 
 def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress, gpu_mem, zero_stage) -> None:
-    from xtuner_recipes import model_info
     from xtuner_recipes.validate import data, environment, load, memory, model, schedule, tokens
 
     get = lambda key: load.lookup(config, key)  # noqa: E731 - a short local accessor
     model_path = get("model.llm.pretrained_model_name_or_path") or get("pretrained_model_name_or_path")
     max_length = get("train_dataset.max_length") or get("max_length")
     template_name = static.template_name(tree)
-    found, stats, _ = model.check_model(model_path, max_length=max_length, template=template_name)
+    found, stats, model_config = model.check_model(model_path, max_length=max_length, template=template_name)
     report.findings += found
     report.stats.update(stats)
 
@@ -102,9 +101,9 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress, gpu
         )
         report.stats.update(stats)
         report.findings += found
-    if isinstance(max_length, int) and model_path is not None:
+    if isinstance(max_length, int) and model_config is not None:
         run = memory.run_from_config(get, max_length=max_length, gpus=_gpus(gpus), zero_stage=zero_stage)
-        stats, found = memory.check(model_info.read_config(str(model_path)), run, gpu_mem=gpu_mem)
+        stats, found = memory.check(model_config, run, gpu_mem=gpu_mem)
         report.stats.update(stats)
         report.findings += found
     report.findings += environment.check_environment(

@@ -1,0 +1,76 @@
+"""Read JSON data files as numbered rows: JSONL one line at a time, or a JSON array.
+
+One reader for ``validate`` (the data a config trains on) and ``prepare`` (raw files).
+The format follows the content: a ``.jsonl`` holding a JSON array (the tutorial's
+script writes one) is read as an array. Rows are parsed with ``json``, never evaluated;
+a bad row is a ``Row`` with ``error`` set, and reading goes on.
+
+    >>> [row.where for row in read_rows("train.jsonl")]  # doctest: +SKIP
+    ['train.jsonl:1', 'train.jsonl:2']
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Row:
+    where: str  # "file:line", "file item N", "file row N"
+    line: int | None = None  # the line in a JSONL file; None elsewhere
+    record: dict | None = None
+    error: str | None = None
+
+
+def _is_array(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4096).removeprefix(BOM).lstrip().startswith(b"[")
+
+
+def read_rows(path: str | Path) -> Iterator[Row]:
+    """Each row of a JSONL or JSON-array file with where it stands."""
+    path = Path(path)
+    yield from (_array(path) if _is_array(path) else _lines(path))
+
+
+def _lines(path: Path) -> Iterator[Row]:
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            if number == 1:
+                raw = raw.removeprefix(BOM)
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                yield Row(where, number, error=f"not UTF-8 (byte {error.start}: {raw[error.start:error.start + 1]!r})")
+                continue
+            except json.JSONDecodeError as error:
+                yield Row(where, number, error=f"bad JSON: {error.msg} at column {error.colno}")
+                continue
+            if not isinstance(record, dict):
+                yield Row(where, number, error=f"not a JSON object but {type(record).__name__}")
+                continue
+            yield Row(where, number, record)
+
+
+def _array(path: Path) -> Iterator[Row]:
+    try:
+        items = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        yield Row(str(path), error=f"not UTF-8 (byte {error.start})")
+        return
+    except json.JSONDecodeError as error:
+        yield Row(f"{path}:{error.lineno}", error.lineno, error=f"bad JSON: {error.msg} at column {error.colno}")
+        return
+    if not isinstance(items, list):
+        yield Row(str(path), error="not a JSON array")
+        return
+    for number, item in enumerate(items, start=1):
+        where = f"{path} item {number}"
+        yield Row(where, record=item) if isinstance(item, dict) else Row(
+            where, error=f"not a JSON object but {type(item).__name__}")
