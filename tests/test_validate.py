@@ -265,3 +265,18 @@ def test_mistakes_planted_in_a_copy_cfg_config(tmp_path, tiny_model, cli):
     assert rc == 1 and {"S003", "D003", "M005"} <= set(found), found
     assert found["D003"]["line"] == 7 and "train.jsonl:7" in found["D003"]["message"]
     assert found["M005"]["key"] == "max_length"
+
+
+def test_lone_surrogate_escape_is_a_bad_row_as_datasets_finds(tmp_path, tiny_model, cli):
+    """json accepts "\\ud800"; the datasets library's JSON reader fails on the whole file."""
+    good = json.dumps(medqa_rows(1)[0])
+    case = {"recipe": "medqa", "rows": [good, good.replace("beta 0", "beta \\ud800"), good.replace("0", "\\ud83d\\ude42")]}
+    config = plant(case, tmp_path, tiny_model, cli)
+    rc, (report,) = validate(cli, config)
+    bad = [f for f in report["findings"] if f["code"] == "D002"]
+    assert rc == 1 and [f["line"] for f in bad] == [2] and "surrogate" in bad[0]["message"], report["findings"]
+    assert report["stats"]["usable_rows"] == 2  # a proper pair (an emoji) is fine
+    from datasets import load_dataset
+
+    with pytest.raises(Exception, match="generating the dataset"):
+        load_dataset("json", data_files=str(tmp_path / "train.jsonl"), cache_dir=str(tmp_path / "hf"))

@@ -10,11 +10,13 @@ a bad row is a ``Row`` with ``error`` set, and reading goes on.
 """
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 BOM = b"\xef\xbb\xbf"
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # half of a pair; alone it is no character
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,16 @@ def _lines(path: Path) -> Iterator[Row]:
             if not isinstance(record, dict):
                 yield Row(where, number, error=f"not a JSON object but {type(record).__name__}")
                 continue
+            if SURROGATE_ESCAPE.search(raw) and (why := _lone_surrogate(record)):
+                yield Row(where, number, error=why)
+                continue
             yield Row(where, number, record)
 
 
 def _array(path: Path) -> Iterator[Row]:
+    raw = path.read_bytes()
     try:
-        items = json.loads(path.read_bytes().decode("utf-8-sig"))
+        items = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as error:
         yield Row(str(path), error=f"not UTF-8 (byte {error.start})")
         return
@@ -70,7 +76,23 @@ def _array(path: Path) -> Iterator[Row]:
     if not isinstance(items, list):
         yield Row(str(path), error="not a JSON array")
         return
+    check_surrogates = SURROGATE_ESCAPE.search(raw) is not None
     for number, item in enumerate(items, start=1):
         where = f"{path} item {number}"
-        yield Row(where, record=item) if isinstance(item, dict) else Row(
-            where, error=f"not a JSON object but {type(item).__name__}")
+        if not isinstance(item, dict):
+            yield Row(where, error=f"not a JSON object but {type(item).__name__}")
+        elif check_surrogates and (why := _lone_surrogate(item)):
+            yield Row(where, error=why)
+        else:
+            yield Row(where, record=item)
+
+
+def _lone_surrogate(record: dict) -> str | None:
+    """Why the record is no valid Unicode, or None. ``json`` accepts an escaped half of a
+    surrogate pair (``"\\ud800"``); the datasets library's JSON reader rejects the whole file."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        return (f"a lone surrogate escape (\\u{ord(error.object[error.start]):04x}) is no character: "
+                "the datasets library fails on the whole file")
+    return None

@@ -5,9 +5,7 @@ from pathlib import Path
 
 from xtuner_recipes.cli.common import EXIT_OK, add_command, print_json, warn
 from xtuner_recipes.fileio import write_atomic
-from xtuner_recipes.generate import generate
 from xtuner_recipes.recipes import RECIPES
-from xtuner_recipes.rewrite import parse_override
 
 EXAMPLES = """  xtuner-recipes gen medqa --model ./internlm-chat-7b --data ./medqa/train.jsonl
   xtuner-recipes gen oasst1 --model ./internlm-chat-7b --set max_length=1024 --set lr=1e-4
@@ -32,6 +30,9 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    from xtuner_recipes.generate import generate  # libcst: imported by the commands that rewrite
+    from xtuner_recipes.rewrite import parse_override
+
     overrides = [parse_override(text) for text in args.sets]
     result = generate(args.task, args.model, data=args.data, overrides=overrides, output=args.output,
                       gpus=args.gpus)

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from xtuner_recipes.cli.common import EXIT_OK, EXIT_USAGE, add_command
 from xtuner_recipes.fileio import write_atomic
-from xtuner_recipes.generate import normalize_template
-from xtuner_recipes.rewrite import Override, apply_overrides, parse_override
 
 EXAMPLES = """  xtuner-recipes set internlm_chat_7b_qlora_oasst1_e3.py lr=1e-5 max_epochs=1 -o mine.py
   xtuner-recipes set mine.py model.lora.r=16 '~model.llm.quantization_config' --in-place
@@ -35,6 +33,9 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    from xtuner_recipes.generate import normalize_template  # libcst: only when rewriting
+    from xtuner_recipes.rewrite import Override, apply_overrides, parse_override
+
     try:
         source = args.config.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -33,7 +33,7 @@ CODES = {
     "D005": "no usable data rows",
     "D006": "the data is loaded from a hub and was not checked",
     "T001": "samples are cut at max_length",
-    "T002": "the model directory's tokenizer fails to load",
+    "T002": "the model directory's tokenizer fails to load, or fails on the data",
     "T003": "samples keep no output token within max_length (xtuner drops them)",
     "C001": "the warmup lasts zero iterations (mmengine: end should be larger than begin)",
     "C002": "save_steps is larger than the whole run: only the final checkpoint is written",

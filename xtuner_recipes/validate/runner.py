@@ -31,17 +31,22 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
     if tree is None or level == "static" or any(f.code == "S001" for f in findings):
         return report
 
-    from xtuner_recipes.validate import load
+    early = _early_tokenizer(flat) if level == "full" else None
+    try:
+        from xtuner_recipes.validate import load
 
-    config, findings = load.load(str(path))
-    report.findings += findings
-    if config is None:
-        return report
-    report.findings += load.resolve_imports(config)
-    if level == "load":
-        return report
-    _full(report, config, tree, flat, sample=sample, gpus=gpus, strict_env=strict_env, progress=progress,
-          gpu_mem=gpu_mem, zero_stage=zero_stage)
+        config, findings = load.load(str(path))
+        report.findings += findings
+        if config is None:
+            return report
+        report.findings += load.resolve_imports(config)
+        if level == "load":
+            return report
+        _full(report, config, tree, flat, early=early, sample=sample, gpus=gpus, strict_env=strict_env,
+              progress=progress, gpu_mem=gpu_mem, zero_stage=zero_stage)
+    finally:
+        if early is not None:
+            early.close()
     # Checks past the source know the setting, not the line: find it once, here.
     report.findings = [
         dataclasses.replace(f, line=static.line_of(flat, tree, f.key))
@@ -49,6 +54,17 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
         for f in report.findings
     ]
     return report
+
+
+def _early_tokenizer(flat: dict):
+    """Start loading the tokenizer of the model the source names, if it is a local folder,
+    so that it loads on another core while mmengine imports torch (see ``tokenizer_process``)."""
+    model_path = flat.get("pretrained_model_name_or_path", (None,))[0]
+    if not isinstance(model_path, str) or not looks_local(model_path) or not Path(model_path).expanduser().is_dir():
+        return None
+    from xtuner_recipes.validate.tokenizer_process import TokenizerProcess
+
+    return TokenizerProcess(model_path)
 
 
 def _gpus(gpus: int | None) -> int:
@@ -60,7 +76,7 @@ def _gpus(gpus: int | None) -> int:
         return 1
 
 
-def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress, gpu_mem, zero_stage) -> None:
+def _full(report, config, tree, flat, *, early, sample, gpus, strict_env, progress, gpu_mem, zero_stage) -> None:
     from xtuner_recipes.validate import data, environment, load, memory, model, schedule, tokens
 
     get = lambda key: load.lookup(config, key)  # noqa: E731 - a short local accessor
@@ -83,15 +99,20 @@ def _full(report, config, tree, flat, *, sample, gpus, strict_env, progress, gpu
         pack = bool(get("train_dataset.pack_to_max_length"))
         if scan.usable and isinstance(max_length, int):
             local = looks_local(str(model_path)) and Path(str(model_path)).expanduser().is_dir()
-            tokenizer, reason = tokens.load_tokenizer(model_path) if local else (None, None)
-            if tokenizer is None and reason is not None:
+            count, reason = tokens.counter(model_path, early) if local else (None, None)
+            if count is None and reason is not None:
                 report.findings.append(Finding("T002", "error", f"the tokenizer fails to load: {reason}",
                                                key="pretrained_model_name_or_path"))
-            elif tokenizer is not None:
-                lengths, prompts = tokens.lengths(scan.usable, tokenizer, _template(template_name, get))
-                stats, found, samples = tokens.summarize(lengths, max_length, pack, prompts)
-                report.stats.update(stats)
-                report.findings += found
+            elif count is not None:
+                try:
+                    lengths, prompts = tokens.lengths(scan.usable, count, _template(template_name, get))
+                except Exception as error:  # noqa: BLE001 - a tokenizer failing on the data is a finding
+                    report.findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
+                                                   key="pretrained_model_name_or_path"))
+                else:
+                    stats, found, samples = tokens.summarize(lengths, max_length, pack, prompts)
+                    report.stats.update(stats)
+                    report.findings += found
         stats, found = schedule.plan(
             samples, batch_size=get("train_dataloader.batch_size"), gpus=_gpus(gpus),
             max_epochs=get("train_cfg.max_epochs") or get("max_epochs"), warmup_ratio=get("warmup_ratio") or 0,

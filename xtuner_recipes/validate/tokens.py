@@ -1,6 +1,8 @@
 """Token lengths of mapped conversations, through the prompt template and the model's tokenizer."""
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 from xtuner_recipes.validate.findings import Finding
 
@@ -15,6 +17,19 @@ def load_tokenizer(model_path: str):
         return AutoTokenizer.from_pretrained(model_path, trust_remote_code=True), None
     except Exception as error:  # noqa: BLE001 - any tokenizer failure becomes a finding
         return None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+def counter(model_path: str, early=None) -> tuple[Callable[[list[str]], list[int]] | None, str | None]:
+    """A function counting tokens with the model's tokenizer, or ``(None, reason)``.
+
+    ``early`` is a ``TokenizerProcess`` started before the config loaded; it is used when it
+    holds this model's tokenizer. When it could not load one, this process tries: the child
+    runs without torch, and the reason reported should be the one training would meet.
+    """
+    if early is not None and early.model_path == model_path and early.error() is None:
+        return early.count, None
+    tokenizer, reason = load_tokenizer(model_path)
+    return (None, reason) if tokenizer is None else (partial(count_tokens, tokenizer), None)
 
 
 def apply_template(turns: list[dict], template: dict) -> list[dict]:
@@ -44,9 +59,11 @@ def count_tokens(tokenizer, texts: list[str]) -> list[int]:
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
-def lengths(conversations: list[dict], tokenizer, template) -> tuple[list[int], list[int]]:
+def lengths(conversations: list[dict], count: Callable[[list[str]], list[int]],
+            template) -> tuple[list[int], list[int]]:
     """Tokens per sample as xtuner encodes it (bos, then each turn's input and output, + eos),
-    and per sample the tokens before its first output token (bos and the first input)."""
+    and per sample the tokens before its first output token (bos and the first input);
+    ``count`` is ``counter``'s function."""
     texts, shapes = [], []
     for item in conversations:
         turns = apply_template(item["conversation"], template)
@@ -55,7 +72,7 @@ def lengths(conversations: list[dict], tokenizer, template) -> tuple[list[int], 
             texts += [turn.get("input", ""), turn.get("output", "") + turn.get("sep", "")]
     counts = []
     for start in range(0, len(texts), BATCH):
-        counts += count_tokens(tokenizer, texts[start:start + BATCH])
+        counts += count(texts[start:start + BATCH])
     out, prompts, position = [], [], 0
     for eos_flags in shapes:
         total = 1  # bos

@@ -1,0 +1,73 @@
+"""The tokenizer child process: the same counts as the tokenizer in this process, failures reported."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tiny_model import build_tiny_model
+from xtuner_recipes.validate import tokens
+from xtuner_recipes.validate.tokenizer_process import TokenizerProcess
+
+TEXTS = ["", "hello world", "<|User|>:what is 2+2?<eoh>\n", "Zürich · 東京 · 🙂", "a\u0000b", "   "]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat", weights=False)
+
+
+@pytest.fixture(scope="module")
+def child(model):
+    process = TokenizerProcess(str(model))
+    yield process
+    process.close()
+
+
+def test_child_counts_equal_in_process_counts(model, child):
+    tokenizer, reason = tokens.load_tokenizer(str(model))
+    assert reason is None
+    assert child.error() is None
+    assert child.count(TEXTS) == tokens.count_tokens(tokenizer, TEXTS)
+    assert child.count(["one two three"] * 3) == [tokens.count_tokens(tokenizer, ["one two three"])[0]] * 3
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.text(max_size=200), max_size=20))
+def test_child_counts_any_text_like_in_process(model, child, texts):
+    tokenizer, _ = tokens.load_tokenizer(str(model))
+    assert child.count(texts) == tokens.count_tokens(tokenizer, texts)
+
+
+def test_counter_uses_the_child_only_for_its_own_model(model, child, tmp_path):
+    count, reason = tokens.counter(str(model), child)
+    assert reason is None and count == child.count
+    other = build_tiny_model(tmp_path / "other", weights=False)
+    count, reason = tokens.counter(str(other), child)
+    assert reason is None and count != child.count and count(["hello world"]) == child.count(["hello world"])
+
+
+def test_a_broken_tokenizer_is_reported_by_the_child_and_again_in_process(model, tmp_path):
+    broken = build_tiny_model(tmp_path / "broken", weights=False)
+    (broken / "tokenizer.model").write_bytes(b"this is not a sentencepiece model")
+    process = TokenizerProcess(str(broken))
+    try:
+        assert process.error()
+        with pytest.raises(RuntimeError):
+            process.count(["hello"])
+        count, reason = tokens.counter(str(broken), process)
+        assert count is None and reason
+    finally:
+        process.close()
+    assert process._process.returncode is not None  # closed means ended, no child left behind
+
+
+def test_close_before_any_answer_ends_the_child(model):
+    process = TokenizerProcess(str(model))
+    process.close()
+    assert process._process.returncode is not None
+
+
+def test_a_text_the_tokenizer_rejects_is_an_error_and_the_child_goes_on(child):
+    with pytest.raises(RuntimeError, match="TypeError"):
+        child.count(["fine", "\ud800 is half a pair"])  # the Rust tokenizer takes no lone surrogate
+    assert child.count(["still here"]) == child.count(["still here"])

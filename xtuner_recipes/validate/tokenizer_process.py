@@ -1,0 +1,94 @@
+"""The model's tokenizer in a child process that loads while the parent imports torch.
+
+``validate`` needs torch (mmengine imports it) and transformers' tokenizer, each a second
+of one core. Transformers loads a tokenizer without torch when ``USE_TORCH=0``, so a child
+started before the config loads has its tokenizer ready on the other core by the time the
+data has been read. The counts are the parent's (``tokens.count_tokens``), computed there.
+
+Protocol, one JSON document per line: the child first answers ``{"ready": true}`` or
+``{"error": reason}``; then each request ``["text", ...]`` gets back ``[count, ...]``.
+The child's own stdout goes to its stderr, so a chatty tokenizer can't break the protocol.
+
+    >>> counter = TokenizerProcess("./tiny-model")  # doctest: +SKIP
+    >>> counter.error(), counter.count(["hello world"])  # doctest: +SKIP
+    (None, [2])
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+
+class TokenizerProcess:
+    """A child holding ``AutoTokenizer.from_pretrained(model_path)``; started on construction."""
+
+    def __init__(self, model_path: str) -> None:
+        self.model_path = model_path
+        env = {**os.environ, "USE_TORCH": "0", "USE_TF": "0", "USE_FLAX": "0", "TRANSFORMERS_VERBOSITY": "error"}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__, model_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=env, text=True, encoding="utf-8",
+        )
+        self._error: str | None = None
+        self._answered = False
+
+    def error(self) -> str | None:
+        """None once the tokenizer has loaded, else why it did not (waits for the child)."""
+        if not self._answered:
+            self._answered = True
+            answer = self._read()
+            self._error = answer.get("error") if isinstance(answer, dict) else "the tokenizer process did not answer"
+        return self._error
+
+    def count(self, texts: list[str]) -> list[int]:
+        """Tokens in each text, without special tokens."""
+        if self.error() is not None:
+            raise RuntimeError(self._error)
+        self._process.stdin.write(json.dumps(texts) + "\n")
+        self._process.stdin.flush()
+        counts = self._read()
+        if isinstance(counts, dict) and "error" in counts:
+            raise RuntimeError(counts["error"])
+        if not isinstance(counts, list) or len(counts) != len(texts):
+            raise RuntimeError("the tokenizer process ended without an answer")
+        return counts
+
+    def close(self) -> None:
+        """End the child now: it holds nothing worth a clean shutdown, and waiting for one costs."""
+        self._process.kill()
+        self._process.wait()
+        self._process.stdin.close()
+        self._process.stdout.close()
+
+    def _read(self):
+        line = self._process.stdout.readline()
+        try:
+            return json.loads(line) if line else None
+        except json.JSONDecodeError:
+            return None
+
+
+def _serve(model_path: str) -> int:
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # whatever the tokenizer's code prints goes to stderr, not into the answers
+    sys.stdout = sys.stderr
+    from xtuner_recipes.validate.tokens import count_tokens, load_tokenizer
+
+    tokenizer, reason = load_tokenizer(model_path)
+    answers.write(json.dumps({"error": reason} if tokenizer is None else {"ready": True}) + "\n")
+    answers.flush()
+    if tokenizer is None:
+        return 1
+    for line in sys.stdin:
+        try:
+            answer = count_tokens(tokenizer, json.loads(line))
+        except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it there
+            answer = {"error": f"{type(error).__name__}: {error}"}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(sys.argv[1]))
