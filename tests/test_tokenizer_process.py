@@ -71,3 +71,24 @@ def test_a_text_the_tokenizer_rejects_is_an_error_and_the_child_goes_on(child):
     with pytest.raises(RuntimeError, match="TypeError"):
         child.count(["fine", "\ud800 is half a pair"])  # the Rust tokenizer takes no lone surrogate
     assert child.count(["still here"]) == child.count(["still here"])
+
+
+def test_modules_in_the_working_directory_do_not_shadow_the_childs(model, tmp_path, monkeypatch):
+    for name in ("json", "transformers", "xtuner_recipes"):
+        (tmp_path / f"{name}.py").write_text("raise ImportError('shadowed')\n")
+    monkeypatch.chdir(tmp_path)
+    process = TokenizerProcess(str(model))
+    try:
+        assert process.error() is None and process.count(["hello world"])[0] > 0
+    finally:
+        process.close()
+
+
+def test_a_child_that_died_is_an_error_not_a_broken_pipe(model):
+    process = TokenizerProcess(str(model))
+    assert process.error() is None
+    process._process.kill()
+    process._process.wait()
+    with pytest.raises(RuntimeError, match="ended without an answer"):
+        process.count(["hello"] * 10000)
+    process.close()

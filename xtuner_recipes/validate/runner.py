@@ -59,7 +59,8 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
 def _early_tokenizer(flat: dict):
     """Start loading the tokenizer of the model the source names, if it is a local folder,
     so that it loads on another core while mmengine imports torch (see ``tokenizer_process``)."""
-    model_path = flat.get("pretrained_model_name_or_path", (None,))[0]
+    model_path = (flat.get("model.llm.pretrained_model_name_or_path") or flat.get("pretrained_model_name_or_path")
+                  or (None,))[0]
     if not isinstance(model_path, str) or not looks_local(model_path) or not Path(model_path).expanduser().is_dir():
         return None
     from xtuner_recipes.validate.tokenizer_process import TokenizerProcess

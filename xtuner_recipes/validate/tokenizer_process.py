@@ -19,6 +19,10 @@ import os
 import subprocess
 import sys
 
+# -P (Python 3.11+): a module in the working directory, say a config repository's json.py,
+# must not shadow the ones the child imports.
+SAFE_PATH = ["-P"] if sys.version_info >= (3, 11) else []
+
 
 class TokenizerProcess:
     """A child holding ``AutoTokenizer.from_pretrained(model_path)``; started on construction."""
@@ -27,7 +31,7 @@ class TokenizerProcess:
         self.model_path = model_path
         env = {**os.environ, "USE_TORCH": "0", "USE_TF": "0", "USE_FLAX": "0", "TRANSFORMERS_VERBOSITY": "error"}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, model_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, *SAFE_PATH, "-m", __name__, model_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=env, text=True, encoding="utf-8",
         )
         self._error: str | None = None
@@ -45,8 +49,11 @@ class TokenizerProcess:
         """Tokens in each text, without special tokens."""
         if self.error() is not None:
             raise RuntimeError(self._error)
-        self._process.stdin.write(json.dumps(texts) + "\n")
-        self._process.stdin.flush()
+        try:
+            self._process.stdin.write(json.dumps(texts) + "\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            raise RuntimeError("the tokenizer process ended without an answer") from None
         counts = self._read()
         if isinstance(counts, dict) and "error" in counts:
             raise RuntimeError(counts["error"])
