@@ -280,3 +280,16 @@ def test_lone_surrogate_escape_is_a_bad_row_as_datasets_finds(tmp_path, tiny_mod
 
     with pytest.raises(Exception, match="generating the dataset"):
         load_dataset("json", data_files=str(tmp_path / "train.jsonl"), cache_dir=str(tmp_path / "hf"))
+
+
+def test_progress_follows_reading_and_tokenizing(tmp_path, tiny_model, cli):
+    from xtuner_recipes.validate import validate_config
+
+    config = plant({"recipe": "medqa", "rows": [json.dumps(r) for r in medqa_rows(1200)]}, tmp_path, tiny_model, cli)
+    calls = []
+    report = validate_config(str(config), progress=lambda *call: calls.append(call))
+    assert report.ok, report.findings
+    stages = {what: [(done, total) for w, done, total in calls if w == what] for what, _, _ in calls}
+    assert list(stages) == ["rows read", "texts tokenized"]
+    assert stages["rows read"][-1] == (1200, 1200) and stages["rows read"][0] == (500, None)
+    assert stages["texts tokenized"] == [(1000, 2400), (2000, 2400), (2400, 2400)]  # input and output per turn

@@ -31,10 +31,10 @@ def _progress(config: str):
     if not sys.stderr.isatty():
         return None
 
-    def show(done: int, total: int | None) -> None:
+    def show(what: str, done: int, total: int | None) -> None:
         end = "\n" if total is not None and done >= total else ""
         of = f"/{total}" if total else ""
-        sys.stderr.write(f"\r  scanning data of {config}: {done}{of} rows{end}")
+        sys.stderr.write(f"\r  {config}: {done}{of} {what}{end}")
         sys.stderr.flush()
 
     return show

@@ -52,8 +52,8 @@ def data_files(dataset: dict) -> tuple[list[str] | None, str | None]:
 
 
 def scan(files: list[str], map_fn: Callable | None, *, sample: int | None,
-         progress: Callable[[int, int | None], None] | None = None) -> DataScan:
-    """Read ``files``, map each row, and report what fails."""
+         progress: Callable[[str, int, int | None], None] | None = None) -> DataScan:
+    """Read ``files``, map each row, and report what fails; ``progress(what, done, total)``."""
     result = DataScan(files=files)
     missing = [f for f in files if not Path(f).exists()]
     for path in missing:
@@ -64,7 +64,7 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None,
             break
         result.rows += 1
         if progress is not None and result.rows % 500 == 0:
-            progress(result.rows, sample)
+            progress("rows read", result.rows, sample)
         if row.error:
             bad_rows.append((row, index, row.error))
             continue
@@ -92,5 +92,5 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None,
         result.findings.append(Finding("D005", "error", "no usable data rows: training would have nothing to learn",
                                        key="data_path"))
     if progress is not None:
-        progress(result.rows, result.rows)
+        progress("rows read", result.rows, result.rows)
     return result

@@ -17,7 +17,7 @@ LEVELS = ("static", "load", "full")
 
 
 def validate_config(path: str, *, level: str = "full", sample: int | None = None, gpus: int | None = None,
-                    strict_env: bool = False, progress: Callable[[int, int | None], None] | None = None,
+                    strict_env: bool = False, progress: Callable[[str, int, int | None], None] | None = None,
                     gpu_mem: float | None = None, zero_stage: int = 0) -> ConfigReport:
     """Check ``path`` at ``level`` and return every finding (checks never stop at the first)."""
     report = ConfigReport(config=str(path))
@@ -106,7 +106,7 @@ def _full(report, config, tree, flat, *, early, sample, gpus, strict_env, progre
                                                key="pretrained_model_name_or_path"))
             elif count is not None:
                 try:
-                    lengths, prompts = tokens.lengths(scan.usable, count, _template(template_name, get))
+                    lengths, prompts = tokens.lengths(scan.usable, count, _template(template_name, get), progress)
                 except Exception as error:  # noqa: BLE001 - a tokenizer failing on the data is a finding
                     report.findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
                                                    key="pretrained_model_name_or_path"))

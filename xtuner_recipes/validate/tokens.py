@@ -59,11 +59,11 @@ def count_tokens(tokenizer, texts: list[str]) -> list[int]:
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
-def lengths(conversations: list[dict], count: Callable[[list[str]], list[int]],
-            template) -> tuple[list[int], list[int]]:
+def lengths(conversations: list[dict], count: Callable[[list[str]], list[int]], template,
+            progress: Callable[[str, int, int | None], None] | None = None) -> tuple[list[int], list[int]]:
     """Tokens per sample as xtuner encodes it (bos, then each turn's input and output, + eos),
     and per sample the tokens before its first output token (bos and the first input);
-    ``count`` is ``counter``'s function."""
+    ``count`` is ``counter``'s function, ``progress(what, done, total)`` follows the texts."""
     texts, shapes = [], []
     for item in conversations:
         turns = apply_template(item["conversation"], template)
@@ -73,6 +73,8 @@ def lengths(conversations: list[dict], count: Callable[[list[str]], list[int]],
     counts = []
     for start in range(0, len(texts), BATCH):
         counts += count(texts[start:start + BATCH])
+        if progress is not None:
+            progress("texts tokenized", len(counts), len(texts))
     out, prompts, position = [], [], 0
     for eos_flags in shapes:
         total = 1  # bos
