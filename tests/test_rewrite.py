@@ -87,6 +87,27 @@ def test_data_shorthand_switches_modelscope_loader_and_adds_imports():
     assert "from xtuner.dataset import process_hf_dataset\n" in after
     assert "    type=process_hf_dataset,\n" in after
     assert "dataset=dict(type=load_dataset, path='json', data_files=dict(train=data_path))" in after
+    assert "MsDataset" not in after and "process_ms_dataset" not in after  # modelscope need not be installed
+
+
+def test_data_shorthand_drops_only_the_imports_the_old_loader_used():
+    before = textwrap.dedent("""\
+        import os
+        from modelscope.msdatasets import MsDataset  # the hub loader
+
+        from xtuner.dataset import ConcatDataset, process_ms_dataset
+        from unused.before import thing
+        data_path = 'damo/MSAgent-Bench'
+        train = dict(type=process_ms_dataset, dataset=dict(type=MsDataset.load, dataset_name=data_path))
+        other = ConcatDataset
+        """)
+    after = edit(before, data_path="./agent.jsonl")
+    assert after.startswith(textwrap.dedent("""\
+        import os
+
+        from xtuner.dataset import ConcatDataset
+        from unused.before import thing
+        """)), after
 
 
 def test_hub_data_keeps_the_hub_loader():

@@ -14,7 +14,7 @@ from xtuner_recipes.paths import is_data_folder, is_local_data
 from xtuner_recipes.errors import OverrideError
 from xtuner_recipes.rewrite import locate
 from xtuner_recipes.rewrite.overrides import Override
-from xtuner_recipes.rewrite.transformers import AddImports, RemoveEntry, ReplaceValue, SwitchLoader
+from xtuner_recipes.rewrite.transformers import AddImports, RemoveEntry, RemoveImports, ReplaceValue, SwitchLoader
 from xtuner_recipes.rewrite.values import NOT_A_LITERAL, value_expression
 
 @dataclass(frozen=True)
@@ -111,6 +111,7 @@ def _quoted(text: str, quote: str) -> str:
 def _switch_loader(tree: cst.Module, folder: bool) -> tuple[cst.Module, list[str]]:
     """Read ``data_path`` as local JSON wherever a loader reads it from a hub."""
     bound = locate.bound_names(tree)
+    used = _used_names(tree)
     switch = SwitchLoader("data_path", folder)
     tree = tree.visit(switch)
     if not switch.switched:
@@ -122,7 +123,23 @@ def _switch_loader(tree: cst.Module, folder: bool) -> tuple[cst.Module, list[str
     ]
     tree = tree.visit(AddImports(missing))
     how = "data_dir=data_path" if folder else "data_files=dict(train=data_path)"
-    return tree, [f"the dataset now loads local JSON: load_dataset(path='json', {how})"]
+    notes = [f"the dataset now loads local JSON: load_dataset(path='json', {how})"]
+    # MsDataset, process_ms_dataset: an import only the old loader used would still have to
+    # resolve (modelscope installed) for the config to load; imports unused before stay.
+    dropped = used - _used_names(tree)
+    if dropped:
+        tree = tree.visit(RemoveImports(dropped))
+        notes.append(f"removed the imports the hub loader used: {', '.join(sorted(dropped))}")
+    return tree, notes
+
+
+def _used_names(module: cst.Module) -> set[str]:
+    """Names the module's statements use, its import lines aside."""
+    return set().union(*(
+        _names_in(statement) for statement in module.body
+        if not (isinstance(statement, cst.SimpleStatementLine)
+                and any(isinstance(small, cst.Import | cst.ImportFrom) for small in statement.body))
+    ))
 
 
 def _names_in(node: cst.CSTNode) -> set[str]:

@@ -196,3 +196,40 @@ class AddImports(cst.CSTTransformer):
         )
         new = [cst.parse_statement(f"from {module} import {name}\n") for module, name in self.imports]
         return updated_node.with_changes(body=body[: last + 1] + new + body[last + 1 :])
+
+
+class RemoveImports(cst.CSTTransformer):
+    """Drop ``from M import NAME`` for the given names. A line left with no name goes, and the
+    blank lines above it move to the next line, so import groups stay apart."""
+
+    def __init__(self, names: set[str]):
+        super().__init__()
+        self.names = names
+
+    def _kept(self, node: cst.ImportFrom) -> list[cst.ImportAlias] | None:
+        if isinstance(node.names, cst.ImportStar):
+            return None
+        return [alias for alias in node.names
+                if (alias.asname.name.value if alias.asname else dotted_name(alias.name)) not in self.names]
+
+    def leave_ImportFrom(self, original_node, updated_node):
+        kept = self._kept(updated_node)
+        if kept is None or len(kept) == len(updated_node.names):
+            return updated_node
+        if not kept:  # the whole line: leave_Module drops it with its spacing in mind
+            return updated_node
+        kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return updated_node.with_changes(names=kept)
+
+    def leave_Module(self, original_node, updated_node):
+        body, carried = [], None
+        for statement in updated_node.body:
+            if carried is not None and not statement.leading_lines:
+                statement = statement.with_changes(leading_lines=carried)
+            carried = None
+            if (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
+                    and isinstance(statement.body[0], cst.ImportFrom) and self._kept(statement.body[0]) == []):
+                carried = statement.leading_lines
+                continue
+            body.append(statement)
+        return updated_node.with_changes(body=body)
