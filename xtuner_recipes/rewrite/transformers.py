@@ -214,9 +214,8 @@ class RemoveImports(cst.CSTTransformer):
 
     def leave_ImportFrom(self, original_node, updated_node):
         kept = self._kept(updated_node)
-        if kept is None or len(kept) == len(updated_node.names):
-            return updated_node
-        if not kept:  # the whole line: leave_Module drops it with its spacing in mind
+        # None (a star import), all kept, or none kept: leave_Module drops a whole line, minding its spacing
+        if not kept or len(kept) == len(updated_node.names):
             return updated_node
         kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         return updated_node.with_changes(names=kept)

@@ -3,7 +3,7 @@
 ``validate`` needs torch (mmengine imports it) and transformers' tokenizer, each a second
 of one core. Transformers loads a tokenizer without torch when ``USE_TORCH=0``, so a child
 started before the config loads has its tokenizer ready on the other core by the time the
-data has been read. The counts are the parent's (``tokens.count_tokens``), computed there.
+data has been read. The child counts with the parent's own function, ``tokens.count_tokens``.
 
 Protocol, one JSON document per line: the child first answers ``{"ready": true}`` or
 ``{"error": reason}``; then each request ``["text", ...]`` gets back ``[count, ...]``.
