@@ -9,7 +9,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from xtuner_recipes.paths import looks_local
 from xtuner_recipes.validate import static
 from xtuner_recipes.validate.findings import DATA_ROW_CODES, ConfigReport, Finding
 
@@ -61,11 +60,16 @@ def _early_tokenizer(flat: dict):
     so that it loads on another core while mmengine imports torch (see ``tokenizer_process``)."""
     model_path = (flat.get("model.llm.pretrained_model_name_or_path") or flat.get("pretrained_model_name_or_path")
                   or (None,))[0]
-    if not isinstance(model_path, str) or not looks_local(model_path) or not Path(model_path).expanduser().is_dir():
+    if not _is_folder(model_path):
         return None
     from xtuner_recipes.validate.tokenizer_process import TokenizerProcess
 
     return TokenizerProcess(model_path)
+
+
+def _is_folder(model_path) -> bool:
+    """A model path naming a folder here (a hub id, or nothing there, has no tokenizer to count with)."""
+    return isinstance(model_path, str) and Path(model_path).expanduser().is_dir()
 
 
 def _gpus(gpus: int | None) -> int:
@@ -99,8 +103,7 @@ def _full(report, config, tree, flat, *, early, sample, gpus, strict_env, progre
         samples = len(scan.usable)
         pack = bool(get("train_dataset.pack_to_max_length"))
         if scan.usable and isinstance(max_length, int):
-            local = looks_local(str(model_path)) and Path(str(model_path)).expanduser().is_dir()
-            count, reason = tokens.counter(model_path, early) if local else (None, None)
+            count, reason = tokens.counter(model_path, early) if _is_folder(model_path) else (None, None)
             if count is None and reason is not None:
                 report.findings.append(Finding("T002", "error", f"the tokenizer fails to load: {reason}",
                                                key="pretrained_model_name_or_path"))
