@@ -134,3 +134,11 @@ def test_list_names_every_recipe(cli):
 def test_python_dash_m_runs_the_same_cli(tmp_path):
     result = subprocess.run([sys.executable, "-m", "xtuner_recipes", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "medqa" in result.stdout
+
+
+def test_gen_refuses_a_spreadsheet_as_data_and_points_to_prepare(cli, tmp_path):
+    (tmp_path / "MedQA2019.xlsx").write_bytes(b"PK\x03\x04 not opened")
+    result = cli("gen", "medqa", "--model", "./internlm-chat-7b", "--data", "MedQA2019.xlsx")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "xtuner-recipes prepare medqa MedQA2019.xlsx" in result.stderr
+    assert not list(tmp_path.glob("*.py"))  # nothing written

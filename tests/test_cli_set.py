@@ -152,3 +152,70 @@ def test_data_on_modelscope_configs_loads_without_modelscope(xtuner_configs, tmp
     result = cli("validate", *outs, "--level", "load", "--format", "json")
     reports = json.loads(result.stdout)
     assert result.returncode == 0 and all(r["ok"] for r in reports), [r["findings"] for r in reports]
+
+
+CONFIG = "lr = 2e-4  # keep\nmax_epochs = 3\n"
+
+
+def test_in_place_keeps_crlf_line_endings_and_the_file_mode(cli, tmp_path):
+    path = tmp_path / "cfg.py"
+    path.write_bytes(CONFIG.replace("\n", "\r\n").encode())
+    path.chmod(0o640)
+    cli("set", path, "lr=1e-5", "--in-place", check_rc=0)
+    assert path.read_bytes() == b"lr = 1e-5  # keep\r\nmax_epochs = 3\r\n"
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_in_place_edits_a_symlinks_target_and_leaves_the_link(cli, tmp_path):
+    target = tmp_path / "real.py"
+    target.write_text(CONFIG)
+    link = tmp_path / "link.py"
+    link.symlink_to(target)
+    cli("set", link, "lr=1e-5", "--in-place", check_rc=0)
+    assert link.is_symlink() and "lr = 1e-5" in target.read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_in_place_refuses_a_read_only_file_without_force(cli, tmp_path):
+    path = tmp_path / "cfg.py"
+    path.write_text(CONFIG)
+    path.chmod(0o444)
+    refused = cli("set", path, "lr=1e-5", "--in-place")
+    assert refused.returncode == 2 and "read-only" in refused.stderr and path.read_text() == CONFIG
+    cli("set", path, "lr=1e-5", "--in-place", "--force", check_rc=0)
+    assert "lr = 1e-5" in path.read_text() and path.stat().st_mode & 0o777 == 0o444
+
+
+def test_output_force_replaces_only_a_regular_file(cli, tmp_path):
+    import os
+
+    (tmp_path / "cfg.py").write_text(CONFIG)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.py"
+    link.symlink_to(tmp_path / "cfg.py")
+    for target in (fifo, link):
+        refused = cli("set", tmp_path / "cfg.py", "lr=1e-5", "-o", target, "--force")
+        assert refused.returncode == 2 and "not replaced" in refused.stderr
+    assert fifo.exists() and link.is_symlink() and (tmp_path / "cfg.py").read_text() == CONFIG
+
+
+def test_a_file_changed_since_it_was_read_is_not_overwritten(tmp_path):
+    from xtuner_recipes.errors import OutputExistsError
+    from xtuner_recipes.fileio import write_atomic
+
+    path = tmp_path / "cfg.py"
+    path.write_text("lr = 1\n")  # what another editor saved after we read CONFIG
+    with pytest.raises(OutputExistsError, match="changed since it was read"):
+        write_atomic(path, "lr = 2\n", force=True, original=CONFIG)
+    assert path.read_text() == "lr = 1\n" and [p.name for p in tmp_path.iterdir()] == ["cfg.py"]
+
+
+def test_new_outputs_get_the_mode_the_umask_gives(cli, tmp_path):
+    import os
+
+    (tmp_path / "cfg.py").write_text(CONFIG)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    cli("set", tmp_path / "cfg.py", "lr=1e-5", "-o", tmp_path / "out.py", check_rc=0)
+    assert (tmp_path / "out.py").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -125,7 +125,7 @@ def test_plan_prints_every_command(tmp_path, tiny_model, cli):
     config = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "medqa.py")
     text = cli("plan", config, check_rc=0).stdout
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert lines[0] == f"xtuner train {config}"
+    assert lines[0] == f"xtuner train {config} --deepspeed deepspeed_zero2"  # as gen's next step says
     assert re.fullmatch(r"\./work_dirs/medqa/iter_\d+\.pth", lines[1])
     assert lines[2] == f"xtuner convert pth_to_hf {config} {lines[1]} ./work_dirs/medqa/hf_adapter"
     assert lines[3].startswith(f"xtuner convert merge {tiny_model} ./work_dirs/medqa/hf_adapter ./work_dirs/medqa/merged")
@@ -133,6 +133,10 @@ def test_plan_prints_every_command(tmp_path, tiny_model, cli):
     several = cli("plan", config, "--gpus", "8", check_rc=0).stdout
     assert f"NPROC_PER_NODE=8 xtuner train {config} --deepspeed deepspeed_zero2" in several
     assert "--gpus 8 --in-place" in several  # the global batch grew 8x: say how to keep it
+    # --work-dir reaches the train command, and every path is quoted for the shell.
+    odd = cli("plan", config, "--work-dir", "./my runs; rm -rf x", check_rc=0).stdout
+    assert "--work-dir './my runs; rm -rf x'" in odd
+    assert "xtuner convert pth_to_hf" in odd and "'./my runs; rm -rf x/hf_adapter'" in odd
 
 
 def test_plan_for_msagent_hints_lagent(tmp_path, tiny_model, cli):
@@ -150,7 +154,8 @@ def test_train_returns_the_real_exit_status(tmp_path, tiny_model, cli):
     checked = cli("train", config, "--work-dir", tmp_path / "a")
     assert checked.returncode == 1 and "not training" in checked.stderr and "D003" in checked.stderr
     unchecked = cli("train", "--validate-level", "static", config, "--work-dir", tmp_path / "b")
-    assert unchecked.returncode != 0 and "training failed" in unchecked.stderr
+    assert unchecked.returncode == 3 and "training failed" in unchecked.stderr
+    assert "warning E00" in checked.stderr  # train prints validate's warnings, not only its errors
     xtuner = shutil.which("xtuner", path=str(Path(sys.executable).parent))
     theirs = subprocess.run([xtuner, "train", str(config), "--work-dir", str(tmp_path / "c")],
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
@@ -185,3 +190,31 @@ def test_chat_prompt_follows_the_template():
     template = {"SYSTEM": "<|System|>:{system}\n", "INSTRUCTION": "<|User|>:{input}\n<|Bot|>:"}
     assert build_prompt(template, "hi", "be kind") == "<|System|>:be kind\n<|User|>:hi\n<|Bot|>:"
     assert build_prompt(template, "hi", "") == "<|User|>:hi\n<|Bot|>:"
+
+
+@pytest.mark.slow
+def test_tutorial_path_with_relative_paths_and_an_0_1_x_config_survives_smoke(tmp_path, tiny_model, cli):
+    """The README's flow from one folder, relative paths as written: gen with `./medqa/train.jsonl`, then
+    the tutorial's hand edits of xtuner 0.1.x (an epoch-based loop, PagedAdamW32bit), smoke --keep ./smoke-run."""
+    shutil.copytree(tiny_model, tmp_path / "internlm-chat-7b")
+    (tmp_path / "medqa").mkdir()
+    write_jsonl(tmp_path / "medqa" / "train.jsonl", medqa_rows(40))
+    cli("gen", "medqa", "--model", "./internlm-chat-7b", "--data", "./medqa/train.jsonl", "-o", "cfg.py",
+        "--set", "max_length=512", check_rc=0)
+    config = tmp_path / "cfg.py"
+    text = config.read_text()
+    for old, new in (("train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)",
+                      "train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)"),
+                     ("from torch.optim import AdamW", "from bitsandbytes.optim import PagedAdamW32bit"),
+                     ("optim_type = AdamW", "optim_type = PagedAdamW32bit"),
+                     ("checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=save_steps, "
+                      "max_keep_ckpts=save_total_limit)", "checkpoint=dict(type=CheckpointHook, interval=1)")):
+        assert old in text, old
+        text = text.replace(old, new)
+    config.write_text(text)
+    rc, result = smoke_json(cli, "cfg.py", "--steps", "2", "--keep", "./smoke-run")
+    assert rc == 0 and result["ok"], [(s["name"], s["status"], s["detail"], s["log_tail"]) for s in result["stages"]]
+    assert result["checkpoint"].endswith("epoch_1.pth")
+    assert any("max_epochs=1" in note for note in result["adaptations"])
+    assert any("PagedAdamW32bit" in note for note in result["adaptations"])
+    assert (tmp_path / "smoke-run" / "plan.json").is_file()

@@ -164,3 +164,24 @@ def test_gen_takes_prepared_train_jsonl_as_data(task, tmp_path, cli):
     mapped = [function(row) for row in dataset]
     assert len(mapped) == len(lines(tmp_path / "data" / "train.jsonl"))
     assert all(item["conversation"] for item in mapped)
+
+
+def test_prepare_refuses_an_output_folder_that_holds_an_input(cli, tmp_path):
+    raw = tmp_path / "data" / "train.jsonl"
+    raw.parent.mkdir()
+    raw.write_text('{"text": "### Human: hi### Assistant: hello"}\n')
+    before = raw.read_bytes()
+    result = cli("prepare", "oasst1", raw, "-o", tmp_path / "data", "--force")
+    assert result.returncode == 2 and "inside the output folder" in result.stderr
+    assert raw.read_bytes() == before
+
+
+def test_a_rerun_without_a_test_split_removes_the_old_one(cli, tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(f'{{"text": "### Human: q{i}### Assistant: a{i}"}}\n' for i in range(20)))
+    cli("prepare", "oasst1", raw, "-o", tmp_path / "out", "--test-ratio", "0.3", check_rc=0)
+    assert (tmp_path / "out" / "test.jsonl").is_file()
+    cli("prepare", "oasst1", raw, "-o", tmp_path / "out", "--force", check_rc=0)
+    assert not (tmp_path / "out" / "test.jsonl").exists()  # its rows are all in train.jsonl now
+    assert len((tmp_path / "out" / "train.jsonl").read_text().splitlines()) == 20
+    assert (tmp_path / "out" / "manifest.json").is_file()

@@ -32,11 +32,20 @@ def medqa_rows(count):
 
 
 def validate(cli, *args):
-    result = cli("validate", *args, "--format", "json")
-    assert result.returncode in (0, 1), result.stderr
-    reports = json.loads(result.stdout)
+    """`xtuner-recipes validate ARGS --format json`, run in this process (torch and xtuner import once
+    for the whole module; the console script itself is run by the tests that use `cli` directly)."""
+    import contextlib
+    import io
+
+    from xtuner_recipes.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["validate", *map(str, args), "--format", "json"])
+    assert rc in (0, 1), err.getvalue()
+    reports = json.loads(out.getvalue())
     jsonschema.validate(reports, REPORT_SCHEMA)
-    return result.returncode, reports
+    return rc, reports
 
 
 def plant(case, tmp_path, tiny_model, cli):
@@ -56,10 +65,15 @@ def plant(case, tmp_path, tiny_model, cli):
         if config is not None:
             config.update(case.get("model_config", {}))
             (model / "config.json").write_text(json.dumps(config))
+        if "tokenizer_config" in case:
+            settings = json.loads((model / "tokenizer_config.json").read_text())
+            (model / "tokenizer_config.json").write_text(json.dumps({**settings, **case["tokenizer_config"]}))
     model_arg = {"missing": str(tmp_path / "nowhere"), "hub": "internlm/internlm-chat-7b"}.get(kind, str(model))
     data = tmp_path / "train.jsonl"
     if "rows" in case:
         data.write_text("\n".join(case["rows"]) + "\n")
+    elif "rows_file" in case:
+        data.write_text((FIXTURES / "data" / case["rows_file"]).read_text() * 40)
     elif case["recipe"] == "oasst1":
         write_jsonl(data, [{"text": f"### Human: hello {i}### Assistant: hi {i}"} for i in range(40)])
     else:
@@ -69,6 +83,10 @@ def plant(case, tmp_path, tiny_model, cli):
     out = tmp_path / "cfg.py"
     args = ["gen", case["recipe"], "--model", model_arg, "--data", data_arg, "-o", out]
     cli(*args, *[x for s in sets for x in ("--set", s)], check_rc=0)
+    for old, new in case.get("replace", []):  # a hand edit `set` would refuse
+        text = out.read_text()
+        assert old in text, old
+        out.write_text(text.replace(old, new))
     if case.get("data") == "hub":
         text = out.read_text().replace('path="json", data_files=dict(train=data_path)', "path=data_path")
         out.write_text(text.replace(f'data_path = "{data_arg}"', 'data_path = "timdettmers/openassistant-guanaco"'))
@@ -92,7 +110,8 @@ def test_planted_mistake_is_reported(fixture, tmp_path, tiny_model, cli):
         assert line.startswith(expect["key"]) or expect["key"].split(".")[-1] in line, line
     if "row_line" in expect:
         assert finding["line"] == expect["row_line"] and f"train.jsonl:{expect['row_line']}" in finding["message"]
-    assert rc == (1 if expect["severity"] == "error" else 0)
+    assert rc == case.get("rc", 1 if expect["severity"] == "error" else 0)
+    assert report["internal_error"] is None
 
 
 @pytest.mark.parametrize("fixture", sorted(INVALID.glob("*.py")), ids=lambda p: p.stem)
@@ -104,7 +123,7 @@ def test_source_mistake_is_reported(fixture, cli):
 
 def test_every_code_has_an_invalid_fixture():
     named = {p.stem for p in INVALID.iterdir()}
-    missing = set(CODES) - named - {"E001", "E002", "E003", "E004"}  # machine findings: see test_environment_*
+    missing = set(CODES) - named - {"E001", "E002", "E003", "E004", "E005"}  # machine findings: see test_environment_*
     assert not missing
 
 
@@ -157,8 +176,11 @@ def test_text_format_groups_by_config_and_summarizes(cli):
 
 
 def test_valid_fixture_is_clean(cli):
-    rc, (report,) = validate(cli, FIXTURES / "valid" / "minimal_static.py", "--level", "load")
+    rc, (report,) = validate(cli, FIXTURES / "valid" / "minimal_static.py", "--level", "static")
     assert rc == 0 and report["findings"] == []
+    # It loads, but it is no training config: the Runner needs a model and a train_dataloader.
+    rc, (report,) = validate(cli, FIXTURES / "valid" / "minimal_static.py", "--level", "load")
+    assert rc == 1 and [f["code"] for f in report["findings"]] == ["L003"]
 
 
 def test_environment_findings_are_warnings_unless_strict(tmp_path, tiny_model, cli):
@@ -196,9 +218,11 @@ def test_no_false_alarms_on_shipped_configs(xtuner_configs, cli):
     not_installed = ("modelscope", "openmind", "llava", "deepseek_v2")
     for report in reports:
         for finding in report["findings"]:
-            if finding["severity"] == "error":
+            if finding["code"] == "L003":  # xtuner's helper scripts (convert_*.py) are no training configs
+                assert "__main__" in Path(report["config"]).read_text(), (report["config"], finding)
+            elif finding["severity"] == "error":
                 assert any(name in finding["message"] for name in not_installed), (report["config"], finding)
-    assert sum(not r["ok"] for r in reports) <= 12
+    assert sum(not r["ok"] for r in reports) <= 12 + 6  # + the 6 helper scripts
 
 
 def test_text_report_puts_data_row_lines_on_the_data_file():
@@ -293,3 +317,192 @@ def test_progress_follows_reading_and_tokenizing(tmp_path, tiny_model, cli):
     assert list(stages) == ["rows read", "texts tokenized"]
     assert stages["rows read"][-1] == (1200, 1200) and stages["rows read"][0] == (500, None)
     assert stages["texts tokenized"] == [(1000, 2400), (2000, 2400), (2400, 2400)]  # input and output per turn
+
+
+@pytest.mark.parametrize("edit, codes", [
+    ([["max_epochs = 3", "max_epochs = 0"]], {"S003", "C005"}),
+    ([["batch_size = 1  # per GPU", "batch_size = 2.0  # per GPU"]], {"S003", "C005"}),
+    ([["lr = 2e-4", "lr = 1e999"]], {"S003"}),
+    ([["warmup_ratio = 0.03", "warmup_ratio = 0"]], {"C006"}),  # LinearLR(begin=0, end=0): mmengine refuses it
+    ([["from xtuner_recipes.map_fns import medqa_map_fn", "from xtuner_recipes.map_fns import medqa_map_fnn"],
+      ["dataset_map_fn=medqa_map_fn", "dataset_map_fn=medqa_map_fnn"]], {"L002"}),
+    ([["from torch.optim import AdamW", "from torch.optim import AdamWW as AdamW"]], {"L002"}),
+    ([["from torch.optim import AdamW", "from bitsandbytes.optim import PagedAdamW32bit as AdamW"]], set()),
+    ([["prompt_template = PROMPT_TEMPLATE.llama2_chat", "prompt_template = PROMPT_TEMPLATE.nope"]], {"S004"}),
+], ids=["max_epochs=0", "batch_size=2.0", "lr=inf", "warmup_ratio=0", "mapper-import", "optimizer-import", "bitsandbytes-optimizer",
+        "unknown-template"])
+def test_mistakes_are_findings_never_tracebacks(edit, codes, tmp_path, tiny_model, cli):
+    config = plant({"recipe": "medqa", "replace": edit}, tmp_path, tiny_model, cli)
+    result = cli("validate", config, "--format", "json")
+    assert "Traceback" not in result.stderr and result.returncode in (0, 1), result.stderr
+    (report,) = json.loads(result.stdout)
+    assert report["internal_error"] is None
+    found = {f["code"] for f in report["findings"] if f["severity"] == "error"}
+    assert codes <= found and result.returncode == (1 if found else 0), report["findings"]
+
+
+def test_max_epochs_may_be_a_float_as_xtuner_takes_it(tmp_path, tiny_model, cli):
+    config = plant({"recipe": "medqa", "replace": [["max_epochs = 3", "max_epochs = 3.0"]]}, tmp_path, tiny_model, cli)
+    rc, (report,) = validate(cli, config)
+    assert rc == 0 and report["stats"]["total_iters"] == 120, report
+
+
+def test_empty_config_is_an_error_not_a_pass(tmp_path, cli):
+    (tmp_path / "empty.py").write_text("# nothing here\n")
+    rc, (report,) = validate(cli, tmp_path / "empty.py")
+    assert rc == 1 and "L003" in {f["code"] for f in report["findings"]}
+
+
+def test_checkpoint_names_follow_an_epoch_based_loop(tmp_path, tiny_model, cli):
+    """The tutorial's 0.1.x shape: train_cfg=dict(by_epoch=True, ...) and a CheckpointHook saving every epoch."""
+    config = plant({"recipe": "medqa", "replace": [
+        ["train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)",
+         "train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)"],
+        ["checkpoint=dict(type=CheckpointHook, by_epoch=False, interval=save_steps, max_keep_ckpts=save_total_limit)",
+         "checkpoint=dict(type=CheckpointHook, interval=1)"]]}, tmp_path, tiny_model, cli)
+    rc, (report,) = validate(cli, config)
+    assert report["stats"]["checkpoints"] == ["epoch_1.pth", "epoch_2.pth", "epoch_3.pth"], report
+    plan = cli("plan", config, "--json")
+    assert "epoch_3.pth" in plan.stdout
+
+
+def test_sample_gives_estimates_not_schedule_errors(tmp_path, tiny_model, cli):
+    """40 rows, warmup 0.03 over 1 epoch: 0 warmup iterations on a sample of 10 rows, 1 on the full data."""
+    config = plant({"recipe": "medqa", "set": ["warmup_ratio=0.03", "max_epochs=1"]}, tmp_path, tiny_model, cli)
+    rc, (report,) = validate(cli, config, "--sample", "10")
+    stats = report["stats"]
+    assert stats["schedule_estimated"] is True and stats["rows"] == 40 and stats["rows_checked"] == 10
+    assert stats["total_iters"] == 40  # extrapolated from the sample to every row
+    assert not [f for f in report["findings"] if f["code"].startswith("C") and f["severity"] == "error"]
+
+
+def test_gzipped_jsonl_is_read_like_datasets_reads_it(tmp_path, tiny_model, cli):
+    import gzip
+
+    config = plant({"recipe": "medqa"}, tmp_path, tiny_model, cli)
+    data = tmp_path / "train.jsonl"
+    gz = tmp_path / "train.jsonl.gz"
+    gz.write_bytes(gzip.compress(data.read_bytes()))
+    config.write_text(config.read_text().replace(str(data), str(gz)))
+    rc, (report,) = validate(cli, config)
+    assert rc == 0 and report["stats"]["usable_rows"] == 40, report["findings"]
+
+
+def test_concat_dataset_of_an_alpaca_copy_cfg_config_is_read_leaf_by_leaf(tmp_path, tiny_model, cli):
+    """The tutorial camps' alpaca_enzh config: two datasets in a ConcatDataset, each made local with
+    `set --data NAME=PATH`; a row the Chinese mapper can't read is reported against its own leaf."""
+    xtuner = shutil.which("xtuner", path=str(Path(sys.executable).parent))
+    subprocess.run([xtuner, "copy-cfg", "internlm_chat_7b_qlora_alpaca_enzh_e3", str(tmp_path)], check=True,
+                   capture_output=True, cwd=tmp_path)
+    copied = next(tmp_path.glob("internlm_chat_7b_qlora_alpaca_enzh_e3*.py"))
+    en = write_jsonl(tmp_path / "en.jsonl", [{"instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(50)])
+    zh_rows = [{"instruction_zh": f"问{i}", "input_zh": "", "output_zh": f"答{i}"} for i in range(30)]
+    zh_rows[4] = {"instruction": "english field names", "input": "", "output": "x"}  # line 5
+    zh = write_jsonl(tmp_path / "zh.jsonl", zh_rows)
+    cli("set", copied, "--model", tiny_model, "--data", f"alpaca_en_path={en}", "--in-place", check_rc=0)
+    cli("set", copied, "--data", f"alpaca_zh_path={zh}", "--in-place", check_rc=0)
+    rc, (report,) = validate(cli, copied)
+    leaves = {leaf["key"]: leaf for leaf in report["stats"]["datasets"]}
+    assert leaves["train_dataloader.dataset.datasets.0"]["usable_rows"] == 50
+    assert leaves["train_dataloader.dataset.datasets.1"]["rows"] == 30
+    (bad,) = [f for f in report["findings"] if f["code"] == "D003"]
+    assert rc == 1 and bad["key"] == "train_dataloader.dataset.datasets.1.dataset" and bad["line"] == 5
+    assert "zh.jsonl:5" in bad["message"] and "alpaca_map_fn" in bad["hint"]
+
+
+def test_readme_lists_every_finding_code():
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [code for code in CODES if f"| {code} |" not in readme]
+    assert not missing
+
+
+def test_gen_caps_max_length_at_the_model_positions_and_passes_its_own_validate(tmp_path, cli):
+    model = build_tiny_model(tmp_path / "short-chat", max_position_embeddings=512, weights=False)
+    write_jsonl(tmp_path / "train.jsonl", medqa_rows(40))
+    made = cli("gen", "medqa", "--model", model, "--data", tmp_path / "train.jsonl", "-o", tmp_path / "cfg.py",
+               "--set", "pack_to_max_length=False", check_rc=0)
+    assert "max_length 2048 lowered to 512" in made.stdout + made.stderr
+    assert "\nmax_length = 512" in (tmp_path / "cfg.py").read_text()
+    rc, (report,) = validate(cli, tmp_path / "cfg.py")
+    assert rc == 0 and "M005" not in {f["code"] for f in report["findings"]}, report["findings"]
+
+
+def test_attribute_chains_of_imports_are_resolved(tmp_path, cli):
+    """`torch.float61` is an AttributeError when xtuner builds the model; `torch.float16` is fine."""
+    for dtype, expected in (("float61", {"L002"}), ("float16", set())):
+        path = tmp_path / f"{dtype}.py"
+        path.write_text(f"import torch\n\nmodel = dict(llm=dict(torch_dtype=torch.{dtype}))\n")
+        rc, (report,) = validate(cli, path, "--level", "load")
+        found = {f["code"] for f in report["findings"]} & {"L002"}
+        assert found == expected, report["findings"]
+        if expected:
+            (finding,) = [f for f in report["findings"] if f["code"] == "L002"]
+            assert finding["key"] == "model.llm.torch_dtype" and finding["line"] == 3 and "float61" in finding["message"]
+
+
+CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}"
+          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+LLAMA2 = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}"
+          "{% else %}{{ ' ' + m['content'] + ' ' + eos_token }}{% endif %}{% endfor %}")
+
+
+def _with_chat_template(tiny_model, folder, template):
+    shutil.copytree(tiny_model, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["chat_template"] = template
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize("template", [CHATML, LLAMA2], ids=["chatml", "llama2"])
+def test_model_join_equals_what_transformers_renders(template, tmp_path, tiny_model):
+    """The chat format read from tokenizer_config.json, against transformers' own apply_chat_template."""
+    from transformers import AutoTokenizer
+
+    from xtuner_recipes.chat_format import REPLY, USER, model_join
+
+    folder = _with_chat_template(tiny_model, tmp_path / "m-chat", template)
+    text = AutoTokenizer.from_pretrained(folder).apply_chat_template(
+        [{"role": "user", "content": USER}, {"role": "assistant", "content": REPLY}], tokenize=False)
+    assert model_join(str(folder)) == "".join(text.split(USER)[1].split(REPLY)[0].split())
+
+
+def test_the_models_own_chat_template_decides_gen_and_validate(tmp_path, tiny_model, cli):
+    model = _with_chat_template(tiny_model, tmp_path / "chatml-chat", CHATML)  # a llama model_type, ChatML format
+    write_jsonl(tmp_path / "train.jsonl", medqa_rows(40))
+    made = cli("gen", "medqa", "--model", model, "--data", tmp_path / "train.jsonl", "-o", tmp_path / "cfg.py",
+               "--set", "pack_to_max_length=False", check_rc=0)
+    assert "chat template" in made.stdout
+    text = (tmp_path / "cfg.py").read_text()
+    chosen = text.split("prompt_template = PROMPT_TEMPLATE.")[1].split()[0]
+    assert chosen in ("internlm2_chat", "qwen_chat", "minicpm3")
+    rc, (report,) = validate(cli, tmp_path / "cfg.py")
+    codes = {f["code"] for f in report["findings"]}
+    assert rc == 0 and not codes & {"M006", "M008"}, report["findings"]
+    (tmp_path / "cfg.py").write_text(text.replace(f"PROMPT_TEMPLATE.{chosen}", "PROMPT_TEMPLATE.llama2_chat"))
+    rc, (report,) = validate(cli, tmp_path / "cfg.py")
+    (m008,) = [f for f in report["findings"] if f["code"] == "M008"]
+    assert rc == 1 and m008["severity"] == "error" and "internlm2_chat" in m008["hint"]
+
+
+@pytest.fixture(scope="module")
+def model_families(tmp_path_factory, tiny_model) -> dict:
+    from tiny_model import build_tiny_qwen2
+
+    return {"llama": tiny_model, "qwen2": build_tiny_qwen2(tmp_path_factory.mktemp("qwen2") / "tiny-qwen2-chat")}
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("recipe", ["medqa", "oasst1", "msagent"])
+def test_gen_for_every_recipe_and_model_family_passes_its_own_validate(recipe, family, model_families, tmp_path, cli):
+    data = tmp_path / "train.jsonl"
+    if recipe == "medqa":
+        write_jsonl(data, medqa_rows(40))
+    else:
+        name = {"oasst1": "oasst1.jsonl", "msagent": "msagent.jsonl"}[recipe]
+        data.write_text((FIXTURES / "data" / name).read_text() * 40)
+    cli("gen", recipe, "--model", model_families[family], "--data", data, "-o", tmp_path / "cfg.py",
+        "--set", "pack_to_max_length=False", check_rc=0)
+    rc, (report,) = validate(cli, tmp_path / "cfg.py")
+    assert rc == 0 and report["ok"], [f for f in report["findings"] if f["severity"] == "error"]
+    assert report["stats"]["usable_rows"] == report["stats"]["rows"] > 0 and "tokens_max" in report["stats"]

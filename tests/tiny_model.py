@@ -35,3 +35,25 @@ def build_tiny_model(folder: Path, *, max_position_embeddings: int = 2048, weigh
     else:
         config.save_pretrained(folder)
     return folder
+
+
+def build_tiny_qwen2(folder: Path, *, max_position_embeddings: int = 2048) -> Path:
+    """A Qwen2-shaped config (no weights) and a byte-level BPE tokenizer without bos, trained on fixture text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(json.loads(row), ensure_ascii=False)
+             for path in sorted(FIXTURE_TEXT.glob("*.jsonl")) for row in path.read_text(encoding="utf-8").splitlines()]
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(lines, trainers.BpeTrainer(
+        vocab_size=800, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tokenizer.save_pretrained(folder)
+    Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2,
+                max_position_embeddings=max_position_embeddings).save_pretrained(folder)
+    return folder

@@ -4,31 +4,68 @@
 """
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from xtuner_recipes.errors import OutputExistsError
 
 
-def write_atomic(path: Path, text: str, *, force: bool) -> None:
+def write_atomic(path: Path, text: str, *, force: bool, original: str | None = None) -> None:
     """Write ``text`` to ``path`` in one step: readers see the old file or the new one.
 
-    Without ``force`` an existing ``path`` is left untouched and
-    ``OutputExistsError`` is raised, even if it appears while we write.
+    Without ``force`` an existing ``path`` is left untouched and ``OutputExistsError`` is raised,
+    even if it appears while we write. Only a regular file is ever replaced (never a symlink, a
+    device or a FIFO); a replaced file keeps its mode, a new one gets the mode the umask gives.
+    ``original``: the text ``path`` held when it was read; if it changed since, nothing is written.
     """
     path = Path(path)
     refuse_existing(path, force=force)
+    if path.exists() or path.is_symlink():
+        refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        if original is not None and _read_exact(path) != original:
+            raise OutputExistsError(f"{path} changed since it was read; nothing was written",
+                                    hint="run the command again on the current file")
         publish(Path(tmp), path, force=force)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _read_exact(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _mode_for(path: Path) -> int:
+    """The mode of the file being replaced, else what the umask gives a new file."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def refuse_special(path: Path) -> None:
+    """Raise unless ``path`` is a regular file (not a symlink, device, FIFO or folder)."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise OutputExistsError(f"{path} is a symbolic link; it is not replaced",
+                                hint=f"write to its target ({os.path.realpath(path)}) instead")
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputExistsError(f"{path} is not a regular file; it is not replaced", hint="choose another output")
 
 
 def refuse_existing(path: Path, *, force: bool) -> None:

@@ -6,11 +6,12 @@
 """
 
 import difflib
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from xtuner_recipes import model_info, xtuner_info
-from xtuner_recipes.errors import OverrideError
+from xtuner_recipes import chat_format, model_info, xtuner_info
+from xtuner_recipes.errors import OverrideError, RecipeError
 from xtuner_recipes.paths import is_local_data, looks_local
 from xtuner_recipes.recipes import Recipe, get_recipe
 from xtuner_recipes.resources import resource_path
@@ -54,6 +55,12 @@ def _template_choice(recipe: Recipe, model: str, overrides: list[Override]) -> t
     if any(o.path == ("prompt_template",) for o in overrides):
         return None, "--set prompt_template"
     config = model_info.read_config(model)
+    join = chat_format.model_join(model) if config is not None else None
+    fits = chat_format.matching_templates(join) if join else []
+    if fits:
+        guess = model_info.template_for(config)
+        chosen = guess if guess in fits else fits[0]
+        return chosen, "the model's own chat template (tokenizer_config.json)"
     if config is not None:
         chosen = model_info.template_for(config)
         if chosen:
@@ -77,6 +84,20 @@ def _warnings(model: str, data: str) -> list[str]:
     return found
 
 
+def _max_length_cap(template_source: str, model: str, overrides) -> tuple[Override, str] | None:
+    """``max_length`` lowered to the model's ``max_position_embeddings`` when the recipe's is longer
+    (and the user set none): validate's M005 would refuse the config otherwise."""
+    if any(o.path == ("max_length",) for o in overrides):
+        return None
+    config = model_info.read_config(model) if looks_local(model) else None
+    limit = config.get("max_position_embeddings") if config else None
+    is_literal, length = literal(code_of(bindings(parse_config(template_source))["max_length"].value))
+    if not (isinstance(limit, int) and is_literal and isinstance(length, int) and limit < length):
+        return None
+    return (Override(("max_length",), str(limit)),
+            f"max_length {length} lowered to {limit}, the model's max_position_embeddings")
+
+
 def generate(
     task: str,
     model: str,
@@ -89,16 +110,24 @@ def generate(
     """Render recipe ``task``'s template for ``model`` and ``data`` with ``overrides`` applied."""
     recipe = get_recipe(task)
     data = data or recipe.default_data
+    if Path(data).suffix.lower() in (".xlsx", ".xls", ".csv"):
+        # xtuner's json loader can't read a spreadsheet; the tutorial's MedQA2019.xlsx needs converting.
+        raise RecipeError(f"{data} is a spreadsheet, not JSON or JSONL data",
+                          hint=f"convert it first: xtuner-recipes prepare {recipe.name} {shlex.quote(data)} -o "
+                               f"{recipe.name}-data, then --data {recipe.name}-data/train.jsonl")
     overrides = [normalize_template(o) for o in overrides]
     template, why = _template_choice(recipe, model, overrides)
     edits = [Override(("pretrained_model_name_or_path",), repr(model))]
     if template is not None:
         edits.append(Override(("prompt_template",), f"PROMPT_TEMPLATE.{template}"))
     source_path = resource_path("templates", recipe.template)
+    capped = _max_length_cap(source_path.read_text(encoding="utf-8"), model, overrides)
+    if capped is not None:
+        edits.append(capped[0])
     result = apply_overrides(
         source_path.read_text(encoding="utf-8"), edits + list(overrides), data_path=data, filename=str(source_path)
     )
-    notes = list(result.notes)
+    notes = list(result.notes) + ([capped[1]] if capped is not None else [])
     if gpus != 1:
         from xtuner_recipes.batch import gpus_override
 

@@ -54,16 +54,25 @@ def _uses_msagent_mapper(tree: ast.Module) -> bool:
                for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names)
 
 
-def _launch(config: str, gpus: int, nodes: int) -> tuple[str, str]:
+def launch_command(config, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None) -> tuple[str, str]:
+    """The one training command every command prints (``gen``'s next step, ``plan``), every path
+    quoted for the shell, and where it runs.
+
+        >>> launch_command("my cfg.py", work_dir="./work dirs/x")[0]
+        "xtuner train 'my cfg.py' --deepspeed deepspeed_zero2 --work-dir './work dirs/x'"
+    """
+    command = f"xtuner train {shlex.quote(str(config))} --deepspeed deepspeed_zero2"
+    if work_dir is not None:
+        command += f" --work-dir {shlex.quote(str(work_dir))}"
     if gpus == 1 and nodes == 1:
-        return f"xtuner train {config}", "one GPU"
+        return command, "one GPU (deepspeed_zero2, as the tutorial launches it)"
     env = f"NPROC_PER_NODE={gpus}"
     if nodes > 1:
         env += f" NNODES={nodes} NODE_RANK=$NODE_RANK ADDR=$MASTER_ADDR PORT=29500"
         where = f"on each of {nodes} nodes, NODE_RANK 0..{nodes - 1}, MASTER_ADDR = node 0's address"
     else:
         where = f"{gpus} GPUs of one machine"
-    return f"{env} xtuner train {config} --deepspeed deepspeed_zero2", where
+    return f"{env} {command}", where
 
 
 def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None) -> Plan:
@@ -88,6 +97,7 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
 
     quoted = shlex.quote(str(path))
     out = work_dir or f"./work_dirs/{path.stem}"
+    q = shlex.quote
     if stats.get("checkpoints"):
         name = stats["checkpoints"][-1]
     else:
@@ -95,10 +105,10 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         notes.append("the iteration count needs the data and tokenizer, which could not be read here; "
                      "N = the last iteration training logs")
     checkpoint = f"{out}/{name}"
-    launch, where = _launch(quoted, gpus, nodes)
+    launch, where = launch_command(path, gpus=gpus, nodes=nodes, work_dir=work_dir)
     model = settings.get("pretrained_model_name_or_path", "MODEL")
     template = static.template_name(tree)
-    chat = f"xtuner chat {out}/merged"
+    chat = f"xtuner chat {q(out + '/merged')}"
     if template:
         chat += f" --prompt-template {template}"
     if settings.get("SYSTEM"):
@@ -113,8 +123,9 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
                                                             if "global_batch" in stats else "")),
         Step("checkpoint", checkpoint,
              "written by training (a folder of that name under DeepSpeed; pth_to_hf takes either)"),
-        Step("convert", f"xtuner convert pth_to_hf {quoted} {checkpoint} {out}/hf_adapter", "a Hugging Face LoRA adapter"),
-        Step("merge", f"xtuner convert merge {shlex.quote(str(model))} {out}/hf_adapter {out}/merged "
+        Step("convert", f"xtuner convert pth_to_hf {quoted} {q(checkpoint)} {q(out + '/hf_adapter')}",
+             "a Hugging Face LoRA adapter"),
+        Step("merge", f"xtuner convert merge {q(str(model))} {q(out + '/hf_adapter')} {q(out + '/merged')} "
                       "--max-shard-size 2GB", "the adapter merged into the base model"),
         Step("chat", chat, chat_note),
     ]

@@ -9,13 +9,17 @@ a bad row is a ``Row`` with ``error`` set, and reading goes on.
     ['train.jsonl:1', 'train.jsonl:2']
 """
 
+import bz2
+import gzip
 import json
+import lzma
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 BOM = b"\xef\xbb\xbf"
+COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # half of a pair; alone it is no character
 
 
@@ -27,19 +31,30 @@ class Row:
     error: str | None = None
 
 
+def _open(path: Path):
+    """The file's bytes, decompressed the way the datasets library reads ``.gz``/``.bz2``/``.xz``."""
+    opener = COMPRESSED.get(path.suffix, open)
+    return opener(path, "rb")
+
+
 def _is_array(path: Path) -> bool:
-    with open(path, "rb") as handle:
+    with _open(path) as handle:
         return handle.read(4096).removeprefix(BOM).lstrip().startswith(b"[")
 
 
 def read_rows(path: str | Path) -> Iterator[Row]:
     """Each row of a JSONL or JSON-array file with where it stands."""
     path = Path(path)
-    yield from (_array(path) if _is_array(path) else _lines(path))
+    try:
+        yield from (_array(path) if _is_array(path) else _lines(path))
+    except (EOFError, OSError, lzma.LZMAError) as error:  # a truncated or corrupt .gz/.bz2/.xz
+        if path.suffix not in COMPRESSED:
+            raise
+        yield Row(str(path), error=f"cannot be decompressed: {error}")
 
 
 def _lines(path: Path) -> Iterator[Row]:
-    with open(path, "rb") as handle:
+    with _open(path) as handle:
         for number, raw in enumerate(handle, start=1):
             where = f"{path}:{number}"
             if number == 1:
@@ -64,7 +79,8 @@ def _lines(path: Path) -> Iterator[Row]:
 
 
 def _array(path: Path) -> Iterator[Row]:
-    raw = path.read_bytes()
+    with _open(path) as handle:
+        raw = handle.read()
     try:
         items = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as error:

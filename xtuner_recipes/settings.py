@@ -4,9 +4,12 @@
     ["lr: 'abc' is not of type 'number'"]
     >>> setting_errors("model.lora.r", 16)
     []
+    >>> setting_errors("batch_size", 2.0)
+    ["batch_size: 2.0 is not of type 'integer'"]
 """
 
 import json
+import math
 import re
 from functools import lru_cache
 
@@ -19,7 +22,15 @@ def _validator():
     import jsonschema
 
     schema = json.loads(resource_path("schemas", "settings.schema.json").read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    # Types as the consumers take them: torch's sampler refuses batch_size=2.0, which JSON
+    # Schema counts as an integer; an infinite lr or max_norm is no number training can use.
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({
+        "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
+        "number": lambda _, value: (isinstance(value, int | float) and not isinstance(value, bool)
+                                    and math.isfinite(value)),
+    })
+    strict = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+    return strict(schema)
 
 
 def to_json_value(value):

@@ -37,8 +37,9 @@ def run(args) -> int:
     result = generate(args.task, args.model, data=args.data, overrides=overrides, output=args.output,
                       gpus=args.gpus)
     write_atomic(result.output, result.code, force=args.force)
-    launch = f"NPROC_PER_NODE={args.gpus} " if args.gpus > 1 else ""
-    next_command = f"{launch}xtuner train {result.output} --deepspeed deepspeed_zero2"
+    from xtuner_recipes.plan import launch_command
+
+    next_command = launch_command(result.output, gpus=args.gpus)[0]
     if args.json:
         print_json({
             "output": str(result.output),

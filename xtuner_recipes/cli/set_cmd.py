@@ -2,6 +2,7 @@
 
 import dataclasses
 import difflib
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,8 @@ EXAMPLES = """  xtuner-recipes set internlm_chat_7b_qlora_oasst1_e3.py lr=1e-5 m
   xtuner-recipes set mine.py model.lora.r=16 '~model.llm.quantization_config' --in-place
   xtuner-recipes set mine.py --model ./internlm-chat-7b --data ./train.jsonl --diff
   xtuner-recipes set mine.py param_scheduler.0.start_factor=1e-4 prompt_template=internlm2_chat
-  xtuner-recipes set mine.py --gpus 8 --in-place"""
+  xtuner-recipes set mine.py --gpus 8 --in-place
+  xtuner-recipes set alpaca_enzh.py --data alpaca_en_path=./en.jsonl -o mine.py   # a config with several datasets"""
 
 
 def add_parser(commands) -> None:
@@ -22,29 +24,43 @@ def add_parser(commands) -> None:
     parser.add_argument("config", type=Path, metavar="CONFIG")
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="KEY=VALUE or ~KEY (dotted paths allowed)")
     parser.add_argument("--model", metavar="PATH", help="set pretrained_model_name_or_path")
-    parser.add_argument("--data", metavar="PATH", help="set data_path; local JSON switches the loader to json")
+    parser.add_argument("--data", metavar="[NAME=]PATH",
+                        help="set data_path (or the variable NAME, e.g. alpaca_en_path=./en.jsonl); "
+                             "local JSON switches the loader that reads it to json")
     parser.add_argument("--gpus", type=int, metavar="N",
                         help="divide accumulative_counts by N to keep the config's 1-GPU global batch on N GPUs")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", type=Path, metavar="OUT", help="write the result to OUT")
     where.add_argument("--in-place", action="store_true", help="rewrite CONFIG itself")
     where.add_argument("--diff", action="store_true", help="print a unified diff; write nothing")
-    parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite OUT if it exists (a regular file only); with --in-place, a read-only CONFIG")
 
 
 def run(args) -> int:
     from xtuner_recipes.generate import normalize_template  # libcst: only when rewriting
     from xtuner_recipes.rewrite import Override, apply_overrides, parse_override
 
+    if args.in_place:
+        # --in-place edits what the name points at: a symlinked config's target, kept a regular file.
+        args.config = Path(os.path.realpath(args.config))
     try:
-        source = args.config.read_text(encoding="utf-8")
+        if args.config.exists() and not args.config.is_file():
+            raise OSError(f"{args.config} is not a regular file")
+        with open(args.config, encoding="utf-8", newline="") as handle:  # keep CRLF line endings
+            source = handle.read()
     except (OSError, UnicodeDecodeError) as error:
         print(f"error: cannot read {args.config}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.in_place and not os.stat(args.config).st_mode & 0o222 and not args.force:  # root can write it anyway
+        print(f"error: {args.config} is read-only; not rewritten\n  hint: pass --force to rewrite it anyway",
+              file=sys.stderr)
         return EXIT_USAGE
     overrides = [normalize_template(parse_override(text)) for text in args.overrides]
     if args.model is not None:
         overrides.insert(0, Override(("pretrained_model_name_or_path",), repr(args.model)))
-    result = apply_overrides(source, overrides, data_path=args.data, filename=str(args.config))
+    variable, data = _data_argument(args.data)
+    result = apply_overrides(source, overrides, data_path=data, data_variable=variable, filename=str(args.config))
     notes = list(result.notes)
     if args.gpus is not None:
         from xtuner_recipes.batch import gpus_override
@@ -65,7 +81,7 @@ def run(args) -> int:
         )
         return EXIT_OK
     if args.in_place:
-        write_atomic(args.config, result.code, force=True)
+        write_atomic(args.config, result.code, force=True, original=source)
         print(f"updated {args.config}: {', '.join(result.changed) or 'no change'}", file=sys.stderr)
     elif args.output is not None:
         write_atomic(args.output, result.code, force=args.force)
@@ -73,3 +89,13 @@ def run(args) -> int:
     else:
         sys.stdout.write(result.code)
     return EXIT_OK
+
+
+def _data_argument(value: str | None) -> tuple[str, str | None]:
+    """``--data PATH`` or ``--data NAME=PATH`` (NAME a Python identifier: ``alpaca_en_path=./en.jsonl``)."""
+    if value is None:
+        return "data_path", None
+    name, sep, path = value.partition("=")
+    if sep and name.isidentifier():
+        return name, path
+    return "data_path", value

@@ -3,17 +3,24 @@
 ``xtuner train`` starts the training script in a child process and exits 0 whatever
 it returned; this command runs the same script (through torchrun when
 ``NPROC_PER_NODE``/``NNODES`` ask for several processes, as xtuner does) and
-passes its status on.
+says how it ended: 0 trained, 1 validate found errors (nothing ran), 2 usage or internal
+error, 3 training failed, 128+N training killed by signal N.
 """
 
 import argparse
 import os
 import random
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from xtuner_recipes.cli.common import EXIT_FINDINGS, add_command
+from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_USAGE, add_command
+from xtuner_recipes.errors import RecipeError
+
+# Exit status: 0 trained, 1 validate found errors (nothing ran), 2 usage or internal error,
+# 3 training ran and failed (its own status is printed), 128+N training killed by signal N.
+EXIT_TRAINING_FAILED = 3
 
 EXAMPLES = """  xtuner-recipes train internlm_chat_7b_qlora_medqa_e3.py
   NPROC_PER_NODE=8 xtuner-recipes train my_config.py --deepspeed deepspeed_zero2
@@ -38,8 +45,12 @@ def training_command(config: str, xtuner_args: list[str], environ=os.environ) ->
     from xtuner_recipes.xtuner_info import source_dir
 
     script = str(source_dir() / "tools" / "train.py")
-    nnodes = int(environ.get("NNODES", 1))
-    nproc = int(environ.get("NPROC_PER_NODE", 1))
+    try:
+        nnodes = int(environ.get("NNODES", 1))
+        nproc = int(environ.get("NPROC_PER_NODE", 1))
+    except ValueError:
+        raise RecipeError(f"NNODES={environ.get('NNODES')!r} and NPROC_PER_NODE={environ.get('NPROC_PER_NODE')!r} "
+                          "must be whole numbers") from None
     if nnodes == 1 and nproc == 1 or "slurm" in xtuner_args:
         return [sys.executable, script, config, *xtuner_args]
     port = environ.get("PORT") or str(random.randint(20000, 29999))
@@ -54,13 +65,21 @@ def run(args) -> int:
     from xtuner_recipes.validate.runner import validate_config
 
     report = validate_config(str(args.config), level=args.validate_level)
+    # Warnings too, before any GPU time: E003 "deepspeed is not installed" predicts a failure.
+    sys.stderr.write(render_text([report], colour=use_colour(sys.stderr)))
+    if report.internal_error:
+        print(f"not training: the validator failed on {args.config}: {report.internal_error}", file=sys.stderr)
+        return EXIT_USAGE
     if not report.ok:
-        sys.stderr.write(render_text([report], colour=use_colour(sys.stderr)))
         print(f"not training: {args.config} has errors (exit {EXIT_FINDINGS})", file=sys.stderr)
         return EXIT_FINDINGS
     command = training_command(str(args.config), args.xtuner_args)
-    print(f"validated ({args.validate_level}); running: {' '.join(command)}", file=sys.stderr, flush=True)
+    print(f"validated ({args.validate_level}); running: {shlex.join(command)}", file=sys.stderr, flush=True)
     status = subprocess.run(command).returncode
+    if status < 0:  # killed by a signal: the shell's convention
+        print(f"training killed by signal {-status}", file=sys.stderr)
+        return 128 - status
     if status != 0:
-        print(f"training failed: exit status {status}", file=sys.stderr)
-    return status
+        print(f"training failed: exit status {status} (this command exits {EXIT_TRAINING_FAILED})", file=sys.stderr)
+        return EXIT_TRAINING_FAILED
+    return 0

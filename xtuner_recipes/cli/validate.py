@@ -2,7 +2,7 @@
 
 import sys
 
-from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_OK, add_command
+from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, add_command
 from xtuner_recipes.validate.runner import LEVELS
 
 EXAMPLES = """  xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
@@ -53,4 +53,9 @@ def run(args) -> int:
         sys.stdout.write(render_json(reports))
     else:
         sys.stdout.write(render_text(reports, colour=use_colour(sys.stdout)))
+    for report in reports:
+        if report.internal_error:
+            print(f"xtuner-recipes: {report.config}: {report.internal_error} (a bug: please report it)", file=sys.stderr)
+    if any(r.internal_error for r in reports):
+        return EXIT_USAGE
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FINDINGS

@@ -62,10 +62,14 @@ def _check_args(task, inputs, outdir, test_ratio, force) -> None:
         raise RecipeError(f"unknown task {task!r}", hint=f"one of {', '.join(CONVERTERS)}")
     if not 0 <= test_ratio < 1:
         raise RecipeError(f"--test-ratio must be in [0, 1), got {test_ratio}")
+    folder = Path(outdir).resolve()
     for path in inputs:
         if not Path(path).is_file():
             raise RecipeError(f"input {path} is not a file")
-    names = ["train.jsonl", "manifest.json"] + (["test.jsonl"] if test_ratio > 0 else [])
+        if Path(path).resolve().parent == folder:
+            raise RecipeError(f"input {path} is inside the output folder {outdir}: its outputs could replace it",
+                              hint="write to another folder (-o OUTDIR)")
+    names = ["train.jsonl", "test.jsonl", "manifest.json"]  # an old test.jsonl is replaced or removed
     for name in names:
         refuse_existing(Path(outdir) / name, force=force)
 
@@ -129,6 +133,12 @@ def prepare(task: str, inputs: list[str | Path], outdir: str | Path, *, test_rat
                 result.written[name] += 1
         for handle in handles.values():
             handle.close()
+        # The manifest goes first and comes back last: a folder with a manifest is a complete output,
+        # and a run killed in between leaves none. A test.jsonl this run doesn't write would leak
+        # its rows (now in train.jsonl) into evaluation: it goes too.
+        (outdir / "manifest.json").unlink(missing_ok=True)
+        if "test" not in splits:
+            (outdir / "test.jsonl").unlink(missing_ok=True)
         for name, target in splits.items():
             publish(parts[name], target, force=force)
             result.outputs.append(str(target))

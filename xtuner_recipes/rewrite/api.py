@@ -43,8 +43,9 @@ def apply_overrides(
     *,
     data_path: str | None = None,
     filename: str = "<config>",
+    data_variable: str = "data_path",
 ) -> RewriteResult:
-    """Apply ``overrides`` (and the ``--data`` shorthand) to config source.
+    """Apply ``overrides`` (and the ``--data`` shorthand, which sets ``data_variable``) to config source.
 
     Every error is raised before anything is produced: unknown keys (with a
     did-you-mean), values of the wrong kind per ``schemas/settings.schema.json``,
@@ -55,7 +56,7 @@ def apply_overrides(
     notes: list[str] = []
     values: dict[str, object] = {}
     if data_path is not None:
-        overrides = [*overrides, Override(("data_path",), repr(data_path))]
+        overrides = [*overrides, Override((data_variable,), repr(data_path))]
     # One pass per override: each resolves against the tree the previous one left.
     for override in overrides:
         if override.remove:
@@ -67,7 +68,7 @@ def apply_overrides(
                 values[key] = value
         changed.append(key)
     if data_path is not None and is_local_data(data_path):
-        tree, note = _switch_loader(tree, is_data_folder(data_path))
+        tree, note = _switch_loader(tree, is_data_folder(data_path), data_variable)
         notes.extend(note)
     return RewriteResult(tree.code, tuple(dict.fromkeys(changed)), tuple(notes), values)
 
@@ -108,11 +109,11 @@ def _quoted(text: str, quote: str) -> str:
     return literal
 
 
-def _switch_loader(tree: cst.Module, folder: bool) -> tuple[cst.Module, list[str]]:
-    """Read ``data_path`` as local JSON wherever a loader reads it from a hub."""
+def _switch_loader(tree: cst.Module, folder: bool, variable: str = "data_path") -> tuple[cst.Module, list[str]]:
+    """Read ``variable`` as local JSON wherever a loader reads it from a hub."""
     bound = locate.bound_names(tree)
     used = _used_names(tree)
-    switch = SwitchLoader("data_path", folder)
+    switch = SwitchLoader(variable, folder)
     tree = tree.visit(switch)
     if not switch.switched:
         return tree, []
@@ -122,7 +123,7 @@ def _switch_loader(tree: cst.Module, folder: bool) -> tuple[cst.Module, list[str
         if name not in bound and name in tree.code
     ]
     tree = tree.visit(AddImports(missing))
-    how = "data_dir=data_path" if folder else "data_files=dict(train=data_path)"
+    how = f"data_dir={variable}" if folder else f"data_files=dict(train={variable})"
     notes = [f"the dataset now loads local JSON: load_dataset(path='json', {how})"]
     # MsDataset, process_ms_dataset: an import only the old loader used would still have to
     # resolve (modelscope installed) for the config to load; imports unused before stay.

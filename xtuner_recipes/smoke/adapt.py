@@ -7,15 +7,10 @@ that need a GPU.
 
 import os
 
+from xtuner_recipes.validate.leaves import type_name
+
 EVAL_TOKENS = 16
 GPU_ONLY_WRAPPERS = {"AmpOptimWrapper": ("loss_scale", "dtype")}
-
-
-def type_name(value) -> str:
-    """The class or function name of a config ``type`` (object, lazy object or registry string)."""
-    if isinstance(value, str):
-        return value.rsplit(".", 1)[-1]
-    return getattr(value, "__name__", None) or str(getattr(value, "_imported", value)).rsplit(".", 1)[-1]
 
 
 def _replace_string(node, old: str, new: str) -> int:
@@ -29,6 +24,12 @@ def _replace_string(node, old: str, new: str) -> int:
         elif isinstance(value, dict | list):
             count += _replace_string(value, old, new)
     return count
+
+
+def _epoch_based(train_cfg) -> bool:
+    """mmengine's EpochBasedTrainLoop: named, or `dict(by_epoch=True, ...)` as xtuner 0.1.x configs write it."""
+    kind = dict.get(train_cfg, "type")
+    return type_name(kind) == "EpochBasedTrainLoop" if kind is not None else bool(dict.get(train_cfg, "by_epoch"))
 
 
 def _datasets(node):
@@ -52,9 +53,24 @@ def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str
     if steps is not None:  # None: the config's own schedule
         train_cfg = cfg.train_cfg
         before = ", ".join(f"{k}={train_cfg[k]}" for k in ("max_epochs", "max_iters") if k in train_cfg)
-        train_cfg.pop("max_epochs", None)
-        train_cfg["max_iters"] = steps
-        notes.append(f"train_cfg: {before} → max_iters={steps}")
+        if _epoch_based(train_cfg):
+            # mmengine's EpochBasedTrainLoop takes no max_iters: one epoch over a slice of the data.
+            train_cfg["max_epochs"] = 1
+            rows = steps * int(cfg.train_dataloader.get("batch_size", 1) or 1)
+            for dataset in _datasets(cfg.train_dataloader):
+                dataset["max_dataset_length"] = rows
+            notes.append(f"train_cfg: {before} → max_epochs=1 over the first {rows} rows (max_dataset_length), "
+                         "the loop stays epoch-based")
+            if cfg.get("param_scheduler"):
+                # Its spans are fractions of the real epochs: over a few rows a warmup rounds to zero
+                # iterations, which mmengine refuses. `validate` checks the real schedule.
+                cfg["param_scheduler"] = [dict(type="ConstantLR", factor=1.0, by_epoch=False, begin=0, end=1)]
+                notes.append("param_scheduler → a constant learning rate for the one-epoch slice "
+                             "(validate checks the config's own schedule)")
+        else:
+            train_cfg.pop("max_epochs", None)
+            train_cfg["max_iters"] = steps
+            notes.append(f"train_cfg: {before} → max_iters={steps}")
 
     logger = cfg.get("default_hooks", {}).get("logger")
     if logger is not None:
@@ -75,7 +91,14 @@ def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str
         if llm.pop("quantization_config", None) is not None:
             notes.append("model.llm.quantization_config removed: 4-bit bitsandbytes needs CUDA (LoRA stays)")
         wrapper = cfg.optim_wrapper
-        name = type_name(wrapper.get("type", "OptimWrapper"))
+        optimizer = dict.get(wrapper, "optimizer", {})
+        # Read raw: building bitsandbytes' optimizer class here would import what fails on a CPU.
+        chosen = (type_name(dict.get(optimizer, "type")) or "") if isinstance(optimizer, dict) else ""
+        if chosen.startswith("Paged") or chosen.endswith(("8bit", "32bit")):
+            # bitsandbytes' optimizers run their update in CUDA kernels.
+            optimizer["type"] = "AdamW"
+            notes.append(f"optim_wrapper.optimizer.type: {chosen} (bitsandbytes, CUDA only) → torch's AdamW")
+        name = type_name(dict.get(wrapper, "type", "OptimWrapper"))
         if name in GPU_ONLY_WRAPPERS:
             # A registry name, not the class: lazy-import configs print every type as text.
             wrapper["type"] = "OptimWrapper"

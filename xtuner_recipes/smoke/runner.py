@@ -124,9 +124,14 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
     """
     if steps is not None and steps < 1:
         raise RecipeError(f"--steps must be at least 1, got {steps}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RecipeError("--device cuda: no CUDA GPU is visible here", hint="use --device cpu, or run on the GPU machine")
     config = Path(config).resolve()
     written, source = target_model(config)
-    workdir = _workdir(keep)
+    workdir = _workdir(keep).resolve()  # the stages run elsewhere: every path they are given is absolute
     plan = {
         "config": str(config), "model_from": written, "model_source": str(source), "device": device,
         "steps": steps, "model": str(workdir / "model"), "work_dir": str(workdir / "train"),
@@ -134,6 +139,11 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
     }
     result = SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGES],
                          kept=str(workdir) if keep else None)
+    # The stages run in the current folder, as `xtuner train CONFIG` run here would: the config's
+    # relative data, model and work paths resolve the same way for both.
+    here = Path.cwd()
+    result.adaptations.append(f"relative paths in the config resolve against the current folder {here}, "
+                              "as xtuner's own tools run here would")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -145,7 +155,7 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
             start = time.perf_counter()
             with open(log_path, "w", encoding="utf-8") as log:
                 done = subprocess.run([sys.executable, "-m", "xtuner_recipes.smoke.worker", stage.name, str(plan_path)],
-                                      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+                                      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=here)
             stage.seconds = time.perf_counter() - start
             notes_path = workdir / f"{stage.name}.json"
             notes = json.loads(notes_path.read_text(encoding="utf-8")) if notes_path.is_file() else []

@@ -21,50 +21,95 @@ class DataScan:
     files: list[str] = field(default_factory=list)
     rows: int = 0
     usable: list[dict] = field(default_factory=list)  # mapped conversations
+    sampled_rows: int | None = None  # with --sample: the rows mapped; `rows` counts them all
     findings: list[Finding] = field(default_factory=list)
 
 
-def data_files(dataset: dict) -> tuple[list[str] | None, str | None]:
-    """The local files a ``load_dataset`` dict reads, or (None, why not)."""
-    files = dataset.get("data_files")
+@dataclass(frozen=True)
+class Source:
+    """What a dataset's loader reads: local ``files``, or why it can't be read here (``unread``),
+    and a finding when ``datasets`` itself would fail on the loader's arguments."""
+
+    files: list[str] | None = None
+    unread: str | None = None
+    finding: Finding | None = None
+
+
+JSON_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+READERS = ("load_dataset", "load_jsonl_dataset")  # datasets' loader, and xtuner's JSONL one
+
+
+def source(loader, key: str) -> Source:
+    """The local files a ``load_dataset``-style dict reads, as the installed ``datasets`` takes them."""
+    from xtuner_recipes.validate.leaves import qualified
+
+    if not isinstance(loader, dict):
+        return Source(unread=f"its dataset is {type(loader).__name__}, not a loader dict")
+    get = lambda name: dict.get(loader, name)  # noqa: E731 - raw access: nothing lazy is built
+    kind = qualified(get("type")) or ""
+    if kind.endswith("MsDataset.load"):
+        return Source(unread=f"it loads {get('dataset_name')!r} from the ModelScope hub")
+    if kind.rsplit(".", 1)[-1] not in READERS or kind.count(".") and not kind.startswith(("datasets.", "xtuner.")):
+        return Source(unread=f"it is loaded by {kind or 'an unnamed loader'}, which this tool does not read "
+                             f"(it reads {', '.join(READERS)})")
+    files, path = get("data_files"), get("path")
     if files is not None:
-        patterns = []
-        for value in (files.values() if isinstance(files, dict) else [files]):
-            patterns += value if isinstance(value, list | tuple) else [value]
-        found = []
-        for pattern in patterns:
-            found += sorted(glob.glob(str(pattern))) or [str(pattern)]
-        return found, None
-    folder = dataset.get("data_dir") or dataset.get("path")
-    if dataset.get("dataset_name") is not None:
-        return None, f"loads {dataset.get('dataset_name')} from the ModelScope hub"
+        if isinstance(path, str) and path != "json" and not path.endswith(JSON_SUFFIXES):
+            return Source(unread=f"it reads {path!r} files; this tool reads JSON and JSONL")
+        return Source(files=_expand(files))
+    folder = get("data_dir")
+    if folder is None and isinstance(path, str) and Path(path).expanduser().is_file():
+        fix = f"load_dataset('json', data_files={path!r})"
+        return Source(files=[path], finding=Finding(
+            "D007", "error", f"load_dataset(path={path!r}) is given a file: the datasets library only takes a folder "
+            "or a hub id as path, and fails (\"Couldn't find any data file\" or a hub lookup)",
+            key=f"{key}.path", hint=f"use {fix}"))
+    folder = folder if folder is not None else path
     if not isinstance(folder, str):
-        return None, "the dataset loader reads no path we can see"
-    if Path(folder).is_file():
-        return [folder], None
-    if Path(folder).is_dir():
-        names = sorted(str(p) for p in Path(folder).iterdir() if p.suffix in (".json", ".jsonl"))
+        return Source(unread="its loader names no path this tool can see")
+    if folder == "json":
+        return Source(unread="it loads 'json' with neither data_files nor data_dir")
+    if Path(folder).expanduser().is_dir():
+        names = sorted(str(p) for p in Path(folder).expanduser().iterdir() if p.name.endswith(JSON_SUFFIXES))
         train = [n for n in names if "train" in Path(n).name]
-        return train or names, None
-    if looks_local(folder) or dataset.get("data_dir"):
-        return [folder], None  # a local path that is missing: reported as D001
-    return None, f"loads {folder!r} from the Hugging Face hub"
+        return Source(files=train or names)
+    if looks_local(folder) or folder.endswith(JSON_SUFFIXES) or get("data_dir") is not None:
+        return Source(files=[folder])  # a local path that is missing: reported as D001
+    return Source(unread=f"it loads {folder!r} from the Hugging Face hub, and there is no local copy to read")
 
 
-def scan(files: list[str], map_fn: Callable | None, *, sample: int | None,
+def _expand(files) -> list[str]:
+    """``data_files`` as ``datasets`` takes it: a string, a list, or a dict of split -> either;
+    globs expanded. Only the train split is read when the dict names one."""
+    if isinstance(files, dict):
+        files = dict.get(files, "train", None) or [v for value in dict.values(files) for v in _as_list(value)]
+    found = []
+    for pattern in _as_list(files):
+        found += sorted(glob.glob(str(Path(str(pattern)).expanduser()))) or [str(pattern)]
+    return found
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: str = "data_path",
          progress: Callable[[str, int, int | None], None] | None = None) -> DataScan:
-    """Read ``files``, map each row, and report what fails; ``progress(what, done, total)``."""
+    """Read ``files``, map each row (the first ``sample`` only, counting the rest), and report
+    what fails; ``progress(what, done, total)``."""
     result = DataScan(files=files)
-    missing = [f for f in files if not Path(f).exists()]
+    missing = [f for f in files if not Path(f).expanduser().exists()]
     for path in missing:
-        result.findings.append(Finding("D001", "error", f"data file {path} does not exist", key="data_path"))
+        result.findings.append(Finding("D001", "error", f"data file {path} does not exist", key=key))
     bad_rows, failed, empty = [], [], 0
-    for index, row in enumerate((r for f in files if f not in missing for r in read_rows(f)), start=1):
-        if sample is not None and index > sample:
-            break
+    rows = (r for f in files if f not in missing for r in read_rows(Path(f).expanduser()))
+    for index, row in enumerate(rows, start=1):
         result.rows += 1
         if progress is not None and result.rows % 500 == 0:
-            progress("rows read", result.rows, sample)
+            progress("rows read", result.rows, None)
+        if sample is not None and index > sample:
+            result.sampled_rows = sample
+            continue  # counted, not mapped: the schedule is extrapolated from the sample
         if row.error:
             bad_rows.append((row, index, row.error))
             continue
@@ -78,19 +123,29 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None,
             empty += 1
         else:
             result.usable.append({"conversation": conversation})
+    checked = result.sampled_rows or result.rows
     for code, label, rows in (("D002", "cannot be read", bad_rows), ("D003", "fails the map function", failed)):
         for row, index, reason in rows[:LISTED]:
-            result.findings.append(Finding(code, "error", f"{row.where} {label}: {reason}", key="data_path",
-                                           line=row.line))
+            result.findings.append(Finding(code, "error", f"{row.where} {label}: {reason}", key=key,
+                                           line=row.line, hint=_hint(code, row)))
         if len(rows) > LISTED:
             result.findings.append(Finding(code, "error", f"{len(rows) - LISTED} more rows {label} "
-                                           f"({len(rows)} of {result.rows} in all)", key="data_path"))
+                                           f"({len(rows)} of {checked} in all)", key=key))
     if empty:
-        result.findings.append(Finding("D004", "warning", f"{empty} of {result.rows} rows map to an empty "
-                                       "conversation and will be dropped", key="data_path"))
-    if not result.usable and (result.rows or not missing):
+        result.findings.append(Finding("D004", "warning", f"{empty} of {checked} rows map to an empty "
+                                       "conversation and will be dropped", key=key))
+    if not result.usable and (checked or not missing):
         result.findings.append(Finding("D005", "error", "no usable data rows: training would have nothing to learn",
-                                       key="data_path"))
+                                       key=key))
     if progress is not None:
         progress("rows read", result.rows, result.rows)
     return result
+
+
+def _hint(code: str, row) -> str | None:
+    """For a row the map function fails on: what the row looks like, and the map function that fits it."""
+    if code != "D003" or row.record is None:
+        return None
+    from xtuner_recipes.validate.formats import suggest
+
+    return suggest(row.record)

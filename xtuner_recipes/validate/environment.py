@@ -10,6 +10,11 @@ import io
 from xtuner_recipes.validate.findings import Finding
 
 
+def check(ctx) -> tuple[list[Finding], dict]:
+    return check_environment(quantized=ctx.raw("model.llm.quantization_config") is not None,
+                             uses_lora=ctx.raw("model.lora") is not None, strict=ctx.options.strict_env), {}
+
+
 def check_environment(*, quantized: bool, uses_lora: bool, strict: bool) -> list[Finding]:
     severity = "error" if strict else "warning"
     findings = []

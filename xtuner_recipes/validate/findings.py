@@ -19,30 +19,42 @@ CODES = {
     "S004": "the prompt template is not one xtuner defines",
     "L001": "mmengine cannot load the config",
     "L002": "an imported name cannot be resolved",
+    "L003": "xtuner train stops before the model loads (its own check_cfg rules, or a missing train_dataloader/model)",
+    "L004": "the Runner cannot print the config (a value that is no literal, import or registered function)",
     "M001": "the model directory does not exist",
     "M002": "the model is a hub id and will be downloaded",
     "M003": "the model directory has no config.json",
     "M004": "the model directory has no tokenizer files",
     "M005": "max_length exceeds the model's max_position_embeddings",
-    "M006": "the prompt template does not match the model's architecture",
+    "M006": "the prompt template is not the one the model's type usually chats with (a guess: a warning)",
     "M007": "a base (non-chat) model with a chat template",
+    "M008": "the prompt template disagrees with the model's own chat template (tokenizer_config.json)",
     "D001": "the data path does not exist",
     "D002": "a data row cannot be read (bad JSON, encoding, not an object)",
     "D003": "the config's map function fails on a data row",
     "D004": "data rows map to an empty conversation",
     "D005": "no usable data rows",
-    "D006": "the data is loaded from a hub and was not checked",
+    "D006": "a dataset's data was not checked (a hub id with no local copy, a builder this tool does not read)",
+    "D007": "load_dataset is given a file as path (the datasets library fails on it)",
+    "D008": "a dataset's map function names nothing xtuner can find, or did not import",
+    "D009": "the map function eval()s the data rows (xtuner's msagent_react_map_fn): checked without evaluating",
     "T001": "samples are cut at max_length",
     "T002": "the model directory's tokenizer fails to load, or fails on the data",
     "T003": "samples keep no output token within max_length (xtuner drops them)",
+    "T004": "a dataset's tokens were not counted (its template did not resolve)",
     "C001": "the warmup lasts zero iterations (mmengine: end should be larger than begin)",
     "C002": "save_steps is larger than the whole run: only the final checkpoint is written",
     "C003": "evaluation_freq is larger than the whole run: no chat sample is logged",
+    "C004": "iterations not computed: the number of training samples is unknown here",
+    "C005": "batch_size or max_epochs is no positive number: the run has no iterations or the sampler refuses it",
+    "C006": "mmengine refuses to build param_scheduler for this run",
+    "C007": "param_scheduler leaves iterations uncovered (the LR stays fixed), or a scheduler never steps",
     "G001": "the estimated peak GPU memory exceeds the card",
     "E001": "no CUDA GPU on this machine",
     "E002": "bitsandbytes fails to import (QLoRA and LoRA training need it)",
     "E003": "deepspeed is not installed",
     "E004": "mpi4py is not installed",
+    "E005": "the config needs a package this machine lacks (flash-attn for varlen attention or sequence parallel)",
 }
 
 
@@ -68,10 +80,11 @@ class ConfigReport:
     config: str
     findings: list[Finding] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    internal_error: str | None = None  # a bug of this tool's that ended the run early
 
     @property
     def ok(self) -> bool:
-        return not any(f.severity == "error" for f in self.findings)
+        return self.internal_error is None and not any(f.severity == "error" for f in self.findings)
 
     def as_dict(self) -> dict:
         return {
@@ -79,4 +92,5 @@ class ConfigReport:
             "ok": self.ok,
             "findings": [f.as_dict() for f in self.findings],
             "stats": self.stats,
+            "internal_error": self.internal_error,
         }

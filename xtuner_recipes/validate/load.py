@@ -40,10 +40,16 @@ def _shown_by_source(value) -> bool:
 
     from xtuner_recipes.validate.imports import defines
 
+    chain = []
     while isinstance(value, LazyAttr):  # PROMPT_TEMPLATE.x, torch.float16: check the object they hang on
+        chain.append(value.name)
         value = value.source
     modules = value._module if isinstance(value._module, list | tuple) else [value._module]
+    if chain and all(module in sys.modules for module in modules):
+        return False  # already imported: resolving `torch.float61` for real costs a getattr, and is exact
     if value._imported is None:  # `import torch`
+        if chain:
+            return defines(modules[0], chain[-1]) is True
         return all(module in sys.modules or defines(module, None) for module in modules)
     return defines(modules[0], value._imported) is True
 
@@ -69,6 +75,30 @@ def resolve_imports(config) -> list[Finding]:
                 findings.append(Finding("L002", "error", message, key=key,
                                         hint="check the import's spelling, or install the package it needs"))
     return findings
+
+
+# What mmengine's Runner needs to train: without `model` Runner.from_cfg raises KeyError; without
+# the other three, runner.train() raises "`self._train_loop` should not be None" after the model loaded.
+REQUIRED = ("model", "train_dataloader", "train_cfg", "optim_wrapper")
+
+
+# `framework = "huggingface"`: xtuner's train script builds `model` and `train_dataset` for HF's Trainer.
+REQUIRED_HF = ("model", "train_dataset")
+
+
+def is_huggingface(config) -> bool:
+    framework = dict.get(config._cfg_dict, "framework", "mmengine")
+    return isinstance(framework, str) and framework.lower() == "huggingface"
+
+
+def required(config) -> list[Finding]:
+    """One finding for each top-level setting xtuner's train script needs that the config lacks."""
+    wanted = REQUIRED_HF if is_huggingface(config) else REQUIRED
+    missing = [name for name in wanted if dict.get(config._cfg_dict, name) is None]
+    if not missing:
+        return []
+    return [Finding("L003", "error", f"the config defines no {', '.join(missing)}: xtuner train cannot train it",
+                    key=missing[0], hint="start from `xtuner copy-cfg` or `xtuner-recipes gen`")]
 
 
 def lookup(config, key: str):

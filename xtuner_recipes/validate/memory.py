@@ -143,10 +143,20 @@ def estimate(arch: Arch, run: Run) -> Estimate:
     )
 
 
+def check_config(ctx) -> tuple[list["Finding"], dict]:
+    """The estimate for the loaded config (needs the model's config.json and an integer max_length)."""
+    max_length = ctx.get("train_dataloader.dataset.max_length") or ctx.get("max_length")
+    if ctx.model_config is None or not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        return [], {}
+    run = run_from_config(ctx.raw, max_length=max_length, gpus=ctx.gpus(), zero_stage=ctx.options.zero_stage)
+    stats, findings = check(ctx.model_config, run, gpu_mem=ctx.options.gpu_mem)
+    return findings, stats
+
+
 def run_from_config(get, *, max_length: int, gpus: int, zero_stage: int) -> Run:
     """The ``Run`` a loaded config describes; ``get(key)`` reads a dotted setting."""
     quantization = get("model.llm.quantization_config")
-    if quantization is None:
+    if not isinstance(quantization, dict):
         kind = "none"
     elif quantization.get("load_in_4bit"):
         kind = "nf4"
@@ -155,12 +165,15 @@ def run_from_config(get, *, max_length: int, gpus: int, zero_stage: int) -> Run:
     else:
         kind = "none"
     lora = get("model.lora")
-    optimizer = get("optim_wrapper.optimizer.type")
-    name = getattr(optimizer, "__name__", str(optimizer)).rsplit(".", 1)[-1].lower()
+    from xtuner_recipes.validate.leaves import type_name
+
+    # The optimizer's name, not the optimizer: importing bitsandbytes.optim may fail here.
+    name = (type_name(get("optim_wrapper.optimizer.type")) or "").lower()
     state_bytes = 8 if "adam" in name else 4 if "sgd" in name else 8
     checkpointing = get("model.use_activation_checkpointing")
-    return Run(max_length=max_length, batch_size=get("train_dataloader.batch_size") or 1, quantization=kind,
-               lora_r=lora.get("r", 8) if lora is not None else None,
+    batch_size = get("train_dataloader.batch_size")
+    return Run(max_length=max_length, batch_size=batch_size if isinstance(batch_size, int) and batch_size > 0 else 1,
+               quantization=kind, lora_r=lora.get("r", 8) if isinstance(lora, dict) else None,
                activation_checkpointing=True if checkpointing is None else bool(checkpointing),
                optimizer_state_bytes=state_bytes, zero_stage=zero_stage, gpus=gpus)
 

@@ -2,12 +2,22 @@
 
 from pathlib import Path
 
-from xtuner_recipes import model_info
+from xtuner_recipes import chat_format, model_info, xtuner_info
 from xtuner_recipes.paths import looks_local
 from xtuner_recipes.validate.findings import Finding
 
 KEY = "pretrained_model_name_or_path"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "qwen.tiktoken")
+
+
+def check(ctx) -> tuple[list[Finding], dict]:
+    """The model the config trains (``model.llm``), against the config's max_length and template."""
+    from xtuner_recipes.validate import static
+
+    path = ctx.get("model.llm.pretrained_model_name_or_path") or ctx.get("pretrained_model_name_or_path")
+    max_length = ctx.get("train_dataloader.dataset.max_length") or ctx.get("max_length")
+    findings, stats, ctx.model_config = check_model(path, max_length=max_length, template=static.template_name(ctx.tree))
+    return findings, stats
 
 
 def check_model(path, *, max_length, template) -> tuple[list[Finding], dict, dict | None]:
@@ -35,11 +45,26 @@ def check_model(path, *, max_length, template) -> tuple[list[Finding], dict, dic
         findings.append(Finding("M005", "error", f"max_length {max_length} exceeds the model's "
                                 f"max_position_embeddings {limit}", key="max_length",
                                 hint=f"set max_length={limit} or lower"))
-    expected = model_info.template_for(config)
+    own = chat_format.model_join(path) if template else None
+    chosen = chat_format.template_join(xtuner_info.prompt_template(template) or {}) if own is not None else None
+    if own is not None and chosen is not None:
+        # The model's own chat template is evidence: it overrides the model_type guess below.
+        if own != chosen:
+            fits = chat_format.matching_templates(own)
+            findings.append(Finding(
+                "M008", "error", f"prompt template {template!r} puts {chosen!r} between the user's message and the "
+                f"reply; the model's own chat template (tokenizer_config.json) puts {own!r}: training would teach "
+                "it another chat format than the one it was tuned with", key="prompt_template",
+                hint=(f"set prompt_template=PROMPT_TEMPLATE.{fits[0]}" if fits else
+                      "no xtuner template matches: write one with the model's format")))
+        expected = None
+    else:
+        expected = model_info.template_for(config)
     if expected and template and template != expected:
-        severity = "warning" if template == "default" else "error"
-        findings.append(Finding("M006", severity, f"prompt template {template!r} does not match model_type "
-                                f"{config.get('model_type')!r}, which chats with {expected!r}",
+        # model_type alone does not name a chat format (chatglm is ChatGLM2 and 3, Zephyr is mistral,
+        # Vicuna and Yi are llama): a guess, so a warning.
+        findings.append(Finding("M006", "warning", f"prompt template {template!r} does not match model_type "
+                                f"{config.get('model_type')!r}, which usually chats with {expected!r}",
                                 key="prompt_template", hint=f"set prompt_template=PROMPT_TEMPLATE.{expected}"))
     name = folder.resolve().name.lower()
     if template and template != "default" and not any(word in name for word in ("chat", "instruct", "sft")):

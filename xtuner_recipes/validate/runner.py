@@ -10,19 +10,33 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xtuner_recipes.validate import static
+from xtuner_recipes.validate.context import Context, Options
 from xtuner_recipes.validate.findings import DATA_ROW_CODES, ConfigReport, Finding
 
 LEVELS = ("static", "load", "full")
 
 
+def _full_checks():
+    """The checks of a ``full`` run, in order; each is ``check(context) -> (findings, stats)``.
+    Later checks read what earlier ones left on the context (the model's config.json, the samples)."""
+    from xtuner_recipes.validate import dataset, environment, lr_schedule, memory, model, preflight, schedule
+
+    return (preflight.check, model.check, dataset.check, schedule.check, lr_schedule.check, memory.check_config,
+            environment.check)
+
+
 def validate_config(path: str, *, level: str = "full", sample: int | None = None, gpus: int | None = None,
                     strict_env: bool = False, progress: Callable[[str, int, int | None], None] | None = None,
-                    gpu_mem: float | None = None, zero_stage: int = 0) -> ConfigReport:
-    """Check ``path`` at ``level`` and return every finding (checks never stop at the first)."""
+                    gpu_mem: float | None = None, zero_stage: int = 0, tokenizer_process: bool = True) -> ConfigReport:
+    """Check ``path`` at ``level`` and return every finding (checks never stop at the first).
+
+    A check that fails unexpectedly ends the run: ``report.internal_error`` says where, and the
+    findings gathered so far are kept.
+    """
     report = ConfigReport(config=str(path))
     try:
-        source = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        source = _read(path)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
         report.findings.append(Finding("L001", "error", f"cannot read the config: {error}"))
         return report
     tree, flat, findings = static.check(source, str(path))
@@ -30,19 +44,28 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
     if tree is None or level == "static" or any(f.code == "S001" for f in findings):
         return report
 
-    early = _early_tokenizer(flat) if level == "full" else None
+    # A second process loads the tokenizer while torch imports; in a process that validates many
+    # configs (tokenizer_process=False) the tokenizer is loaded once and kept instead.
+    early = _early_tokenizer(flat) if level == "full" and tokenizer_process else None
+    stage = "load"
     try:
         from xtuner_recipes.validate import load
 
         config, findings = load.load(str(path))
         report.findings += findings
-        if config is None:
-            return report
-        report.findings += load.resolve_imports(config)
-        if level == "load":
-            return report
-        _full(report, config, tree, flat, early=early, sample=sample, gpus=gpus, strict_env=strict_env,
-              progress=progress, gpu_mem=gpu_mem, zero_stage=zero_stage)
+        if config is not None:
+            report.findings += load.resolve_imports(config)
+            report.findings += load.required(config)
+        if config is not None and level == "full":
+            ctx = Context(str(path), config, tree, flat, Options(sample, gpus, strict_env, progress, gpu_mem,
+                                                                 zero_stage), early=early)
+            for check in _full_checks():
+                stage = check.__module__.rsplit(".", 1)[-1]
+                findings, stats = check(ctx)
+                report.findings += findings
+                report.stats.update(stats)
+    except Exception as error:  # noqa: BLE001 - our bug, not the user's: say so, keep what was found
+        report.internal_error = f"internal error in the {stage} check: {type(error).__name__}: {error}"
     finally:
         if early is not None:
             early.close()
@@ -55,101 +78,25 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
     return report
 
 
+def _read(path: str) -> str:
+    """The config's text; a FIFO, device or folder is refused rather than read (or waited on)."""
+    import stat
+
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"{path} is a directory, not a config file")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is not a regular file")
+    return Path(path).read_text(encoding="utf-8")
+
+
 def _early_tokenizer(flat: dict):
     """Start loading the tokenizer of the model the source names, if it is a local folder,
     so that it loads on another core while mmengine imports torch (see ``tokenizer_process``)."""
     model_path = (flat.get("model.llm.pretrained_model_name_or_path") or flat.get("pretrained_model_name_or_path")
                   or (None,))[0]
-    if not _is_folder(model_path):
+    if not (isinstance(model_path, str) and Path(model_path).expanduser().is_dir()):
         return None
     from xtuner_recipes.validate.tokenizer_process import TokenizerProcess
 
     return TokenizerProcess(model_path)
-
-
-def _is_folder(model_path) -> bool:
-    """A model path naming a folder here (a hub id, or nothing there, has no tokenizer to count with)."""
-    return isinstance(model_path, str) and Path(model_path).expanduser().is_dir()
-
-
-def _gpus(gpus: int | None) -> int:
-    if gpus:
-        return gpus
-    try:
-        return max(1, int(os.environ.get("NPROC_PER_NODE", "1")) * int(os.environ.get("NNODES", "1")))
-    except ValueError:
-        return 1
-
-
-def _full(report, config, tree, flat, *, early, sample, gpus, strict_env, progress, gpu_mem, zero_stage) -> None:
-    from xtuner_recipes.validate import data, environment, load, memory, model, schedule, tokens
-
-    get = lambda key: load.lookup(config, key)  # noqa: E731 - a short local accessor
-    model_path = get("model.llm.pretrained_model_name_or_path") or get("pretrained_model_name_or_path")
-    max_length = get("train_dataset.max_length") or get("max_length")
-    template_name = static.template_name(tree)
-    found, stats, model_config = model.check_model(model_path, max_length=max_length, template=template_name)
-    report.findings += found
-    report.stats.update(stats)
-
-    dataset = get("train_dataset.dataset")  # read raw below: building its `type` would import datasets
-    files, why_not = data.data_files(dict(dict.items(dataset))) if dataset is not None else (None, "no train_dataset.dataset")
-    if files is None:
-        report.findings.append(Finding("D006", "warning", f"data not checked: the config {why_not}", key="data_path"))
-    else:
-        scan = data.scan(files, _map_fn(get("train_dataset.dataset_map_fn")), sample=sample, progress=progress)
-        report.findings += scan.findings
-        report.stats.update({"data_files": scan.files, "rows": scan.rows, "usable_rows": len(scan.usable)})
-        samples = len(scan.usable)
-        pack = bool(get("train_dataset.pack_to_max_length"))
-        if scan.usable and isinstance(max_length, int):
-            count, reason = tokens.counter(model_path, early) if _is_folder(model_path) else (None, None)
-            if count is None and reason is not None:
-                report.findings.append(Finding("T002", "error", f"the tokenizer fails to load: {reason}",
-                                               key="pretrained_model_name_or_path"))
-            elif count is not None:
-                try:
-                    lengths, prompts = tokens.lengths(scan.usable, count, _template(template_name, get), progress)
-                except Exception as error:  # noqa: BLE001 - a tokenizer failing on the data is a finding
-                    report.findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
-                                                   key="pretrained_model_name_or_path"))
-                else:
-                    stats, found, samples = tokens.summarize(lengths, max_length, pack, prompts)
-                    report.stats.update(stats)
-                    report.findings += found
-        stats, found = schedule.plan(
-            samples, batch_size=get("train_dataloader.batch_size"), gpus=_gpus(gpus),
-            max_epochs=get("train_cfg.max_epochs") or get("max_epochs"), warmup_ratio=get("warmup_ratio") or 0,
-            save_steps=get("default_hooks.checkpoint.interval"),
-            save_total_limit=get("default_hooks.checkpoint.max_keep_ckpts"), evaluation_freq=get("evaluation_freq"),
-            accumulative_counts=get("optim_wrapper.accumulative_counts") or 1,
-        )
-        report.stats.update(stats)
-        report.findings += found
-    if isinstance(max_length, int) and model_config is not None:
-        run = memory.run_from_config(get, max_length=max_length, gpus=_gpus(gpus), zero_stage=zero_stage)
-        stats, found = memory.check(model_config, run, gpu_mem=gpu_mem)
-        report.stats.update(stats)
-        report.findings += found
-    report.findings += environment.check_environment(
-        quantized=get("model.llm.quantization_config") is not None, uses_lora=get("model.lora") is not None,
-        strict=strict_env,
-    )
-
-
-def _template(name: str | None, get):
-    """The prompt template's dict: read from xtuner's source when the config names one of
-    ``PROMPT_TEMPLATE`` (importing ``xtuner.utils`` costs a second), else the config's own."""
-    from xtuner_recipes.xtuner_info import prompt_template
-
-    return (prompt_template(name) if name else None) or dict(get("prompt_template"))
-
-
-def _map_fn(value):
-    """The config's dataset_map_fn as a callable (strings looked up as xtuner does), or None."""
-    if value is None or callable(value):
-        return value
-    from mmengine.utils.misc import get_object_from_string
-    from xtuner.registry import MAP_FUNC
-
-    return MAP_FUNC.get(value) or get_object_from_string(value)

@@ -8,36 +8,85 @@
 import math
 
 from xtuner_recipes.validate.findings import Finding
+from xtuner_recipes.validate.leaves import type_name
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def check(ctx) -> tuple[list[Finding], dict]:
+    """The schedule of the loaded config over the samples the data check counted."""
+    loop = ctx.raw("train_cfg") or {}
+    epoch_based = type_name(dict.get(loop, "type")) == "EpochBasedTrainLoop" or (
+        dict.get(loop, "type") is None and dict.get(loop, "by_epoch") is True)
+    hook = ctx.raw("default_hooks.checkpoint") or {}
+    batch_size = ctx.raw("train_dataloader.batch_size")
+    max_epochs = dict.get(loop, "max_epochs") if isinstance(loop, dict) else None
+    if ctx.raw("train_dataloader") is None:  # a HuggingFace-Trainer config: its schedule is training_args'
+        return [Finding("C004", "info", "iterations not computed: the config trains with HuggingFace's Trainer "
+                        "(framework='huggingface')")], {}
+    findings = []
+    # Values S003 reports from the source; here the loaded value, which may come through a variable.
+    if not (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0):
+        findings.append(Finding("C005", "error", f"train_dataloader.batch_size is {batch_size!r}: torch's sampler "
+                                "takes a positive integer only", key="train_dataloader.batch_size"))
+    if max_epochs is not None and not _positive(max_epochs):
+        findings.append(Finding("C005", "error", f"train_cfg.max_epochs is {max_epochs!r}: the run has no "
+                                "iterations", key="train_cfg.max_epochs"))
+    if findings or ctx.samples is None or max_epochs is None:
+        if ctx.samples is None and not findings:
+            findings.append(Finding("C004", "info", "iterations and checkpoint names not computed: the number of "
+                                    "training samples is unknown here (data not read, or packing without a tokenizer)"))
+        return findings, {}
+    hook_by_epoch = dict.get(hook, "by_epoch", True) if isinstance(hook, dict) else True
+    stats, found = plan(
+        ctx.samples, batch_size=batch_size, gpus=ctx.gpus(), max_epochs=max_epochs,
+        warmup_ratio=ctx.get("warmup_ratio") or 0, save_steps=dict.get(hook, "interval") if isinstance(hook, dict) else None,
+        save_total_limit=dict.get(hook, "max_keep_ckpts") if isinstance(hook, dict) else None,
+        evaluation_freq=ctx.get("evaluation_freq"), accumulative_counts=ctx.get("optim_wrapper.accumulative_counts") or 1,
+        by_epoch=epoch_based and hook_by_epoch is not False,
+    )
+    ctx.iters_per_epoch, ctx.total_iters = stats.get("iters_per_epoch"), stats.get("total_iters")
+    ctx.warmup_reported = any(f.code == "C001" for f in found)
+    if ctx.samples_estimated:
+        stats["schedule_estimated"] = True
+        # A sample can't prove a schedule fails: the full data may give more iterations.
+        found = [f if f.severity != "error" else Finding(f.code, "warning", f.message + " (estimated from --sample)",
+                                                         f.key, f.line, f.hint) for f in found]
+    return findings + found, stats
 
 
 def plan(samples: int, *, batch_size, gpus, max_epochs, warmup_ratio, save_steps, save_total_limit,
-         evaluation_freq, accumulative_counts=1) -> tuple[dict, list[Finding]]:
-    """Stats and findings for ``samples`` training samples per epoch."""
-    if not all(isinstance(v, int | float) for v in (batch_size, max_epochs, warmup_ratio)) or samples <= 0:
+         evaluation_freq, accumulative_counts=1, by_epoch: bool = False) -> tuple[dict, list[Finding]]:
+    """Stats and findings for ``samples`` training samples per epoch. ``by_epoch``: the loop runs
+    by epochs and the checkpoint hook saves ``epoch_N.pth`` every ``save_steps`` epochs."""
+    if not all(_positive(v) for v in (batch_size, gpus, max_epochs)) or samples <= 0:
         return {}, []
     per_epoch = math.ceil(samples / (batch_size * gpus))  # DefaultSampler pads, the loader keeps the last batch
-    total = per_epoch * max_epochs
+    total = int(per_epoch * max_epochs)
     # LinearLR(by_epoch=True, convert_to_iter_based=True): end = int(warmup_ratio * max_epochs * per_epoch)
-    warmup = int(warmup_ratio * max_epochs * per_epoch)
+    warmup = int(warmup_ratio * max_epochs * per_epoch) if _positive(warmup_ratio) else 0
     stats = {"gpus": gpus, "iters_per_epoch": per_epoch, "total_iters": total, "warmup_iters": warmup}
     if isinstance(accumulative_counts, int):
         stats["global_batch"] = batch_size * accumulative_counts * gpus
     findings = []
-    if warmup_ratio > 0 and warmup < 1:
+    if _positive(warmup_ratio) and warmup < 1:
         findings.append(Finding("C001", "error", f"warmup_ratio {warmup_ratio} x {max_epochs} epochs x {per_epoch} "
                                 "iterations per epoch is less than one iteration: mmengine raises 'end should be "
                                 "larger than begin' after the model has loaded", key="warmup_ratio",
                                 hint=f"use warmup_ratio >= {1 / (max_epochs * per_epoch):.3g}, or more data"))
     if isinstance(save_steps, int) and save_steps > 0:
-        saved = list(range(save_steps, total + 1, save_steps))
-        if not saved or saved[-1] != total:
-            saved.append(total)  # CheckpointHook saves the last iteration too
+        unit, last = ("epoch", int(max_epochs)) if by_epoch else ("iter", total)
+        saved = list(range(save_steps, last + 1, save_steps))
+        if not saved or saved[-1] != last:
+            saved.append(last)  # CheckpointHook saves the last one too
         if isinstance(save_total_limit, int) and save_total_limit > 0:
             saved = saved[-save_total_limit:]
-        stats["checkpoints"] = [f"iter_{n}.pth" for n in saved]
-        if save_steps > total:
-            findings.append(Finding("C002", "info", f"save_steps {save_steps} > {total} iterations: only the final "
-                                    f"checkpoint iter_{total}.pth is written", key="save_steps"))
+        stats["checkpoints"] = [f"{unit}_{n}.pth" for n in saved]
+        if save_steps > last:
+            findings.append(Finding("C002", "info", f"save_steps {save_steps} > {last} {unit}s: only the final "
+                                    f"checkpoint {unit}_{last}.pth is written", key="save_steps"))
     if isinstance(evaluation_freq, int) and evaluation_freq > total:
         findings.append(Finding("C003", "info", f"evaluation_freq {evaluation_freq} > {total} iterations: no chat "
                                 "sample is logged during training", key="evaluation_freq"))

@@ -126,11 +126,27 @@ def template_name(tree: ast.Module) -> str | None:
 
 
 def line_of(flat: dict, tree: ast.Module, key: str) -> int | None:
-    """The line where ``key`` is set, when it can be seen."""
+    """The line where ``key`` is set, following variables: ``train_dataloader.dataset.datasets.0.dataset.path``
+    in an alpaca config is the line of ``alpaca_en_path = ...``."""
     if key in flat:
         return flat[key][1]
-    value = top_level_values(tree).get(key)
-    return getattr(value, "lineno", None)
+    values = top_level_values(tree)
+    parts = key.split(".")
+    node = values.get(parts[0])
+    for part in parts[1:]:
+        node = _through_names(node, values)
+        node = dict(_children(node)).get(part) if node is not None else None
+        if node is None:
+            return getattr(values.get(parts[0]), "lineno", None) if len(parts) == 1 else None
+    final = _through_names(node, values)
+    return getattr(final if final is not None else node, "lineno", None)
+
+
+def _through_names(node, values: dict, hops: int = 20):
+    """A top-level variable's value in place of its name (a few hops, never a loop)."""
+    while isinstance(node, ast.Name) and node.id in values and hops:
+        node, hops = values[node.id], hops - 1
+    return node
 
 
 def check(source: str, filename: str) -> tuple[ast.Module | None, dict, list[Finding]]:

@@ -1,5 +1,6 @@
 """Token lengths of mapped conversations, through the prompt template and the model's tokenizer."""
 
+import functools
 import math
 from collections.abc import Callable
 from functools import partial
@@ -19,6 +20,22 @@ def load_tokenizer(model_path: str):
         return None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
+@functools.lru_cache(maxsize=4)
+def _loaded(model_path: str, stamp):
+    """One load per model folder and process (``validate`` of many configs on one model)."""
+    return load_tokenizer(model_path)
+
+
+def _stamp(model_path: str):
+    """What changes when the folder's tokenizer does: the files' names, sizes and times."""
+    from pathlib import Path
+
+    try:
+        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(model_path).iterdir()))
+    except OSError:
+        return None
+
+
 def counter(model_path: str, early=None) -> tuple[Callable[[list[str]], list[int]] | None, str | None]:
     """A function counting tokens with the model's tokenizer, or ``(None, reason)``.
 
@@ -28,7 +45,7 @@ def counter(model_path: str, early=None) -> tuple[Callable[[list[str]], list[int
     """
     if early is not None and early.model_path == model_path and early.error() is None:
         return early.count, None
-    tokenizer, reason = load_tokenizer(model_path)
+    tokenizer, reason = _loaded(model_path, _stamp(model_path))
     return (None, reason) if tokenizer is None else (partial(count_tokens, tokenizer), None)
 
 

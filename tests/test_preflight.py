@@ -1,0 +1,52 @@
+"""The preflight's stand-in for ``cfg.pretty_text`` fails exactly where mmengine's own (with yapf) fails."""
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xtuner_recipes.validate.preflight import printable
+
+
+class Helper:  # a class as a config value: mmengine prints it as <class ...>
+    pass
+
+
+def helper_function(x):  # functions too, unless xtuner's register_function turned them into names
+    return x
+
+
+LEAVES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+    st.just(Helper), st.just(helper_function), st.just(math.pi), st.builds(object), st.just(Ellipsis),
+    st.frozensets(st.integers(), max_size=3), st.binary(max_size=5), st.complex_numbers(max_magnitude=10),
+)
+KEYS = st.one_of(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), st.integers(0, 5), st.text(max_size=6))
+VALUES = st.recursive(LEAVES, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.tuples(inner, inner), st.dictionaries(KEYS, inner, max_size=3)), max_leaves=8)
+CONFIGS = st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), VALUES, min_size=1, max_size=4)
+
+
+def _outcome(call) -> bool:
+    try:
+        call()
+    except SyntaxError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(CONFIGS)
+def test_printable_fails_exactly_where_pretty_text_fails(values):
+    from mmengine.config import Config
+
+    theirs = _outcome(lambda: Config(values).pretty_text)
+    ours = _outcome(lambda: printable(Config(values)))
+    assert ours == theirs
+
+
+def test_a_class_fails_and_literals_pass():
+    from mmengine.config import Config
+
+    assert not _outcome(lambda: printable(Config({"a": {"b": Helper}})))
+    assert _outcome(lambda: printable(Config({"a": [1, "x", None, {"c": 2.5}]})))

@@ -1,0 +1,169 @@
+"""The data check: every dataset ``train_dataloader.dataset`` builds, read the way its loader reads it,
+mapped by its own map function, counted through its own template and tokenizer.
+
+Findings name the dataset by its place in the build (``train_dataloader.dataset.datasets.1``);
+stats sum the leaves (a ``ConcatDataset`` trains on all of them) and list each under ``datasets``.
+"""
+
+import dataclasses
+
+from xtuner_recipes.validate import data, leaves, tokens
+from xtuner_recipes.validate.findings import Finding
+
+PLAIN_TEMPLATE = {"INSTRUCTION": "{input}"}  # no template_map_fn: xtuner encodes the turns as they are
+
+
+def check(ctx) -> tuple[list[Finding], dict]:
+    from xtuner_recipes.validate.load import is_huggingface
+
+    if is_huggingface(ctx.config):  # HF's Trainer takes the top-level train_dataset
+        found, unread = leaves.find({"dataset": ctx.raw("train_dataset")}, prefix="train_dataset")
+        found, unread = ([dataclasses.replace(x, key=x.key.replace("train_dataset.dataset", "train_dataset", 1))
+                          for x in part] for part in (found, unread))
+    else:
+        found, unread = leaves.find(ctx.raw("train_dataloader"))
+    findings = [Finding("D006", "warning", f"{u.key}: data not checked: {u.why}", key=u.key) for u in unread]
+    per_leaf, total, known, estimated = [], 0, True, False
+    for leaf in found:
+        leaf_findings, stats, samples, leaf_estimated = _check_leaf(ctx, leaf)
+        findings += leaf_findings
+        per_leaf.append({"key": leaf.key, **stats})
+        if samples is None:
+            known = False
+        else:
+            total += samples
+        estimated |= leaf_estimated
+    stats: dict = {}
+    if per_leaf:
+        stats["datasets"] = per_leaf
+        stats["data_files"] = [f for leaf in per_leaf for f in leaf.get("data_files", [])]
+        for name in ("rows", "usable_rows", "rows_checked"):
+            if any(name in leaf for leaf in per_leaf):
+                stats[name] = sum(leaf.get(name, 0) for leaf in per_leaf)
+        if len(per_leaf) == 1:  # one dataset: its token figures are the config's
+            stats.update({k: v for k, v in per_leaf[0].items() if k.startswith(("tokens_", "cut_share", "samples"))})
+    if found and known and not unread:
+        ctx.samples, ctx.samples_estimated = total, estimated
+    return findings, stats
+
+
+def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, int | None, bool]:
+    """Findings, stats, training samples (None when unknown) and whether they are an estimate."""
+    source = data.source(leaf.get("dataset"), f"{leaf.key}.dataset")
+    findings = [source.finding] if source.finding else []
+    if source.files is None:
+        findings.append(Finding("D006", "warning", f"{leaf.key}: data not checked: {source.unread}",
+                                key=f"{leaf.key}.dataset"))
+        return findings, {}, None, False
+    map_fn, why = _map_fn(leaf.get("dataset_map_fn"))
+    if getattr(map_fn, "__name__", None) == "msagent_react_map_fn":
+        # xtuner's MS-Agent mapper eval()s each row: check the rows with ours, which parses them
+        # (equal on well-formed rows, tests/test_map_fns_msagent.py), and say what training will do.
+        from xtuner_recipes.map_fns import msagent_map_fn as map_fn
+
+        findings.append(Finding("D009", "warning", f"{leaf.key}: xtuner's msagent_react_map_fn runs eval() on every "
+                                "row's `conversations`: training executes whatever the data holds (checked here "
+                                "without evaluating)", key=f"{leaf.key}.dataset_map_fn",
+                                hint="use xtuner_recipes.map_fns.msagent_map_fn, which parses the rows"))
+    if why is not None:
+        findings.append(Finding("D008", "error" if why.startswith("names") else "info",
+                                f"{leaf.key}.dataset_map_fn {why}", key=f"{leaf.key}.dataset_map_fn",
+                                hint="import the map function in the config (from xtuner.dataset.map_fns import ...)"))
+        return findings, {"data_files": source.files}, None, False
+    scan = data.scan(source.files, map_fn, sample=ctx.options.sample, progress=ctx.options.progress,
+                     key=f"{leaf.key}.dataset")
+    findings += scan.findings
+    stats = {"data_files": scan.files, "rows": scan.rows, "usable_rows": len(scan.usable)}
+    if scan.sampled_rows is not None:
+        stats["rows_checked"] = scan.sampled_rows
+    max_length, pack = leaf.get("max_length"), bool(leaf.get("pack_to_max_length"))
+    samples, estimated = len(scan.usable), scan.sampled_rows is not None
+    counted = False
+    if scan.usable and _is_int(max_length):
+        template, why = _template(leaf)
+        count, reason = _counter(ctx, leaf)
+        if template is None:
+            findings.append(Finding("T004", "info", f"{leaf.key}: tokens not counted: {why}",
+                                    key=f"{leaf.key}.template_map_fn"))
+        elif count is None and reason is not None:
+            findings.append(Finding("T002", "error", f"the tokenizer fails to load: {reason}",
+                                    key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path"))
+        elif count is not None:
+            try:
+                lengths, prompts = tokens.lengths(scan.usable, count, template, ctx.options.progress)
+            except Exception as error:  # noqa: BLE001 - a tokenizer failing on the data is a finding
+                findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
+                                        key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path"))
+            else:
+                token_stats, found, samples = tokens.summarize(lengths, max_length, pack, prompts)
+                stats.update(token_stats)
+                findings += found
+                counted = True
+    if pack and not counted:
+        return findings, stats, None, estimated  # packed samples need the token counts
+    if estimated and scan.sampled_rows:
+        samples = round(samples * scan.rows / scan.sampled_rows)  # extrapolate the sample to every row
+    return findings, stats, samples, estimated
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _map_fn(value):
+    """The leaf's map function as xtuner's ``process_hf_dataset`` resolves it, or (None, why not)."""
+    if value is None or callable(value) and type(value).__name__ not in ("LazyObject", "LazyAttr"):
+        return value, None
+    if type(value).__name__ in ("LazyObject", "LazyAttr"):
+        try:
+            return value.build(), None
+        except Exception as error:  # noqa: BLE001 - reported by L002; the rows can't be mapped without it
+            return None, f"did not import ({type(error).__name__}: {error}): the rows were not mapped"
+    if isinstance(value, str):
+        from mmengine.utils.misc import get_object_from_string
+        from xtuner.registry import MAP_FUNC
+
+        found = MAP_FUNC.get(value) or get_object_from_string(value)
+        if found is not None:
+            return found, None
+        return None, (f"names {value!r}, which is neither registered in xtuner's MAP_FUNC nor an importable dotted "
+                      "path: process_hf_dataset raises TypeError")
+    return None, f"is a {type(value).__name__}, not a function: the rows were not mapped"
+
+
+def _template(leaf):
+    """The leaf's prompt template dict, or (None, why not). ``PROMPT_TEMPLATE.x`` is read from
+    xtuner's source (importing ``xtuner.utils`` costs a second)."""
+    from xtuner_recipes.xtuner_info import prompt_template
+
+    factory = leaf.get("template_map_fn")
+    if factory is None:
+        return PLAIN_TEMPLATE, None
+    if not isinstance(factory, dict):
+        return None, "its template_map_fn is not a template_map_fn_factory dict"
+    template = dict.get(factory, "template")
+    if type(template).__name__ == "LazyAttr" and leaves.qualified(template.source) == "PROMPT_TEMPLATE":
+        found = prompt_template(template.name)
+        return (found, None) if found else (None, f"xtuner has no PROMPT_TEMPLATE.{template.name} (see S004)")
+    if type(template).__name__ in ("LazyObject", "LazyAttr"):
+        try:
+            template = template.build()
+        except Exception as error:  # noqa: BLE001 - an unknown template: reported by S004/L002
+            return None, f"its template did not resolve ({type(error).__name__}: {error})"
+    if isinstance(template, dict) and "INSTRUCTION" in template:
+        return dict(template), None
+    return None, "its template is not a dict with an INSTRUCTION"
+
+
+def _counter(ctx, leaf):
+    """A token counter for the leaf's tokenizer (loaded once per model folder), or (None, reason)."""
+    from pathlib import Path
+
+    tokenizer = leaf.get("tokenizer")
+    path = dict.get(tokenizer, "pretrained_model_name_or_path") if isinstance(tokenizer, dict) else None
+    path = path if isinstance(path, str) else ctx.get("pretrained_model_name_or_path")
+    if not isinstance(path, str) or not Path(path).expanduser().is_dir():
+        return None, None  # a hub id or nothing: M001/M002 say so
+    if path not in ctx.counters:
+        ctx.counters[path] = tokens.counter(path, ctx.early)
+    return ctx.counters[path]

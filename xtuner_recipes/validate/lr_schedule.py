@@ -1,0 +1,84 @@
+"""The learning-rate schedule the config really builds: ``param_scheduler`` through mmengine's own
+Runner code, over the run's iterations.
+
+mmengine builds each scheduler with ``Runner._build_param_scheduler``: a scheduler without ``end``
+ends at the loop's ``max_epochs`` — 1 for xtuner's iteration-based ``TrainLoop`` — and
+``convert_to_iter_based`` turns epochs into iterations. What it builds is what trains, so a cosine
+given ``T_max`` but no ``end`` stops after the first epoch and the LR stays where it stopped.
+
+    >>> coverage([(0, 10), (10, 120)], 120)
+    []
+    >>> coverage([(0, 3), (3, 40)], 120)
+    [(40, 120)]
+"""
+
+import copy
+import types
+
+from xtuner_recipes.validate.findings import Finding
+from xtuner_recipes.validate.leaves import type_name
+
+
+def coverage(spans: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
+    """The iteration ranges in ``[0, total)`` that no ``[begin, end)`` span covers."""
+    gaps, position = [], 0
+    for begin, end in sorted(spans):
+        if begin > position:
+            gaps.append((position, min(begin, total)))
+        position = max(position, end)
+        if position >= total:
+            break
+    if position < total:
+        gaps.append((position, total))
+    return [(a, b) for a, b in gaps if a < b]
+
+
+def build(schedulers, *, iters_per_epoch: int, max_epochs, epoch_loop: bool):
+    """The schedulers as mmengine's Runner builds them for a loop of ``iters_per_epoch`` x ``max_epochs``."""
+    import torch
+    from mmengine.optim import OptimWrapper
+    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
+
+    loop = object.__new__(EpochBasedTrainLoop if epoch_loop else IterBasedTrainLoop)
+    loop._max_epochs = int(max_epochs) if epoch_loop else 1  # IterBasedTrainLoop reports one epoch
+    loop._max_iters = int(iters_per_epoch * max_epochs)
+    runner = types.SimpleNamespace(_train_loop=loop, max_epochs=loop._max_epochs, max_iters=loop._max_iters,
+                                   train_dataloader=range(iters_per_epoch),
+                                   logger=types.SimpleNamespace(debug=lambda *_, **__: None))
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0, momentum=0.9)
+    return Runner._build_param_scheduler(runner, copy.deepcopy(schedulers), OptimWrapper(optimizer))
+
+
+def check(ctx) -> tuple[list[Finding], dict]:
+    schedulers = ctx.get("param_scheduler")
+    if not schedulers or ctx.iters_per_epoch is None or ctx.total_iters is None:
+        return [], {}
+    loop = ctx.raw("train_cfg") or {}
+    epoch_loop = type_name(dict.get(loop, "type")) == "EpochBasedTrainLoop" or (
+        dict.get(loop, "type") is None and dict.get(loop, "by_epoch") is True)
+    try:
+        built = build(schedulers, iters_per_epoch=ctx.iters_per_epoch, max_epochs=dict.get(loop, "max_epochs"),
+                      epoch_loop=epoch_loop)
+    except Exception as error:  # noqa: BLE001 - mmengine refusing the schedule: the user's config
+        if ctx.warmup_reported:
+            return [], {}  # C001 said it: the warmup rounds to zero iterations
+        return [Finding("C006", "error", f"mmengine refuses param_scheduler for this run: {type(error).__name__}: "
+                        f"{error}", key="param_scheduler")], {}
+    spans, never = [], []
+    for index, scheduler in enumerate(built):
+        if scheduler.by_epoch and not epoch_loop:
+            never.append(index)  # an iteration loop never ends an epoch for it
+            continue
+        scale = ctx.iters_per_epoch if scheduler.by_epoch else 1
+        spans.append((scheduler.begin * scale, min(scheduler.end * scale, 1 << 62)))
+    findings = [Finding("C007", "warning", f"param_scheduler.{i} counts epochs in an iteration-based loop without "
+                        "convert_to_iter_based=True: it never steps", key=f"param_scheduler.{i}",
+                        hint="add convert_to_iter_based=True") for i in never]
+    total = ctx.total_iters
+    for begin, end in coverage(spans, total):
+        findings.append(Finding(
+            "C007", "warning", f"no scheduler covers iterations {begin}-{end} of {total}: the learning rate stays "
+            "fixed there, where the scheduler before left it", key="param_scheduler",
+            hint="give the last scheduler end=max_epochs (a CosineAnnealingLR with T_max and no end stops after "
+                 "one epoch in xtuner's TrainLoop)"))
+    return findings, {}
