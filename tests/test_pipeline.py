@@ -144,6 +144,7 @@ def test_plan_for_msagent_hints_lagent(tmp_path, tiny_model, cli):
                  "pack_to_max_length=False")
     chat = cli("plan", config, check_rc=0).stdout.strip().splitlines()
     assert any(line.startswith("xtuner chat") and line.endswith("--lagent") for line in chat)
+    assert "SERPER_API_KEY" in "\n".join(chat) and "pip install lagent" in "\n".join(chat)
     other = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "msagent_named.py")
     assert "--lagent" not in cli("plan", other, check_rc=0).stdout  # the mapper decides, not the file name
 

@@ -79,6 +79,11 @@ def plant(case, tmp_path, tiny_model, cli):
     else:
         write_jsonl(data, medqa_rows(40))
     data_arg = str(tmp_path / "absent.jsonl") if case.get("data") == "missing" else str(data)
+    if case.get("data") == "fifo":
+        import os
+
+        os.mkfifo(tmp_path / "pipe.jsonl")
+        data_arg = str(tmp_path / "pipe.jsonl")
     sets = ["pack_to_max_length=False", *case.get("set", [])]
     out = tmp_path / "cfg.py"
     args = ["gen", case["recipe"], "--model", model_arg, "--data", data_arg, "-o", out]

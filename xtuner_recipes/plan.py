@@ -116,7 +116,8 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
     chat_note = "type a question; RESET clears, EXIT leaves"
     if _uses_msagent_mapper(tree):
         chat += " --lagent"
-        chat_note = "--lagent runs the ReAct tool loop the MS-Agent data taught (needs the lagent package)"
+        chat_note = ("--lagent runs the ReAct tool loop the MS-Agent data taught: it needs `pip install lagent` and a "
+                     "search tool key, `export SERPER_API_KEY=...` (serper.dev), before it starts")
     iterations = f"{stats['total_iters']} iterations" if "total_iters" in stats else "iterations unknown here"
     steps = [
         Step("train", launch, f"{where}; {iterations}" + (f", global batch {stats['global_batch']}"

@@ -8,6 +8,7 @@ Exit status: 0 done (warnings allowed), 1 findings of error severity, 2 usage or
 
 import argparse
 import gc
+import os
 import sys
 
 from xtuner_recipes import __version__
@@ -66,6 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `xtuner-recipes list --json | head`: the reader left; nothing more to say
+        sys.stdout = None  # no flush at exit into the closed pipe
+        return 0
+    except RecursionError:
+        print("error: the input is nested too deeply for this tool's parser", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - our bug: one line, exit 2 (XTUNER_RECIPES_DEBUG=1 shows it all)
+        if os.environ.get("XTUNER_RECIPES_DEBUG"):
+            raise
+        print(f"internal error: {type(error).__name__}: {error} (a bug in xtuner-recipes: please report it; "
+              "XTUNER_RECIPES_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def run() -> None:

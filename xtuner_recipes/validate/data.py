@@ -101,6 +101,11 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
     missing = [f for f in files if not Path(f).expanduser().exists()]
     for path in missing:
         result.findings.append(Finding("D001", "error", f"data file {path} does not exist", key=key))
+    special = [f for f in files if f not in missing and not Path(f).expanduser().is_file()]
+    for path in special:  # a FIFO would block the read forever; datasets reads files
+        result.findings.append(Finding("D010", "warning", f"data path {path} is not a regular file (a FIFO, a device "
+                                       "or a folder where a file is expected): not read", key=key))
+    missing += special
     bad_rows, failed, empty = [], [], 0
     rows = (r for f in files if f not in missing for r in read_rows(Path(f).expanduser()))
     for index, row in enumerate(rows, start=1):
