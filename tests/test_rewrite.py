@@ -58,6 +58,8 @@ PAIRS = [
     ("dotted name value", "import torch\ndtype = torch.float16\n", ["dtype=torch.bfloat16"], "import torch\ndtype = torch.bfloat16\n"),
     ("string keeps the file's quotes", 'p = "a"\n', ["p='b'"], 'p = "b"\n'),
     ("tuple value", "betas = (0.9, 0.999)\n", ["betas=(0.8, 0.99)"], "betas = (0.8, 0.99)\n"),
+    ("remove one of two statements on a line", "a = 1; b = 2\n", ["~a"], "b = 2\n"),
+    ("remove the last of two statements on a line", "a = 1; b = 2\nc = 3\n", ["~b"], "a = 1\nc = 3\n"),
 ]
 
 
@@ -201,3 +203,10 @@ def test_random_overrides_on_shipped_configs(xtuner_configs, tmp_path_factory, d
     config = load_config(out)
     for name, text in chosen.items():
         assert config[name] == pytest.approx(float(text))
+
+
+@pytest.mark.parametrize("files", ['[data_path, "other.jsonl"]', 'dict(train=data_path, validation="v.jsonl")'])
+def test_data_shorthand_keeps_the_other_files_of_a_local_loader(files):
+    before = f"from datasets import load_dataset\ndata_path = 'x.jsonl'\nds = dict(type=load_dataset, path='json', data_files={files})\n"
+    after = edit(before, data_path="./new.jsonl")
+    assert after == before.replace("'x.jsonl'", "'./new.jsonl'")

@@ -80,9 +80,13 @@ class RemoveEntry(cst.CSTTransformer):
         return self._elements(original_node, updated_node)
 
     def leave_SimpleStatementLine(self, original_node, updated_node):
-        if any(id(small) in self._doomed for small in original_node.body):
+        kept = [new for old, new in zip(original_node.body, updated_node.body) if id(old) not in self._doomed]
+        if len(kept) == len(original_node.body):
+            return updated_node
+        if not kept:
             return cst.RemoveFromParent()
-        return updated_node
+        # `a = 1; b = 2` without `a`: the other statements stay, the last without its `;`.
+        return updated_node.with_changes(body=[*kept[:-1], kept[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)])
 
 
 class SwitchLoader(cst.CSTTransformer):
@@ -121,6 +125,8 @@ class SwitchLoader(cst.CSTTransformer):
             return self._rename_process(updated_node)
         if dotted_name(loader.value) not in {"load_dataset", "MsDataset.load"}:
             return updated_node
+        if self._already_local_list(args):
+            return updated_node  # `data_files=[data_path, "other.jsonl"]`: the variable's new value is enough
         others = [a for a in args if a.keyword is None or a.keyword.value not in _SOURCE_KEYS]
         rebuilt = self._wanted_args(args) + others
         if [_shape(a) for a in rebuilt] == [_shape(a) for a in args]:
@@ -129,6 +135,16 @@ class SwitchLoader(cst.CSTTransformer):
         # Reuse the original commas so a multi-line call keeps its layout.
         commas = [args[0].comma] * (len(rebuilt) - 1) + [args[-1].comma]
         return updated_node.with_changes(args=[a.with_changes(comma=c) for a, c in zip(rebuilt, commas)])
+
+    def _already_local_list(self, args: list[cst.Arg]) -> bool:
+        """A local JSON loader whose data_files holds the variable among other files (a list, or a dict
+        of splits): rewriting it to ``dict(train=variable)`` would drop the others."""
+        path, files = _keyword(args, "path"), _keyword(args, "data_files")
+        if self.folder or path is None or files is None or not isinstance(path.value, cst.SimpleString):
+            return False
+        if path.value.evaluated_value != "json" or not isinstance(files.value, cst.List | cst.Tuple | cst.Dict | cst.Call):
+            return False
+        return len(_parts(files.value)) > 1
 
     def _wanted_args(self, args: list[cst.Arg]) -> list[cst.Arg]:
         type_arg = _keyword(args, "type").with_changes(value=cst.Name("load_dataset"))
