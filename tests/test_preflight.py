@@ -50,3 +50,38 @@ def test_a_class_fails_and_literals_pass():
 
     assert not _outcome(lambda: printable(Config({"a": {"b": Helper}})))
     assert _outcome(lambda: printable(Config({"a": [1, "x", None, {"c": 2.5}]})))
+
+
+@settings(max_examples=200, deadline=None)
+@given(varlen=st.booleans(), batch_size=st.integers(1, 3), max_length=st.sampled_from([None, 1024, 1023]),
+       sequence_parallel=st.sampled_from([None, 1, 2, 4]), sp_size=st.sampled_from([None, 1, 2]),
+       attn=st.sampled_from([None, "eager", "flash_attention_2"]), deepspeed=st.sampled_from([None, "deepspeed_zero2"]))
+def test_xtuners_train_script_functions_compiled_from_source_equal_the_imported_ones(
+        varlen, batch_size, max_length, sequence_parallel, sp_size, attn, deepspeed):
+    """`validate` compiles register_function/check_cfg from xtuner's script instead of importing it (4 s):
+    the same outcome as the imported script's own functions on the same config."""
+    import argparse
+
+    from mmengine.config import Config
+    from xtuner.tools import train
+
+    from xtuner_recipes.validate.preflight import train_script_functions
+
+    values = {"use_varlen_attn": varlen, "model": {"llm": {} if attn is None else {"attn_implementation": attn}},
+              "train_dataloader": {"batch_size": batch_size,
+                                   "dataset": {} if max_length is None else {"max_length": max_length}},
+              "helper": helper_function}
+    if sequence_parallel is not None:
+        values["sequence_parallel"] = sequence_parallel
+    if sp_size is not None:
+        values["sequence_parallel_size"] = sp_size
+    outcomes = []
+    for register, check in (train_script_functions(), (train.register_function, train.check_cfg)):
+        cfg = Config(values)
+        try:
+            register(cfg._cfg_dict)
+            check(cfg, argparse.Namespace(deepspeed=deepspeed))
+            outcomes.append(("ok", cfg._cfg_dict["helper"].startswith("<function helper_function")))
+        except Exception as error:  # noqa: BLE001 - comparing failures is the point
+            outcomes.append((type(error).__name__, str(error)))
+    assert outcomes[0] == outcomes[1]

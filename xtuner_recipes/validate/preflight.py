@@ -7,7 +7,11 @@ and mmengine's Runner logs ``cfg.pretty_text`` before it builds the model: a val
 """
 
 import argparse
+import ast
+import builtins
 import copy
+import functools
+import types
 
 from xtuner_recipes.validate.findings import Finding
 
@@ -17,9 +21,9 @@ NEEDS_HERE = ("flash_attn", "flash-attn")  # failures that depend on what this m
 def check(ctx, *, deepspeed: str | None = "deepspeed_zero2") -> tuple[list[Finding], dict]:
     """``deepspeed``: the launch's ``--deepspeed`` (check_cfg refuses sequence parallel without it)."""
     try:
-        from xtuner.tools.train import check_cfg, register_function
-    except Exception as error:  # noqa: BLE001 - xtuner's own train script can't import here
-        return [Finding("L003", "info", f"xtuner's train script does not import here ({type(error).__name__}: "
+        register_function, check_cfg = train_script_functions()
+    except Exception as error:  # noqa: BLE001 - xtuner's own train script can't be read or imported here
+        return [Finding("L003", "info", f"xtuner's train script does not load here ({type(error).__name__}: "
                         f"{error}): its config checks were not run")], {}
     cfg = copy.deepcopy(ctx.config)
     findings = []
@@ -42,6 +46,39 @@ def check(ctx, *, deepspeed: str | None = "deepspeed_zero2") -> tuple[list[Findi
             "it is no Python literal, import or registered function", hint="define classes and helpers in a module "
             "and import them in the config; mmengine keeps imports, not objects"))
     return findings, {}
+
+
+USED = ("FunctionType", "MAP_FUNC", "SUPPORT_FLASH2")  # the module-level names the two functions read
+
+
+@functools.lru_cache(maxsize=1)
+def train_script_functions():
+    """xtuner's own ``register_function`` and ``check_cfg``, compiled from ``xtuner/tools/train.py`` with
+    the module-level names they read, without importing the script: it imports peft, mmengine's
+    runner and xtuner's models first (4 s here). tests/test_preflight.py checks both against the
+    imported script. A script whose functions read other names is imported for real."""
+    from xtuner_recipes.xtuner_info import source_dir
+
+    path = source_dir() / "tools" / "train.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in ("register_function",
+                                                                                              "check_cfg")}
+    nodes = [n for f in found.values() for n in ast.walk(f)]
+    local = ({n.arg for n in nodes if isinstance(n, ast.arg)} | set(found)
+             | {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)})
+    read = {n.id for n in nodes if isinstance(n, ast.Name)} - local - set(dir(builtins))
+    if len(found) != 2 or not read <= set(USED):
+        from xtuner.tools.train import check_cfg, register_function
+
+        return register_function, check_cfg
+    from transformers.utils import is_flash_attn_2_available
+    from xtuner.registry import MAP_FUNC
+
+    # xtuner's SUPPORT_FLASH2 is transformers' is_flash_attn_2_available() (xtuner/model/modules/dispatch).
+    namespace = {"FunctionType": types.FunctionType, "MAP_FUNC": MAP_FUNC,
+                 "SUPPORT_FLASH2": is_flash_attn_2_available()}
+    exec(compile(ast.Module(body=list(found.values()), type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102 - xtuner's installed code, never data
+    return namespace["register_function"], namespace["check_cfg"]
 
 
 def printable(cfg) -> str:
