@@ -8,6 +8,7 @@ that need a GPU.
 import os
 
 from xtuner_recipes.validate.leaves import type_name
+from xtuner_recipes.validate.schedule import epoch_based
 
 EVAL_TOKENS = 16
 GPU_ONLY_WRAPPERS = {"AmpOptimWrapper": ("loss_scale", "dtype")}
@@ -24,12 +25,6 @@ def _replace_string(node, old: str, new: str) -> int:
         elif isinstance(value, dict | list):
             count += _replace_string(value, old, new)
     return count
-
-
-def _epoch_based(train_cfg) -> bool:
-    """mmengine's EpochBasedTrainLoop: named, or `dict(by_epoch=True, ...)` as xtuner 0.1.x configs write it."""
-    kind = dict.get(train_cfg, "type")
-    return type_name(kind) == "EpochBasedTrainLoop" if kind is not None else bool(dict.get(train_cfg, "by_epoch"))
 
 
 def _datasets(node):
@@ -53,7 +48,7 @@ def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str
     if steps is not None:  # None: the config's own schedule
         train_cfg = cfg.train_cfg
         before = ", ".join(f"{k}={train_cfg[k]}" for k in ("max_epochs", "max_iters") if k in train_cfg)
-        if _epoch_based(train_cfg):
+        if epoch_based(train_cfg):
             # mmengine's EpochBasedTrainLoop takes no max_iters: one epoch over a slice of the data.
             train_cfg["max_epochs"] = 1
             rows = steps * int(cfg.train_dataloader.get("batch_size", 1) or 1)

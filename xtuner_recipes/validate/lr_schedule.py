@@ -16,7 +16,7 @@ import copy
 import types
 
 from xtuner_recipes.validate.findings import Finding
-from xtuner_recipes.validate.leaves import type_name
+from xtuner_recipes.validate.schedule import epoch_based
 
 
 def coverage(spans: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
@@ -54,8 +54,7 @@ def check(ctx) -> tuple[list[Finding], dict]:
     if not schedulers or ctx.iters_per_epoch is None or ctx.total_iters is None:
         return [], {}
     loop = ctx.raw("train_cfg") or {}
-    epoch_loop = type_name(dict.get(loop, "type")) == "EpochBasedTrainLoop" or (
-        dict.get(loop, "type") is None and dict.get(loop, "by_epoch") is True)
+    epoch_loop = epoch_based(loop)
     try:
         built = build(schedulers, iters_per_epoch=ctx.iters_per_epoch, max_epochs=dict.get(loop, "max_epochs"),
                       epoch_loop=epoch_loop)

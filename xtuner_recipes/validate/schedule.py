@@ -15,11 +15,19 @@ def _positive(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
+def epoch_based(loop) -> bool:
+    """mmengine's EpochBasedTrainLoop: named, or ``dict(by_epoch=True, ...)`` as xtuner 0.1.x configs
+    write it (xtuner 0.2.0's TrainLoop runs by iterations)."""
+    if not isinstance(loop, dict):
+        return False
+    kind = dict.get(loop, "type")
+    return type_name(kind) == "EpochBasedTrainLoop" if kind is not None else dict.get(loop, "by_epoch") is True
+
+
 def check(ctx) -> tuple[list[Finding], dict]:
     """The schedule of the loaded config over the samples the data check counted."""
     loop = ctx.raw("train_cfg") or {}
-    epoch_based = type_name(dict.get(loop, "type")) == "EpochBasedTrainLoop" or (
-        dict.get(loop, "type") is None and dict.get(loop, "by_epoch") is True)
+    epoch_loop = epoch_based(loop)
     hook = ctx.raw("default_hooks.checkpoint") or {}
     batch_size = ctx.raw("train_dataloader.batch_size")
     max_epochs = dict.get(loop, "max_epochs") if isinstance(loop, dict) else None
@@ -45,7 +53,7 @@ def check(ctx) -> tuple[list[Finding], dict]:
         warmup_ratio=ctx.get("warmup_ratio") or 0, save_steps=dict.get(hook, "interval") if isinstance(hook, dict) else None,
         save_total_limit=dict.get(hook, "max_keep_ckpts") if isinstance(hook, dict) else None,
         evaluation_freq=ctx.get("evaluation_freq"), accumulative_counts=ctx.get("optim_wrapper.accumulative_counts") or 1,
-        by_epoch=epoch_based and hook_by_epoch is not False,
+        by_epoch=epoch_loop and hook_by_epoch is not False,
     )
     ctx.iters_per_epoch, ctx.total_iters = stats.get("iters_per_epoch"), stats.get("total_iters")
     ctx.warmup_reported = any(f.code == "C001" for f in found)
