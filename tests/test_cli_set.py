@@ -23,6 +23,7 @@ def test_tutorial_edit_done_right(cli, tmp_path, xtuner_configs):
     assert config.train_dataset.dataset.data_files == {"train": "./train.jsonl"}
 
 
+@pytest.mark.slow
 def test_every_shipped_config_with_lr_and_max_epochs(xtuner_configs, tmp_path):
     """set CFG lr=1e-5 max_epochs=1 [model.lora.r=8] [~model.llm.quantization_config] loads; nothing else changes."""
     from xtuner_recipes.rewrite import apply_overrides, parse_override

@@ -56,6 +56,7 @@ def smoke_json(cli, config, *args):
     return result.returncode, json.loads(result.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["medqa", "oasst1", "msagent"])
 def test_generated_config_validates_and_survives_smoke(recipe, tmp_path, tiny_model, cli):
     # MedQA packs its 40 rows; the other fixtures are too short to pack into enough samples for a warmup.
@@ -75,6 +76,7 @@ def test_generated_config_validates_and_survives_smoke(recipe, tmp_path, tiny_mo
     assert any("AmpOptimWrapper → OptimWrapper" in note for note in result["adaptations"])
 
 
+@pytest.mark.slow
 def test_smoke_names_the_failing_stage_on_broken_data(tmp_path, tiny_model, cli):
     data = write_jsonl(tmp_path / "broken.jsonl", medqa_rows(40, broken=True))
     config = gen(cli, "medqa", tiny_model, data, tmp_path / "broken.py")
@@ -106,6 +108,7 @@ def test_smoke_needs_a_local_model(tmp_path, cli):
     assert result.returncode == 2 and "hub.py:" in result.stderr and "not a local model folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_plan_names_the_checkpoints_a_real_run_writes(tmp_path, tiny_model, cli):
     data = write_jsonl(tmp_path / "medqa.jsonl", medqa_rows(12))
     config = gen(cli, "medqa", tiny_model, data, tmp_path / "short.py", "pack_to_max_length=False",
@@ -149,6 +152,7 @@ def test_plan_for_msagent_hints_lagent(tmp_path, tiny_model, cli):
     assert "--lagent" not in cli("plan", other, check_rc=0).stdout  # the mapper decides, not the file name
 
 
+@pytest.mark.slow
 def test_train_returns_the_real_exit_status(tmp_path, tiny_model, cli):
     data = write_jsonl(tmp_path / "broken.jsonl", medqa_rows(40, broken=True))
     config = gen(cli, "medqa", tiny_model, data, tmp_path / "broken.py")

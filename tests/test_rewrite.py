@@ -182,6 +182,7 @@ VALUES = {
 }
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_overrides_on_shipped_configs(xtuner_configs, tmp_path_factory, data):

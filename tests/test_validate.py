@@ -210,6 +210,7 @@ def test_static_level_imports_no_torch():
     assert result.stdout.strip() == "[] False", result.stderr
 
 
+@pytest.mark.slow
 def test_no_false_alarms_on_shipped_configs(xtuner_configs, cli):
     """Every shipped config: no error at static; at load, errors only where imports genuinely fail here."""
     root = xtuner_configs[0].parents[0]
