@@ -5,7 +5,7 @@ A check is ``check(context) -> (findings, stats)``; ``runner.FULL_CHECKS`` lists
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,6 @@ class Context:
     iters_per_epoch: int | None = None  # set by the schedule check
     total_iters: int | None = None
     warmup_reported: bool = False  # C001 raised: the schedulers' failure is already said
-    counters: dict = field(default_factory=dict)  # tokenizer path -> (count function, reason)
 
     def get(self, key: str, default=None):
         """The setting at a dotted ``key``, building lazy values on the way; ``default`` when absent

@@ -156,7 +156,7 @@ def _template(leaf):
 
 
 def _counter(ctx, leaf):
-    """A token counter for the leaf's tokenizer (loaded once per model folder), or (None, reason)."""
+    """A token counter for the leaf's tokenizer, or (None, reason)."""
     from pathlib import Path
 
     tokenizer = leaf.get("tokenizer")
@@ -164,6 +164,4 @@ def _counter(ctx, leaf):
     path = path if isinstance(path, str) else ctx.get("pretrained_model_name_or_path")
     if not isinstance(path, str) or not Path(path).expanduser().is_dir():
         return None, None  # a hub id or nothing: M001/M002 say so
-    if path not in ctx.counters:
-        ctx.counters[path] = tokens.counter(path, ctx.early)
-    return ctx.counters[path]
+    return tokens.counter(path, ctx.early)  # loaded once per folder and process (tokens._loaded)
