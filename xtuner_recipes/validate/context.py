@@ -54,6 +54,10 @@ class Context:
                 return default
         return node
 
+    def max_length(self):
+        """The max_length the (first) dataset is cut at, else the top-level setting."""
+        return self.get("train_dataloader.dataset.max_length") or self.get("max_length")
+
     def gpus(self) -> int:
         import os
 

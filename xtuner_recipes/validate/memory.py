@@ -145,7 +145,7 @@ def estimate(arch: Arch, run: Run) -> Estimate:
 
 def check_config(ctx) -> tuple[list["Finding"], dict]:
     """The estimate for the loaded config (needs the model's config.json and an integer max_length)."""
-    max_length = ctx.get("train_dataloader.dataset.max_length") or ctx.get("max_length")
+    max_length = ctx.max_length()
     if ctx.model_config is None or not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
         return [], {}
     run = run_from_config(ctx.raw, max_length=max_length, gpus=ctx.gpus(), zero_stage=ctx.options.zero_stage)

@@ -15,7 +15,7 @@ def check(ctx) -> tuple[list[Finding], dict]:
     from xtuner_recipes.validate import static
 
     path = ctx.get("model.llm.pretrained_model_name_or_path") or ctx.get("pretrained_model_name_or_path")
-    max_length = ctx.get("train_dataloader.dataset.max_length") or ctx.get("max_length")
+    max_length = ctx.max_length()
     findings, stats, ctx.model_config = check_model(path, max_length=max_length, template=static.template_name(ctx.tree))
     return findings, stats
 
