@@ -68,6 +68,9 @@ def plant(case, tmp_path, tiny_model, cli):
         if "tokenizer_config" in case:
             settings = json.loads((model / "tokenizer_config.json").read_text())
             (model / "tokenizer_config.json").write_text(json.dumps({**settings, **case["tokenizer_config"]}))
+        if "special_tokens_map" in case:
+            settings = json.loads((model / "special_tokens_map.json").read_text())
+            (model / "special_tokens_map.json").write_text(json.dumps({**settings, **case["special_tokens_map"]}))
     model_arg = {"missing": str(tmp_path / "nowhere"), "hub": "internlm/internlm-chat-7b"}.get(kind, str(model))
     data = tmp_path / "train.jsonl"
     if "rows" in case:

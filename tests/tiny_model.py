@@ -57,3 +57,39 @@ def build_tiny_qwen2(folder: Path, *, max_position_embeddings: int = 2048) -> Pa
                 num_attention_heads=4, num_key_value_heads=2,
                 max_position_embeddings=max_position_embeddings).save_pretrained(folder)
     return folder
+
+
+def build_qwen_style_tokenizer(folder: Path) -> Path:
+    """A byte-level BPE saved as Qwen2's tokenizer class (``Qwen2TokenizerFast``): no bos, eos ``<|im_end|>``."""
+    build_tiny_qwen2(folder)
+    settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    settings.update(tokenizer_class="Qwen2Tokenizer", bos_token=None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    return folder
+
+
+INTERNLM2_TOKENIZER_CODE = '''\
+"""A sentencepiece tokenizer loaded as remote code, the way InternLM2's model folders ship theirs."""
+from transformers import LlamaTokenizer
+
+
+class InternLM2Tokenizer(LlamaTokenizer):
+    """InternLM2's layout: bos <s>, eos </s>, chat markers as added special tokens."""
+'''
+
+
+def build_internlm2_style_tokenizer(folder: Path) -> Path:
+    """A slow sentencepiece tokenizer behind ``trust_remote_code`` (class InternLM2Tokenizer, as InternLM2
+    ships), with bos ``<s>``, eos ``</s>`` and ``<|im_start|>``/``<|im_end|>`` as added special tokens."""
+    from transformers import LlamaTokenizer
+
+    build_tiny_model(folder, weights=False)
+    tokenizer = LlamaTokenizer.from_pretrained(folder, legacy=False)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tokenizer.save_pretrained(folder)
+    (folder / "tokenization_internlm2.py").write_text(INTERNLM2_TOKENIZER_CODE, encoding="utf-8")
+    settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    settings.update(tokenizer_class="InternLM2Tokenizer",
+                    auto_map={"AutoTokenizer": ["tokenization_internlm2.InternLM2Tokenizer", None]})
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    return folder

@@ -98,13 +98,18 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
     quoted = shlex.quote(str(path))
     out = work_dir or f"./work_dirs/{path.stem}"
     q = shlex.quote
-    if stats.get("checkpoints"):
-        name = stats["checkpoints"][-1]
+    last_file = f"{out}/last_checkpoint"  # mmengine's CheckpointHook writes the last checkpoint's path there
+    if stats.get("checkpoints") and not stats.get("checkpoints_vary"):
+        checkpoint = f"{out}/{stats['checkpoints'][-1]}"
+        checkpoint_arg = q(checkpoint)
     else:
-        name = "iter_<N>.pth"
-        notes.append("the iteration count needs the data and tokenizer, which could not be read here; "
-                     "N = the last iteration training logs")
-    checkpoint = f"{out}/{name}"
+        checkpoint, checkpoint_arg = f"$(cat {q(last_file)})", f"\"$(cat {q(last_file)})\""
+        if stats.get("checkpoints_vary"):
+            notes.append(f"the last checkpoint's name depends on the packing shuffle ({stats.get('total_iters_range')} "
+                         f"iterations): convert reads it from {last_file}, which training writes")
+        else:
+            notes.append("the iteration count needs the data and tokenizer, which could not be read here: convert "
+                         f"reads the last checkpoint's path from {last_file}, which training writes")
     launch, where = launch_command(path, gpus=gpus, nodes=nodes, work_dir=work_dir)
     model = settings.get("pretrained_model_name_or_path", "MODEL")
     template = static.template_name(tree)
@@ -118,13 +123,16 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         chat += " --lagent"
         chat_note = ("--lagent runs the ReAct tool loop the MS-Agent data taught: it needs `pip install lagent` and a "
                      "search tool key, `export SERPER_API_KEY=...` (serper.dev), before it starts")
-    iterations = f"{stats['total_iters']} iterations" if "total_iters" in stats else "iterations unknown here"
+    if "total_iters_range" in stats:
+        iterations = "{} to {} iterations (packing follows a shuffle)".format(*stats["total_iters_range"])
+    else:
+        iterations = f"{stats['total_iters']} iterations" if "total_iters" in stats else "iterations unknown here"
     steps = [
         Step("train", launch, f"{where}; {iterations}" + (f", global batch {stats['global_batch']}"
                                                             if "global_batch" in stats else "")),
         Step("checkpoint", checkpoint,
              "written by training (a folder of that name under DeepSpeed; pth_to_hf takes either)"),
-        Step("convert", f"xtuner convert pth_to_hf {quoted} {q(checkpoint)} {q(out + '/hf_adapter')}",
+        Step("convert", f"xtuner convert pth_to_hf {quoted} {checkpoint_arg} {q(out + '/hf_adapter')}",
              "a Hugging Face LoRA adapter"),
         Step("merge", f"xtuner convert merge {q(str(model))} {q(out + '/hf_adapter')} {q(out + '/merged')} "
                       "--max-shard-size 2GB", "the adapter merged into the base model"),

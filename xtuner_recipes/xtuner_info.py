@@ -56,3 +56,26 @@ def prompt_template(name: str) -> dict | None:
         return {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
     except (ValueError, SyntaxError, TypeError):
         return None
+
+
+@lru_cache(maxsize=4)
+def builder_defaults(name: str = "process_hf_dataset") -> dict:
+    """The literal default of each keyword of xtuner's dataset builder ``name``
+    (``xtuner/dataset/huggingface.py``): ``pack_to_max_length=True``, ``map_num_proc=32``…"""
+    root = source_dir()
+    try:
+        tree = ast.parse((root / "dataset" / "huggingface.py").read_text(encoding="utf-8")) if root else None
+    except (OSError, SyntaxError):
+        tree = None
+    function = next((node for node in (tree.body if tree else []) if isinstance(node, ast.FunctionDef)
+                     and node.name == name), None)
+    if function is None:
+        return {}
+    arguments = function.args.args
+    defaults = {}
+    for argument, default in zip(arguments[len(arguments) - len(function.args.defaults):], function.args.defaults):
+        try:
+            defaults[argument.arg] = ast.literal_eval(default)
+        except ValueError:
+            continue
+    return defaults

@@ -28,6 +28,8 @@ class Context:
     early: object = None  # a TokenizerProcess started before the config loaded
     model_config: dict | None = None  # set by the model check
     samples: int | None = None  # training samples per epoch, after packing; set by the data check
+    samples_range: tuple[int, int] | None = None  # (fewest, most): packing after a shuffle varies by run
+    longest_sample: int | None = None  # tokens in the longest sample after the cut, when every row was counted
     samples_estimated: bool = False  # from --sample or without a tokenizer: an estimate
     iters_per_epoch: int | None = None  # set by the schedule check
     total_iters: int | None = None

@@ -20,7 +20,7 @@ LISTED = 5  # failures shown one by one; the rest are counted
 class DataScan:
     files: list[str] = field(default_factory=list)
     rows: int = 0
-    usable: list[dict] = field(default_factory=list)  # mapped conversations
+    usable: int = 0  # rows that map to a conversation
     sampled_rows: int | None = None  # with --sample: the rows mapped; `rows` counts them all
     findings: list[Finding] = field(default_factory=list)
 
@@ -93,10 +93,15 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+CHUNK = 1000  # conversations handed to ``sink`` at a time
+
+
 def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: str = "data_path",
-         progress: Callable[[str, int, int | None], None] | None = None) -> DataScan:
+         progress: Callable[[str, int, int | None], None] | None = None,
+         sink: Callable[[list], None] | None = None) -> DataScan:
     """Read ``files``, map each row (the first ``sample`` only, counting the rest), and report
-    what fails; ``progress(what, done, total)``."""
+    what fails; ``progress(what, done, total)``. The mapped conversations go to ``sink`` a chunk
+    at a time and are not kept: memory stays flat whatever the data's size."""
     result = DataScan(files=files)
     missing = [f for f in files if not Path(f).expanduser().exists()]
     for path in missing:
@@ -106,7 +111,7 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
         result.findings.append(Finding("D010", "warning", f"data path {path} is not a regular file (a FIFO, a device "
                                        "or a folder where a file is expected): not read", key=key))
     missing += special
-    bad_rows, failed, empty = [], [], 0
+    bad_rows, failed, empty, chunk = _Kept(), _Kept(), 0, []
     rows = (r for f in files if f not in missing for r in read_rows(Path(f).expanduser()))
     for index, row in enumerate(rows, start=1):
         result.rows += 1
@@ -126,16 +131,23 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
             continue
         if not conversation:
             empty += 1
-        else:
-            result.usable.append({"conversation": conversation})
+            continue
+        result.usable += 1
+        if sink is not None:
+            chunk.append(conversation)
+            if len(chunk) >= CHUNK:
+                sink(chunk)
+                chunk = []
+    if chunk and sink is not None:
+        sink(chunk)
     checked = result.sampled_rows or result.rows
     for code, label, rows in (("D002", "cannot be read", bad_rows), ("D003", "fails the map function", failed)):
         for row, index, reason in rows[:LISTED]:
             result.findings.append(Finding(code, "error", f"{row.where} {label}: {reason}", key=key,
                                            line=row.line, hint=_hint(code, row)))
-        if len(rows) > LISTED:
-            result.findings.append(Finding(code, "error", f"{len(rows) - LISTED} more rows {label} "
-                                           f"({len(rows)} of {checked} in all)", key=key))
+        if rows.total > LISTED:
+            result.findings.append(Finding(code, "error", f"{rows.total - LISTED} more rows {label} "
+                                           f"({rows.total} of {checked} in all)", key=key))
     if empty:
         result.findings.append(Finding("D004", "warning", f"{empty} of {checked} rows map to an empty "
                                        "conversation and will be dropped", key=key))
@@ -145,6 +157,17 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
     if progress is not None:
         progress("rows read", result.rows, result.rows)
     return result
+
+
+class _Kept(list):
+    """The first ``LISTED`` failures, and how many there were (a bad file can fail on every row)."""
+
+    total = 0
+
+    def append(self, item) -> None:
+        self.total += 1
+        if len(self) < LISTED:
+            super().append(item)
 
 
 def _hint(code: str, row) -> str | None:

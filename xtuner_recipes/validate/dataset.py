@@ -8,6 +8,7 @@ stats sum the leaves (a ``ConcatDataset`` trains on all of them) and list each u
 import dataclasses
 
 from xtuner_recipes.validate import data, leaves, tokens
+from xtuner_recipes.validate.tally import Tally
 from xtuner_recipes.validate.findings import Finding
 
 PLAIN_TEMPLATE = {"INSTRUCTION": "{input}"}  # no template_map_fn: xtuner encodes the turns as they are
@@ -23,7 +24,7 @@ def check(ctx) -> tuple[list[Finding], dict]:
     else:
         found, unread = leaves.find(ctx.raw("train_dataloader"))
     findings = [Finding("D006", "warning", f"{u.key}: data not checked: {u.why}", key=u.key) for u in unread]
-    per_leaf, total, known, estimated = [], 0, True, False
+    per_leaf, low, high, known, estimated, longest = [], 0, 0, True, False, []
     for leaf in found:
         leaf_findings, stats, samples, leaf_estimated = _check_leaf(ctx, leaf)
         findings += leaf_findings
@@ -31,8 +32,10 @@ def check(ctx) -> tuple[list[Finding], dict]:
         if samples is None:
             known = False
         else:
-            total += samples
+            low, high = low + samples[0], high + samples[1]
         estimated |= leaf_estimated
+        # The longest sample a batch can pad to: packed samples are max_length long.
+        longest.append(leaf.get("max_length") if leaf.setting("pack_to_max_length") else stats.get("longest_sample"))
     stats: dict = {}
     if per_leaf:
         stats["datasets"] = per_leaf
@@ -41,14 +44,18 @@ def check(ctx) -> tuple[list[Finding], dict]:
             if any(name in leaf for leaf in per_leaf):
                 stats[name] = sum(leaf.get(name, 0) for leaf in per_leaf)
         if len(per_leaf) == 1:  # one dataset: its token figures are the config's
-            stats.update({k: v for k, v in per_leaf[0].items() if k.startswith(("tokens_", "cut_share", "samples"))})
+            stats.update({k: v for k, v in per_leaf[0].items()
+                          if k.startswith(("tokens_", "cut_share", "samples", "input_", "output_", "longest_"))})
     if found and known and not unread:
-        ctx.samples, ctx.samples_estimated = total, estimated
+        ctx.samples, ctx.samples_range, ctx.samples_estimated = low, (low, high), estimated
+    if found and not unread and all(_is_int(n) for n in longest):
+        ctx.longest_sample = max(longest)
     return findings, stats
 
 
-def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, int | None, bool]:
-    """Findings, stats, training samples (None when unknown) and whether they are an estimate."""
+def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, tuple[int, int] | None, bool]:
+    """Findings, stats, the (fewest, most) training samples (None when unknown) and whether they
+    are an estimate."""
     source = data.source(leaf.get("dataset"), f"{leaf.key}.dataset")
     findings = [source.finding] if source.finding else []
     if source.files is None:
@@ -70,40 +77,63 @@ def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, int | None, bool]:
                                 f"{leaf.key}.dataset_map_fn {why}", key=f"{leaf.key}.dataset_map_fn",
                                 hint="import the map function in the config (from xtuner.dataset.map_fns import ...)"))
         return findings, {"data_files": source.files}, None, False
-    scan = data.scan(source.files, map_fn, sample=ctx.options.sample, progress=ctx.options.progress,
-                     key=f"{leaf.key}.dataset")
+    max_length, pack = leaf.get("max_length"), bool(leaf.setting("pack_to_max_length"))
+    tally, findings = _tally(ctx, leaf, max_length, findings)
+    try:
+        scan = data.scan(source.files, map_fn, sample=ctx.options.sample, progress=ctx.options.progress,
+                         key=f"{leaf.key}.dataset", sink=tally.add if tally is not None else None)
+        counted = None
+        if tally is not None and scan.usable:
+            counted = tally.finish(pack=pack, num_proc=_num_proc(leaf), shuffle=bool(leaf.setting("shuffle_before_pack")))
+    except Exception as error:  # noqa: BLE001 - a tokenizer failing on the data is a finding
+        if tally is None:
+            raise
+        tally.close()
+        findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
+                                key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path"))
+        scan, counted = data.scan(source.files, map_fn, sample=ctx.options.sample, key=f"{leaf.key}.dataset"), None
     findings += scan.findings
-    stats = {"data_files": scan.files, "rows": scan.rows, "usable_rows": len(scan.usable)}
+    stats = {"data_files": scan.files, "rows": scan.rows, "usable_rows": scan.usable}
     if scan.sampled_rows is not None:
         stats["rows_checked"] = scan.sampled_rows
-    max_length, pack = leaf.get("max_length"), bool(leaf.get("pack_to_max_length"))
-    samples, estimated = len(scan.usable), scan.sampled_rows is not None
-    counted = False
-    if scan.usable and _is_int(max_length):
-        template, why = _template(leaf)
-        count, reason = _counter(ctx, leaf)
-        if template is None:
-            findings.append(Finding("T004", "info", f"{leaf.key}: tokens not counted: {why}",
-                                    key=f"{leaf.key}.template_map_fn"))
-        elif count is None and reason is not None:
-            findings.append(Finding("T002", "error", f"the tokenizer fails to load: {reason}",
-                                    key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path"))
-        elif count is not None:
-            try:
-                lengths, prompts = tokens.lengths(scan.usable, count, template, ctx.options.progress)
-            except Exception as error:  # noqa: BLE001 - a tokenizer failing on the data is a finding
-                findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
-                                        key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path"))
-            else:
-                token_stats, found, samples = tokens.summarize(lengths, max_length, pack, prompts)
-                stats.update(token_stats)
-                findings += found
-                counted = True
-    if pack and not counted:
+    samples, estimated = (scan.usable, scan.usable), scan.sampled_rows is not None
+    if counted is not None:
+        token_stats, found, samples = counted
+        stats.update(token_stats)
+        tokenizer_key = f"{leaf.key}.tokenizer.pretrained_model_name_or_path"
+        findings += [dataclasses.replace(f, key=tokenizer_key) if f.code == "T005" else f for f in found]
+    elif pack:
         return findings, stats, None, estimated  # packed samples need the token counts
     if estimated and scan.sampled_rows:
-        samples = round(samples * scan.rows / scan.sampled_rows)  # extrapolate the sample to every row
+        samples = tuple(round(n * scan.rows / scan.sampled_rows) for n in samples)  # extrapolate to every row
     return findings, stats, samples, estimated
+
+
+def _tally(ctx, leaf, max_length, findings):
+    """A ``Tally`` for the leaf's template and tokenizer, or None (with the finding saying why)."""
+    if not _is_int(max_length):
+        return None, findings
+    template, why = _template(leaf)
+    counting, reason = _counter(ctx, leaf)
+    if template is None:
+        return None, findings + [Finding("T004", "info", f"{leaf.key}: tokens not counted: {why}",
+                                         key=f"{leaf.key}.template_map_fn")]
+    if counting is None:
+        if reason is None:
+            return None, findings
+        return None, findings + [Finding("T002", "error", f"the tokenizer fails to load: {reason}",
+                                         key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path")]
+    if counting.special.failure:
+        return None, findings + [Finding("T005", "error", counting.special.failure,
+                                         key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path",
+                                         hint="set the tokenizer's bos_token/eos_token (tokenizer_config.json)")]
+    return Tally(counting, None if template is PLAIN_TEMPLATE else template, max_length,
+                 ctx.options.progress), findings
+
+
+def _num_proc(leaf) -> int | None:
+    value = leaf.setting("map_num_proc")
+    return value if _is_int(value) and value > 0 else None
 
 
 def _is_int(value) -> bool:

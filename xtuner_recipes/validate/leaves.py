@@ -32,6 +32,13 @@ class Leaf:
     def get(self, name, default=None):
         return dict.get(self.node, name, default)
 
+    def setting(self, name):
+        """What xtuner uses for ``name``: the config's value, else the builder's default
+        (``pack_to_max_length=True``, ``map_num_proc=32``, read from xtuner's source)."""
+        from xtuner_recipes.xtuner_info import builder_defaults
+
+        return dict.get(self.node, name) if name in self.node else builder_defaults().get(name)
+
 
 @dataclass(frozen=True)
 class Unread:

@@ -12,6 +12,8 @@ assumptions written next to each term. The H200 section of BENCHMARKS.md compare
 
 import dataclasses
 
+from xtuner_recipes.validate.findings import Finding
+
 GIB = 1024 ** 3
 # bitsandbytes NF4 with double quantization: 4 bits a weight, an 8-bit absmax per block of 64,
 # and a float32 absmax per 256 of those blocks.
@@ -149,8 +151,24 @@ def check_config(ctx) -> tuple[list["Finding"], dict]:
     if ctx.model_config is None or not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
         return [], {}
     run = run_from_config(ctx.raw, max_length=max_length, gpus=ctx.gpus(), zero_stage=ctx.options.zero_stage)
-    stats, findings = check(ctx.model_config, run, gpu_mem=ctx.options.gpu_mem)
-    return findings, stats
+    longest = ctx.longest_sample
+    if isinstance(longest, int) and 0 < longest < max_length:
+        # xtuner pads a batch to its longest sample: the data can't make a longer batch than its longest.
+        sampled = " among the --sample rows" if ctx.options.sample else ""
+        real = dataclasses.replace(run, max_length=longest)
+        stats, findings = check(ctx.model_config, real, gpu_mem=ctx.options.gpu_mem,
+                                bound=f"the longest sample{sampled} ({longest} tokens)")
+        bound_stats, bound_findings = check(ctx.model_config, run, gpu_mem=ctx.options.gpu_mem,
+                                            bound=f"max_length ({max_length} tokens)")
+        if "estimated_peak_gib" in bound_stats:
+            stats["estimated_peak_gib_at_max_length"] = bound_stats["estimated_peak_gib"]
+        if bound_findings and not findings:
+            found = bound_findings[0]
+            findings.append(Finding("G002", "warning", found.message + f"; the data fits: its longest sample{sampled} "
+                                    f"({longest} tokens) gives {stats['estimated_peak_gib']:.1f} GiB, so longer data "
+                                    "would not", key="max_length", hint=found.hint))
+        return findings, stats
+    return check(ctx.model_config, run, gpu_mem=ctx.options.gpu_mem, bound=f"max_length ({max_length} tokens)")[::-1]
 
 
 def run_from_config(get, *, max_length: int, gpus: int, zero_stage: int) -> Run:
@@ -190,15 +208,16 @@ def card_gib() -> float | None:
     return None
 
 
-def check(config_json: dict | None, run: Run | None, *, gpu_mem: float | None):
-    """``(stats, findings)``: the estimate and its parts; G001 when it exceeds the card."""
-    from xtuner_recipes.validate.findings import Finding
-
+def check(config_json: dict | None, run: Run | None, *, gpu_mem: float | None, bound: str | None = None):
+    """``(stats, findings)``: the estimate and its parts; G001 when it exceeds the card.
+    ``bound`` says which sequence length the estimate is taken at."""
     arch = Arch.from_config(config_json) if config_json else None
     if arch is None or run is None:
         return {}, []
     result = estimate(arch, run)
     stats = {"estimated_peak_gib": result.peak_gib, "estimated_memory_gib": result.parts}
+    if bound:
+        stats["memory_bound"] = bound
     card, source = (gpu_mem, "--gpu-mem") if gpu_mem else (card_gib(), "this machine's GPU")
     findings = []
     if card:
@@ -207,7 +226,8 @@ def check(config_json: dict | None, run: Run | None, *, gpu_mem: float | None):
             largest = max(result.parts, key=result.parts.get)
             findings.append(Finding(
                 "G001", "error",
-                f"estimated peak GPU memory {result.peak_gib:.1f} GiB exceeds {card:.1f} GiB ({source}); "
+                f"estimated peak GPU memory {result.peak_gib:.1f} GiB" + (f" at {bound}" if bound else "") +
+                f" exceeds {card:.1f} GiB ({source}); "
                 f"largest part: {largest} {result.parts[largest]:.1f} GiB",
                 key="max_length", hint="lower max_length or batch_size, keep 4-bit quantization and activation "
                                        "checkpointing, or shard with --deepspeed deepspeed_zero2/3 over more GPUs"))

@@ -48,13 +48,27 @@ def check(ctx) -> tuple[list[Finding], dict]:
                                     "training samples is unknown here (data not read, or packing without a tokenizer)"))
         return findings, {}
     hook_by_epoch = dict.get(hook, "by_epoch", True) if isinstance(hook, dict) else True
-    stats, found = plan(
-        ctx.samples, batch_size=batch_size, gpus=ctx.gpus(), max_epochs=max_epochs,
+    arguments = dict(
+        batch_size=batch_size, gpus=ctx.gpus(), max_epochs=max_epochs,
         warmup_ratio=ctx.get("warmup_ratio") or 0, save_steps=dict.get(hook, "interval") if isinstance(hook, dict) else None,
         save_total_limit=dict.get(hook, "max_keep_ckpts") if isinstance(hook, dict) else None,
         evaluation_freq=ctx.get("evaluation_freq"), accumulative_counts=ctx.get("optim_wrapper.accumulative_counts") or 1,
         by_epoch=epoch_loop and hook_by_epoch is not False,
     )
+    low, high = ctx.samples_range or (ctx.samples, ctx.samples)
+    stats, found = plan(low, **arguments)
+    if high != low:  # packing after a shuffle: the count varies from run to run within [low, high]
+        most, found_most = plan(high, **arguments)
+        for name in ("iters_per_epoch", "total_iters", "warmup_iters"):
+            if most.get(name) != stats.get(name):
+                stats[f"{name}_range"] = [stats.get(name), most.get(name)]
+        if most.get("checkpoints") != stats.get("checkpoints"):
+            stats["checkpoints_vary"] = True
+        # An error must hold for every count the shuffle can give.
+        sure = {f.code for f in found_most if f.severity == "error"}
+        found = [f if f.severity != "error" or f.code in sure else
+                 Finding(f.code, "warning", f.message + f" (with {low} packed samples; {high} at most)", f.key,
+                         f.line, f.hint) for f in found]
     ctx.iters_per_epoch, ctx.total_iters = stats.get("iters_per_epoch"), stats.get("total_iters")
     ctx.warmup_reported = any(f.code == "C001" for f in found)
     if ctx.samples_estimated:

@@ -5,7 +5,7 @@ of one core. Transformers loads a tokenizer without torch when ``USE_TORCH=0``, 
 started before the config loads has its tokenizer ready on the other core by the time the
 data has been read. The child counts with the parent's own function, ``tokens.count_tokens``.
 
-Protocol, one JSON document per line: the child first answers ``{"ready": true}`` or
+Protocol, one JSON document per line: the child first answers ``{"ready": true, "special": {...}}`` or
 ``{"error": reason}``; then each request ``["text", ...]`` gets back ``[count, ...]``.
 The child's own stdout goes to its stderr, so a chatty tokenizer can't break the protocol.
 
@@ -43,7 +43,18 @@ class TokenizerProcess:
             self._answered = True
             answer = self._read()
             self._error = answer.get("error") if isinstance(answer, dict) else "the tokenizer process did not answer"
+            if self._error is None:
+                from xtuner_recipes.validate.encoding import Special
+
+                self._special = Special(**answer.get("special", {}))
         return self._error
+
+    @property
+    def special(self):
+        """The bos/eos ids xtuner adds with this tokenizer (``encoding.Special``)."""
+        if self.error() is not None:
+            raise RuntimeError(self._error)
+        return self._special
 
     def count(self, texts: list[str]) -> list[int]:
         """Tokens in each text, without special tokens."""
@@ -80,10 +91,14 @@ def _serve(model_path: str) -> int:
     answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # whatever the tokenizer's code prints goes to stderr, not into the answers
     sys.stdout = sys.stderr
+    import dataclasses
+
+    from xtuner_recipes.validate.encoding import special
     from xtuner_recipes.validate.tokens import count_tokens, load_tokenizer
 
     tokenizer, reason = load_tokenizer(model_path)
-    answers.write(json.dumps({"error": reason} if tokenizer is None else {"ready": True}) + "\n")
+    ready = {"ready": True, "special": dataclasses.asdict(special(tokenizer))} if tokenizer is not None else None
+    answers.write(json.dumps(ready or {"error": reason}) + "\n")
     answers.flush()
     if tokenizer is None:
         return 1
