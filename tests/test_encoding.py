@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tiny_model import build_internlm2_style_tokenizer, build_qwen_style_tokenizer, build_tiny_model
+from tiny_model import build_internlm2_style_tokenizer, build_tiny_model, build_tiny_qwen2
 from xtuner_recipes.validate import encoding, packing, tokens
 from xtuner_recipes.validate.tally import Tally
 from xtuner_recipes.xtuner_info import prompt_template
@@ -24,7 +24,7 @@ def folders(tmp_path_factory):
     base = tmp_path_factory.mktemp("tokenizers")
     return {"llama": build_tiny_model(base / "llama", weights=False),
             "internlm2": build_internlm2_style_tokenizer(base / "internlm2"),
-            "qwen": build_qwen_style_tokenizer(base / "qwen")}
+            "qwen": build_tiny_qwen2(base / "qwen")}
 
 
 @pytest.fixture(scope="module")

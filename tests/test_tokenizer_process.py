@@ -39,11 +39,12 @@ def test_child_counts_any_text_like_in_process(model, child, texts):
 
 
 def test_counter_uses_the_child_only_for_its_own_model(model, child, tmp_path):
-    count, reason = tokens.counter(str(model), child)
-    assert reason is None and count == child.count
+    counting, reason = tokens.counter(str(model), child)
+    assert reason is None and counting.count == child.count and counting.special == child.special
     other = build_tiny_model(tmp_path / "other", weights=False)
-    count, reason = tokens.counter(str(other), child)
-    assert reason is None and count != child.count and count(["hello world"]) == child.count(["hello world"])
+    counting, reason = tokens.counter(str(other), child)
+    assert reason is None and counting.count != child.count
+    assert counting.count(["hello world"]) == child.count(["hello world"]) and counting.special == child.special
 
 
 def test_a_broken_tokenizer_is_reported_by_the_child_and_again_in_process(model, tmp_path):
@@ -54,8 +55,8 @@ def test_a_broken_tokenizer_is_reported_by_the_child_and_again_in_process(model,
         assert process.error()
         with pytest.raises(RuntimeError):
             process.count(["hello"])
-        count, reason = tokens.counter(str(broken), process)
-        assert count is None and reason
+        counting, reason = tokens.counter(str(broken), process)
+        assert counting is None and reason
     finally:
         process.close()
     assert process._process.returncode is not None  # closed means ended, no child left behind

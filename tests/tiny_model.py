@@ -38,7 +38,8 @@ def build_tiny_model(folder: Path, *, max_position_embeddings: int = 2048, weigh
 
 
 def build_tiny_qwen2(folder: Path, *, max_position_embeddings: int = 2048) -> Path:
-    """A Qwen2-shaped config (no weights) and a byte-level BPE tokenizer without bos, trained on fixture text."""
+    """A Qwen2-shaped config (no weights) and a byte-level BPE tokenizer without bos (class Qwen2TokenizerFast),
+    trained on fixture text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config
 
@@ -53,18 +54,14 @@ def build_tiny_qwen2(folder: Path, *, max_position_embeddings: int = 2048) -> Pa
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     tokenizer.save_pretrained(folder)
-    Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2,
-                max_position_embeddings=max_position_embeddings).save_pretrained(folder)
-    return folder
-
-
-def build_qwen_style_tokenizer(folder: Path) -> Path:
-    """A byte-level BPE saved as Qwen2's tokenizer class (``Qwen2TokenizerFast``): no bos, eos ``<|im_end|>``."""
-    build_tiny_qwen2(folder)
+    # Saved as Qwen2's class, as Qwen2 model folders are: xtuner adds no bos for it (and fails without one for
+    # a plain PreTrainedTokenizerFast).
     settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     settings.update(tokenizer_class="Qwen2Tokenizer", bos_token=None)
     (folder / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2,
+                max_position_embeddings=max_position_embeddings).save_pretrained(folder)
     return folder
 
 

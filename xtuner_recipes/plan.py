@@ -103,10 +103,11 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         checkpoint = f"{out}/{stats['checkpoints'][-1]}"
         checkpoint_arg = q(checkpoint)
     else:
-        checkpoint, checkpoint_arg = f"$(cat {q(last_file)})", f"\"$(cat {q(last_file)})\""
+        checkpoint, checkpoint_arg = f"{out}/iter_<N>.pth", f"\"$(cat {q(last_file)})\""
         if stats.get("checkpoints_vary"):
-            notes.append(f"the last checkpoint's name depends on the packing shuffle ({stats.get('total_iters_range')} "
-                         f"iterations): convert reads it from {last_file}, which training writes")
+            low, high = stats.get("total_iters_range", ["?", "?"])
+            notes.append(f"N is {low} to {high}: xtuner shuffles before packing, so the packed-sample count varies "
+                         f"from run to run; convert reads the last checkpoint's path from {last_file}")
         else:
             notes.append("the iteration count needs the data and tokenizer, which could not be read here: convert "
                          f"reads the last checkpoint's path from {last_file}, which training writes")

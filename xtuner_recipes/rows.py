@@ -42,11 +42,12 @@ def _is_array(path: Path) -> bool:
         return handle.read(4096).removeprefix(BOM).lstrip().startswith(b"[")
 
 
-def read_rows(path: str | Path) -> Iterator[Row]:
-    """Each row of a JSONL or JSON-array file with where it stands."""
+def read_rows(path: str | Path, *, chunk: int | None = None) -> Iterator[Row]:
+    """Each row of a JSONL or JSON-array file with where it stands (``chunk``: characters a JSON
+    array is read ahead, ``CHUNK`` by default)."""
     path = Path(path)
     try:
-        yield from (_array(path) if _is_array(path) else _lines(path))
+        yield from (_array(path, chunk or CHUNK) if _is_array(path) else _lines(path))
     except (EOFError, OSError, lzma.LZMAError) as error:  # a truncated or corrupt .gz/.bz2/.xz
         if path.suffix not in COMPRESSED:
             raise
@@ -78,29 +79,115 @@ def _lines(path: Path) -> Iterator[Row]:
             yield Row(where, number, record)
 
 
-def _array(path: Path) -> Iterator[Row]:
+CHUNK = 1 << 20  # characters read at a time from a JSON array
+SURROGATE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _array(path: Path, chunk: int) -> Iterator[Row]:
+    """A JSON array's items, parsed one at a time as the file is read: memory holds one item
+    (and a read-ahead), not the file."""
+    import io
+
     with _open(path) as handle:
-        raw = handle.read()
-    try:
-        items = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as error:
-        yield Row(str(path), error=f"not UTF-8 (byte {error.start})")
-        return
-    except json.JSONDecodeError as error:
-        yield Row(f"{path}:{error.lineno}", error.lineno, error=f"bad JSON: {error.msg} at column {error.colno}")
-        return
-    if not isinstance(items, list):
-        yield Row(str(path), error="not a JSON array")
-        return
-    check_surrogates = SURROGATE_ESCAPE.search(raw) is not None
-    for number, item in enumerate(items, start=1):
-        where = f"{path} item {number}"
-        if not isinstance(item, dict):
-            yield Row(where, error=f"not a JSON object but {type(item).__name__}")
-        elif check_surrogates and (why := _lone_surrogate(item)):
-            yield Row(where, error=why)
-        else:
-            yield Row(where, record=item)
+        reader = io.TextIOWrapper(handle, encoding="utf-8-sig")
+        stream = _ArrayStream(reader, chunk)
+        try:
+            yield from stream.items(path)
+        except UnicodeDecodeError as error:
+            yield Row(str(path), error=f"not UTF-8 ({error.reason})")
+
+
+class _ArrayStream:
+    def __init__(self, reader, chunk: int) -> None:
+        self.reader, self.buffer, self.position, self.lines_before, self.ended = reader, "", 0, 0, False
+        self.chunk = chunk
+        self.decoder = json.JSONDecoder()
+
+    def _more(self, at_least: int = 0) -> bool:
+        """Read on; False at the end of the file."""
+        if self.ended:
+            return False
+        if self.position > self.chunk:  # drop what has been parsed, keeping the line count
+            self.lines_before += self.buffer.count("\n", 0, self.position)
+            self.buffer, self.position = self.buffer[self.position:], 0
+        text = self.reader.read(max(self.chunk, at_least))
+        if not text:
+            self.ended = True
+            return False
+        self.buffer += text
+        return True
+
+    def _next_char(self) -> str:
+        """The next non-blank character (not consumed), or '' at the end."""
+        while True:
+            while self.position < len(self.buffer) and self.buffer[self.position] in " \t\r\n":
+                self.position += 1
+            if self.position < len(self.buffer) or not self._more():
+                return self.buffer[self.position:self.position + 1]
+
+    def _bad(self, path: Path, message: str, at: int | None = None) -> Row:
+        line = self.lines_before + self.buffer.count("\n", 0, self.position if at is None else at) + 1
+        return Row(f"{path}:{line}", line, error=f"bad JSON: {message}")
+
+    def items(self, path: Path) -> Iterator[Row]:
+        if self._next_char() != "[":
+            yield Row(str(path), error="not a JSON array")
+            return
+        self.position += 1
+        number, expect_item = 0, True
+        while True:
+            char = self._next_char()
+            if char == "]" and (number == 0 or not expect_item):
+                self.position += 1
+                if self._next_char():
+                    yield self._bad(path, "Extra data after the array")
+                return
+            if not char:
+                yield self._bad(path, "the file ends inside the array")
+                return
+            if not expect_item:
+                if char != ",":
+                    yield self._bad(path, "Expecting ',' delimiter")
+                    return
+                self.position += 1
+                expect_item = True
+                continue
+            item, failure = self._decode()
+            if failure is not None:
+                yield failure if isinstance(failure, Row) else self._bad(path, failure.msg, failure.pos)
+                return
+            number += 1
+            yield _item_row(path, number, item, self.item_text)
+            expect_item = False
+
+    def _decode(self):
+        """The next value, reading on while it may be cut off by the read-ahead."""
+        need = self.chunk
+        while True:
+            try:
+                item, end = self.decoder.raw_decode(self.buffer, self.position)
+            except json.JSONDecodeError as error:
+                if self._more(need):
+                    need *= 2
+                    continue
+                return None, error
+            # A number or word cut by the read-ahead decodes as a shorter one ("0." of "0.5"):
+            # accept it only when a delimiter follows it.
+            cut = not isinstance(item, dict | list | str) and self.buffer[end:end + 1] not in ",] \t\r\n"
+            if (end == len(self.buffer) or cut) and self._more(need):
+                continue
+            self.item_text = self.buffer[self.position:end]
+            self.position = end
+            return item, None
+
+
+def _item_row(path: Path, number: int, item, text: str) -> Row:
+    where = f"{path} item {number}"
+    if not isinstance(item, dict):
+        return Row(where, error=f"not a JSON object but {type(item).__name__}")
+    if SURROGATE_TEXT.search(text) and (why := _lone_surrogate(item)) is not None:
+        return Row(where, error=why)
+    return Row(where, record=item)
 
 
 def _lone_surrogate(record: dict) -> str | None:

@@ -79,3 +79,62 @@ def builder_defaults(name: str = "process_hf_dataset") -> dict:
         except ValueError:
             continue
     return defaults
+
+
+@lru_cache(maxsize=1)
+def _utils_values() -> dict:
+    """The literal names xtuner's map functions import from ``xtuner.utils`` (``SYSTEM_TEMPLATE``,
+    ``DEFAULT_IMAGE_TOKEN``…), read from ``utils/templates.py`` and ``utils/constants.py``."""
+    from mmengine.config import ConfigDict
+
+    values = {}
+    for name in ("constants.py", "templates.py"):
+        try:
+            tree = ast.parse((source_dir() / "utils" / name).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, TypeError):
+            continue
+        for node in tree.body:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+                continue
+            try:
+                if isinstance(node.value, ast.Call) and getattr(node.value.func, "id", None) == "ConfigDict":
+                    values[node.targets[0].id] = ConfigDict(
+                        {k.arg: ast.literal_eval(k.value) for k in node.value.keywords if k.arg})
+                else:
+                    values[node.targets[0].id] = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError):
+                continue
+    return values
+
+
+@lru_cache(maxsize=64)
+def map_function(name: str):
+    """xtuner's dataset map function ``name`` (``oasst1_map_fn``…) compiled from its file under
+    ``dataset/map_fns/dataset_map_fns/``, or None. Importing ``xtuner.dataset.map_fns`` runs
+    ``xtuner/dataset/__init__.py``, which imports torch, transformers' models and every dataset
+    class (about 5 s); the function itself needs only ``xtuner.utils``' literal templates, which
+    are read from source. tests/test_xtuner_info.py holds each one equal to the imported one."""
+    root = source_dir()
+    folder = root / "dataset" / "map_fns" / "dataset_map_fns" if root else None
+    if folder is None or not folder.is_dir():
+        return None
+    values = _utils_values()
+    for path in sorted(folder.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            continue
+        if not any(isinstance(n, ast.FunctionDef) and n.name == name for n in tree.body):
+            continue
+        body = []
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("xtuner"):
+                if node.module != "xtuner.utils" or any(a.name not in values for a in node.names):
+                    return None  # it needs more of xtuner than the literal templates
+                body += [ast.parse(f"{a.asname or a.name} = __xtuner_utils__[{a.name!r}]").body[0] for a in node.names]
+            else:
+                body.append(node)
+        namespace = {"__name__": f"xtuner.dataset.map_fns.dataset_map_fns.{path.stem}", "__xtuner_utils__": values}
+        exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102 - xtuner's own code
+        return namespace.get(name)
+    return None

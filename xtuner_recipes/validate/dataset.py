@@ -145,6 +145,9 @@ def _map_fn(value):
     if value is None or callable(value) and type(value).__name__ not in ("LazyObject", "LazyAttr"):
         return value, None
     if type(value).__name__ in ("LazyObject", "LazyAttr"):
+        light = _light_map_fn(value)
+        if light is not None:
+            return light, None
         try:
             return value.build(), None
         except Exception as error:  # noqa: BLE001 - reported by L002; the rows can't be mapped without it
@@ -159,6 +162,19 @@ def _map_fn(value):
         return None, (f"names {value!r}, which is neither registered in xtuner's MAP_FUNC nor an importable dotted "
                       "path: process_hf_dataset raises TypeError")
     return None, f"is a {type(value).__name__}, not a function: the rows were not mapped"
+
+
+def _light_map_fn(value):
+    """One of xtuner's own map functions, compiled from its source without importing ``xtuner.dataset``
+    (seconds of torch and model imports) when nothing has imported it yet."""
+    import sys
+
+    from xtuner_recipes.xtuner_info import map_function
+
+    module, name = getattr(value, "_module", None), getattr(value, "_imported", None)
+    if not (isinstance(module, str) and module.startswith("xtuner.dataset.map_fns") and isinstance(name, str)):
+        return None
+    return None if "xtuner.dataset" in sys.modules else map_function(name)
 
 
 def _template(leaf):

@@ -72,13 +72,31 @@ def _names(path: Path) -> tuple[frozenset[str], bool]:
             lazy |= "_import_structure" in names
         elif isinstance(node, ast.Import | ast.ImportFrom):
             for alias in node.names:
-                if alias.name == "*":
-                    conclusive = False
-                else:
+                if alias.name != "*":
                     names.add(alias.asname or alias.name.split(".")[0])
+                    continue
+                # `from .dataset_map_fns import *` (xtuner's map_fns): the names that module binds
+                star = _star_source(path, node)
+                inner, inner_conclusive = _names(star) if star is not None and star != path else (frozenset(), False)
+                names.update(n for n in inner if not n.startswith("_"))
+                conclusive &= inner_conclusive
     if lazy:  # transformers-style: exported names are listed as strings
         names.update(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str))
     return frozenset(names), conclusive
+
+
+def _star_source(path: Path, node: ast.ImportFrom) -> Path | None:
+    """The file a relative ``from .x import *`` in ``path`` reads, when it is one on disk."""
+    if not node.level or not node.module:
+        return None
+    base = path.parent
+    for _ in range(node.level - 1):
+        base = base.parent
+    target = base.joinpath(*node.module.split("."))
+    for candidate in (target / "__init__.py", target.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def defines(module: str, name: str | None) -> bool | None:

@@ -52,10 +52,12 @@ def count(lengths: Sequence[int], *, chunk: int, num_proc: int | None, batch: in
 def count_range(lengths: Sequence[int], *, chunk: int, num_proc: int | None, shuffle: bool) -> tuple[int, int]:
     """(fewest, most) packed samples over every order the shuffle can give; one value without it.
 
-    A shard of ``S`` tokens gives at least ``floor(S / chunk)`` samples (only its last residual is
-    dropped) — summed over shards, at least ``floor(T / chunk) - (shards - 1)``. When every full
-    call of 1,000 rows fills a chunk whatever rows it gets, only a shard's last call can give a
-    short sample, so a shard gives at most ``ceil(S / chunk)``; otherwise each call may add one.
+    A shard of ``S`` tokens gives at least ``max(1, floor(S / chunk))`` samples (only its last
+    residual is dropped) — summed over shards, at least ``floor(T / chunk) - (shards - 1)``. When
+    every full call of 1,000 rows fills a chunk whatever rows it gets, only a shard's last call can
+    give a short sample, so a shard gives at most ``ceil(S / chunk)`` — ``floor`` when even its last
+    call's fewest rows fill a chunk; otherwise each call may add one. A shard's ``S`` lies between
+    its row count's smallest and largest lengths summed.
     """
     if not shuffle:
         exact = count(lengths, chunk=chunk, num_proc=num_proc)
@@ -63,12 +65,20 @@ def count_range(lengths: Sequence[int], *, chunk: int, num_proc: int | None, shu
     if not lengths:
         return 0, 0
     bounds = shards(len(lengths), num_proc)
-    tokens = sum(lengths)
-    low = max(len(bounds), tokens // chunk - (len(bounds) - 1))
-    smallest_call = sum(sorted(lengths)[:BATCH]) if len(lengths) >= BATCH else 0
-    if len(lengths) < BATCH or smallest_call >= chunk:
-        high = math.ceil(tokens / chunk) + len(bounds) - 1
+    tokens, ordered = sum(lengths), sorted(lengths)
+    prefix = [0]
+    for length in ordered:
+        prefix.append(prefix[-1] + length)
+    sizes = [end - start for start, end in bounds]
+    # Each shard alone: its n rows sum to at least the n smallest lengths and at most the n largest.
+    low = max(sum(max(1, prefix[n] // chunk) for n in sizes), tokens // chunk - (len(bounds) - 1))
+    if len(lengths) < BATCH or prefix[BATCH] >= chunk:  # every full call fills a chunk, whatever its rows
+        # Only a shard's last call can then give a short sample, and not when its fewest rows fill a chunk.
+        short = [n for n in sizes if n and prefix[n - BATCH * (math.ceil(n / BATCH) - 1)] < chunk]
+        most = [tokens - prefix[len(ordered) - n] for n in sizes]
+        high = sum(-(-m // chunk) if n in short else m // chunk for n, m in zip(sizes, most))
+        high = min(high, tokens // chunk + len(short))
     else:
-        calls = sum(math.ceil((end - start) / BATCH) for start, end in bounds)
+        calls = sum(math.ceil(n / BATCH) for n in sizes)
         high = tokens // chunk + calls
     return low, min(high, len(lengths))

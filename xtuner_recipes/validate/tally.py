@@ -77,6 +77,8 @@ class Tally:
             self._settle()
         finally:
             self.close()
+        if self.progress is not None:
+            self.progress("texts tokenized", self.texts_done, self.texts_done)
         return summarize(self, pack=pack, num_proc=num_proc, shuffle=shuffle)
 
 
