@@ -5,6 +5,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from conftest import FIXTURES
@@ -185,3 +187,21 @@ def test_a_rerun_without_a_test_split_removes_the_old_one(cli, tmp_path):
     assert not (tmp_path / "out" / "test.jsonl").exists()  # its rows are all in train.jsonl now
     assert len((tmp_path / "out" / "train.jsonl").read_text().splitlines()) == 20
     assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.integers(0, 2**64 - 1) | st.sampled_from([0, 1, 2**64 - 1]), max_size=60),
+       ratio=st.floats(0, 0.99))
+def test_the_compact_bookkeeping_equals_a_set_and_a_sort(values, ratio):
+    """Duplicates by sorted 64-bit ids and the cutoff by partition, against the plain set and sorted list."""
+    from array import array
+
+    from xtuner_recipes.prepare.split import first_occurrences, test_cutoff
+
+    seen, expected = set(), []
+    for value in values:
+        expected.append(int(value not in seen))
+        seen.add(value)
+    assert list(first_occurrences(array("Q", values))) == expected
+    count = round(len(values) * ratio)
+    assert test_cutoff(array("Q", values), ratio) == (sorted(values)[count - 1] if count > 0 else -1)

@@ -37,6 +37,9 @@ RUNS = [  # (recipe, max_length, quantization)
     ("medqa", 512, "nf4"), ("medqa", 1024, "nf4"), ("medqa", 2048, "nf4"),
     ("msagent", 512, "nf4"), ("msagent", 1024, "nf4"), ("msagent", 2048, "nf4"),
 ]
+# Without packing xtuner pads a batch to its longest sample: the estimate is taken at the data's
+# longest sample (issue #14), here ~330 tokens against max_length 2048, 8 samples a batch.
+UNPACKED = [("msagent", 2048, "nf4", 8)]
 WORDS = ("patient dose tablet fever infection pressure heart liver kidney therapy symptom daily weather city "
          "query model agent answer question because therefore however result value search tool call").split()
 
@@ -45,12 +48,11 @@ def text(rng, words):
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
-def make_model() -> None:
+def make_model(weights: bool = True) -> None:
     import sentencepiece as spm
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer
+    from transformers import LlamaConfig, LlamaTokenizer
 
-    if (MODEL / "config.json").is_file() and list(MODEL.glob("*.safetensors")):
+    if (MODEL / "config.json").is_file() and (list(MODEL.glob("*.safetensors")) or not weights):
         return
     MODEL.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
@@ -60,6 +62,12 @@ def make_model() -> None:
                                    model_type="bpe", byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
                                    minloglevel=2)
     LlamaTokenizer(vocab_file=str(WORK / "sp.model"), legacy=False).save_pretrained(MODEL)
+    if not weights:
+        LlamaConfig(**SHAPE, torch_dtype="float16").save_pretrained(MODEL)
+        return
+    import torch
+    from transformers import LlamaForCausalLM
+
     start = time.time()
     torch.manual_seed(0)
     torch.set_default_dtype(torch.float16)
@@ -72,8 +80,9 @@ def make_model() -> None:
     print(f"model: {sum(1 for _ in MODEL.iterdir())} files in {time.time() - start:.0f} s", flush=True)
 
 
-def make_data(recipe: str) -> Path:
-    path = WORK / f"{recipe}.jsonl"
+def make_data(recipe: str, short: bool = False) -> Path:
+    """1,500 rows; ``short``: MS-Agent answers of 20 words instead of 120 (samples of ~400 tokens)."""
+    path = WORK / f"{recipe}{'-short' if short else ''}.jsonl"
     if path.is_file():
         return path
     rng = random.Random(1)
@@ -94,22 +103,25 @@ def make_data(recipe: str) -> Path:
                      {"from": "user", "value": text(rng, 12)},
                      {"from": "assistant", "value": f"{text(rng, 8)}<|startofthink|>```JSON\n{call}\n```"
                                                     f"<|endofthink|>\n\n<|startofexec|>```JSON\n{{\"t\": 1}}\n```"
-                                                    f"<|endofexec|>\n{text(rng, 120)}"}]
+                                                    f"<|endofexec|>\n{text(rng, 20 if short else 120)}"}]
             rows.append({"id": f"row-{i}", "conversations": json.dumps(turns, ensure_ascii=False)})
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return path
 
 
-def make_config(recipe: str, max_length: int, quantization: str) -> Path:
+def make_config(recipe: str, max_length: int, quantization: str, batch_size: int = 1, pack: bool = True) -> Path:
     from xtuner_recipes.generate import generate
     from xtuner_recipes.rewrite import parse_override
 
     # The template follows config.json (llama2_chat for the stand-in); memory does not depend on it.
-    sets = [f"max_length={max_length}", "pack_to_max_length=True", "batch_size=1", "dataloader_num_workers=2"]
+    sets = [f"max_length={max_length}", f"pack_to_max_length={pack}", f"batch_size={batch_size}",
+            "dataloader_num_workers=2"]
     if quantization == "none":
         sets.append("~model.llm.quantization_config")
-    out = WORK / f"{recipe}_{max_length}_{quantization}.py"
-    result = generate(recipe, str(MODEL), data=str(make_data(recipe)), overrides=[parse_override(s) for s in sets],
+    out = WORK / f"{recipe}_{max_length}_{quantization}" if pack else WORK / f"{recipe}_{max_length}_{quantization}_b{batch_size}_unpacked"
+    out = out.with_suffix(".py")
+    result = generate(recipe, str(MODEL), data=str(make_data(recipe, short=not pack)),
+                      overrides=[parse_override(s) for s in sets],
                       output=out)
     out.write_text(result.code)
     return out
@@ -126,6 +138,34 @@ def estimate_for(config: Path) -> float:
     get = lambda key: lookup(cfg, key)  # noqa: E731
     run = run_from_config(get, max_length=get("max_length"), gpus=1, zero_stage=0)
     return estimate(Arch.from_config(read_config(str(MODEL))), run), run
+
+
+def validated_estimate(config: Path) -> dict:
+    """What `validate --level full` says of ``config``: the estimate at the data's longest sample
+    (unpacked) and at max_length."""
+    from xtuner_recipes.validate.runner import validate_config
+
+    report = validate_config(str(config), level="full", gpus=1)
+    keys = ("estimated_peak_gib", "estimated_peak_gib_at_max_length", "memory_bound", "longest_sample", "tokens_max",
+            "estimated_memory_gib")
+    return {key: report.stats.get(key) for key in keys} | {"g_findings": [
+        f"{f.code} {f.severity}: {f.message}" for f in report.findings if f.code.startswith("G")]}
+
+
+def estimate_only(out: Path) -> None:
+    """On any machine, before the GPU run: the tokenizer, config.json (no weights) and data the run
+    will use, and validate's estimate for each unpacked run, written to OUT/h200-unpacked-estimate.json."""
+    from transformers import LlamaConfig
+
+    make_model(weights=False)
+    rows = []
+    for recipe, length, quant, batch in UNPACKED:
+        config = make_config(recipe, length, quant, batch, pack=False)
+        rows.append({"recipe": recipe, "max_length": length, "quantization": quant, "batch_size": batch,
+                     "pack": False, "date": datetime.date.today().isoformat(), **validated_estimate(config)})
+    (out / "h200-unpacked-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(json.dumps(rows, indent=1))
+    del LlamaConfig
 
 
 def train_child(config: str, work_dir: str, result_path: str) -> None:
@@ -153,9 +193,10 @@ def logged(work_dir: Path, key: str) -> list[float]:
     return values
 
 
-def measure(recipe: str, max_length: int, quantization: str, out: Path) -> dict:
-    config = make_config(recipe, max_length, quantization)
+def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_size: int = 1, pack: bool = True) -> dict:
+    config = make_config(recipe, max_length, quantization, batch_size, pack)
     estimate, run = estimate_for(config)
+    validated = None if pack else validated_estimate(config)  # unpacked: at the data's longest sample
     work_dir = WORK / "runs" / config.stem
     result_path = WORK / f"{config.stem}.result.json"
     log = out / f"{config.stem}.log"
@@ -164,7 +205,10 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path) -> dict:
                                 stdout=handle, stderr=subprocess.STDOUT).returncode
     row = {"recipe": recipe, "max_length": max_length, "batch_size": run.batch_size, "quantization": quantization,
            "lora_r": run.lora_r, "estimated_gib": estimate.peak_gib, "estimate_parts_gib": estimate.parts,
-           "date": datetime.date.today().isoformat()}
+           "date": datetime.date.today().isoformat(), "pack": pack}
+    if validated is not None:
+        row.update(validated, estimated_gib=validated["estimated_peak_gib"],
+                   estimate_parts_gib=validated["estimated_memory_gib"])
     if status != 0:
         row["error"] = open(log).read().strip().splitlines()[-1]
         return row
@@ -183,6 +227,8 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path) -> dict:
         "tokens_per_s": round(run.batch_size * max_length / steady, 1) if steady else None,
         "iterations": len(times), "train_seconds": round(peaks["seconds"], 1),
     })
+    if validated is not None:
+        row["tokens_per_s"] = None  # padded batches: tokens per second would count padding
     row["error_pct"] = round(100 * (row["estimated_gib"] - row["measured_peak_gib"]) / row["measured_peak_gib"], 1)
     return row
 
@@ -193,19 +239,25 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--only", nargs="*", help="recipes (or recipe:length:quantization) to run")
+    parser.add_argument("--only", nargs="*", help="recipes (or recipe:length:quantization[:bN:unpacked]) to run")
+    parser.add_argument("--estimate-only", action="store_true",
+                        help="no GPU: write the unpacked runs' estimates (commit them before the run)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.estimate_only:
+        estimate_only(args.out)
+        return
     make_model()
     results_path = args.out / "h200-memory.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else []
-    for recipe, length, quant in RUNS:
-        key = f"{recipe}:{length}:{quant}"
-        if args.only and recipe not in args.only and key not in args.only:
+    runs = [(r, n, q, 1, True) for r, n, q in RUNS] + [(r, n, q, b, False) for r, n, q, b in UNPACKED]
+    for recipe, length, quant, batch, pack in runs:
+        key = f"{recipe}:{length}:{quant}" + ("" if pack else f":b{batch}:unpacked")
+        if args.only is None and not pack or args.only and recipe not in args.only and key not in args.only:
             continue
         start = time.time()
-        row = measure(recipe, length, quant, args.out)
+        row = measure(recipe, length, quant, args.out, batch, pack)
         results.append(row)
         results_path.write_text(json.dumps(results, indent=1))
         print(f"{key}: estimate {row['estimated_gib']} GiB, measured {row.get('measured_peak_gib')} GiB "

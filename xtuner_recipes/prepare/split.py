@@ -10,6 +10,7 @@ the same records for the same seed, however the input is ordered.
 
 import hashlib
 import json
+from array import array
 
 
 def canonical(conversation: list[dict]) -> str:
@@ -24,9 +25,24 @@ def split_key(seed: int, identifier: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{identifier}".encode()).digest()[:8], "big")
 
 
-def test_cutoff(keys: list[int], ratio: float) -> int:
+def test_cutoff(keys, ratio: float) -> int:
     """The largest key that goes to the test split (-1: none do)."""
+    import numpy as np
+
     count = round(len(keys) * ratio)
     if count <= 0:
         return -1
-    return sorted(keys)[count - 1]
+    return int(np.partition(np.frombuffer(keys, dtype=np.uint64) if isinstance(keys, array) else
+                            np.asarray(keys, dtype=np.uint64), count - 1)[count - 1])
+
+
+def first_occurrences(hashes: array) -> array:
+    """For each position, 1 when its hash appears there first, else 0 (a duplicate of an earlier one)."""
+    import numpy as np
+
+    values = np.frombuffer(hashes, dtype=np.uint64)
+    order = np.argsort(values, kind="stable")  # equal hashes keep input order: the first one leads
+    repeated = values[order[1:]] == values[order[:-1]]
+    keep = np.ones(len(values), dtype=np.uint8)
+    keep[order[1:][repeated]] = 0
+    return array("B", keep.tobytes())
