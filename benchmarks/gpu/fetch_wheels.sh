@@ -9,7 +9,8 @@ platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --p
            --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
 for pkg in xtuner==0.2.0 mmengine==0.10.6 transformers==4.48.0 tokenizers==0.21.0 huggingface_hub==0.27.1 \
            datasets==3.2.0 dill==0.3.8 multiprocess==0.70.16 fsspec==2024.9.0 peft==0.14.0 addict yapf \
-           platformdirs termcolor loguru bitsandbytes==0.50.2; do
+           platformdirs termcolor loguru bitsandbytes==0.50.2 \
+           libcst==1.5.1 pyyaml jsonschema attrs jsonschema-specifications referencing rpds-py typing-extensions; do
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     "${platforms[@]}" -d .whl "$pkg"
 done

@@ -12,6 +12,7 @@ iteration and short chat samples), and the training process records
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -24,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from xtuner_recipes.validate.memory import ALLOCATOR_OVERHEAD  # noqa: E402 - after the path is set
 
 WORK = Path(os.environ.get("H200_WORK", "/tmp/h200"))
 MODEL = WORK / "internlm-chat-7b-shape"
@@ -175,6 +178,9 @@ def train_child(config: str, work_dir: str, result_path: str) -> None:
     from xtuner_recipes.smoke.worker import _adapt_on_load, _run_tool
 
     notes: list[str] = []
+    cap = float(os.environ.get("H200_CAP_GIB") or 0)
+    if cap:  # a smaller card: the caching allocator frees its cache and retries before it raises OOM
+        torch.cuda.set_per_process_memory_fraction(cap * 1024 ** 3 / torch.cuda.get_device_properties(0).total_memory)
     plan = {"config": config, "model_from": str(MODEL), "model": str(MODEL), "steps": STEPS, "device": "cuda"}
     _adapt_on_load(plan, notes)
     start = time.time()
@@ -205,10 +211,13 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_si
                                 stdout=handle, stderr=subprocess.STDOUT).returncode
     row = {"recipe": recipe, "max_length": max_length, "batch_size": run.batch_size, "quantization": quantization,
            "lora_r": run.lora_r, "estimated_gib": estimate.peak_gib, "estimate_parts_gib": estimate.parts,
-           "date": datetime.date.today().isoformat(), "pack": pack}
+           "date": datetime.date.today().isoformat(), "pack": pack,
+           "cap_gib": float(os.environ.get("H200_CAP_GIB") or 0) or None,
+           "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF")}
     if validated is not None:
         row.update(validated, estimated_gib=validated["estimated_peak_gib"],
                    estimate_parts_gib=validated["estimated_memory_gib"])
+        estimate = dataclasses.replace(estimate, peak_allocated_gib=round(validated["estimated_peak_gib"] / ALLOCATOR_OVERHEAD, 3))
     if status != 0:
         row["error"] = open(log).read().strip().splitlines()[-1]
         return row

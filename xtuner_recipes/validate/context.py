@@ -29,6 +29,7 @@ class Context:
     model_config: dict | None = None  # set by the model check
     samples: int | None = None  # training samples per epoch, after packing; set by the data check
     samples_range: tuple[int, int] | None = None  # (fewest, most): packing after a shuffle varies by run
+    padded_batches: bool = False  # a dataset is not packed: batches vary in length
     longest_sample: int | None = None  # tokens in the longest sample after the cut, when every row was counted
     samples_estimated: bool = False  # from --sample or without a tokenizer: an estimate
     iters_per_epoch: int | None = None  # set by the schedule check

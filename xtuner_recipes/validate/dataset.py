@@ -50,6 +50,7 @@ def check(ctx) -> tuple[list[Finding], dict]:
         ctx.samples, ctx.samples_range, ctx.samples_estimated = low, (low, high), estimated
     if found and not unread and all(_is_int(n) for n in longest):
         ctx.longest_sample = max(longest)
+    ctx.padded_batches = any(not leaf.setting("pack_to_max_length") for leaf in found)
     return findings, stats
 
 

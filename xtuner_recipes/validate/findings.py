@@ -53,6 +53,7 @@ CODES = {
     "C007": "param_scheduler leaves iterations uncovered (the LR stays fixed), or a scheduler never steps",
     "G001": "the estimated peak GPU memory exceeds the card",
     "G002": "the data fits the card, but a batch of max_length tokens would not",
+    "G003": "unpacked batches change shape every step: without expandable segments PyTorch's allocator fragments",
     "E001": "no CUDA GPU on this machine",
     "E002": "bitsandbytes fails to import (QLoRA and LoRA training need it)",
     "E003": "deepspeed is not installed",

@@ -167,8 +167,26 @@ def check_config(ctx) -> tuple[list["Finding"], dict]:
             findings.append(Finding("G002", "warning", found.message + f"; the data fits: its longest sample{sampled} "
                                     f"({longest} tokens) gives {stats['estimated_peak_gib']:.1f} GiB, so longer data "
                                     "would not", key="max_length", hint=found.hint))
-        return findings, stats
-    return check(ctx.model_config, run, gpu_mem=ctx.options.gpu_mem, bound=f"max_length ({max_length} tokens)")[::-1]
+        return findings + _fragmentation(ctx), stats
+    stats, findings = check(ctx.model_config, run, gpu_mem=ctx.options.gpu_mem, bound=f"max_length ({max_length} tokens)")
+    return findings + _fragmentation(ctx), stats
+
+
+def _fragmentation(ctx) -> list[Finding]:
+    """Batches padded to their own longest sample change shape every step; PyTorch's default caching
+    allocator then fragments. On the H200 (BENCHMARKS.md, 2026-11-29) an unpacked MS-Agent run whose
+    allocated peak was 28.8 GiB reserved 52.8 GiB, and ran out of memory under a 32 GiB cap; with
+    expandable segments it reserved 29.3–30.2 GiB, within 5% of this estimate, and ran under the cap."""
+    import os
+
+    if not ctx.padded_batches or "expandable_segments:true" in os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "").lower():
+        return []
+    return [Finding("G003", "warning", "batches are padded to their own longest sample, so their shape changes every "
+                    "step: PyTorch's default allocator fragments, and the run can need far more than the estimate "
+                    "(measured: 28.8 GiB allocated, 52.8 GiB reserved; out of memory under a 32 GiB cap)",
+                    key="pack_to_max_length",
+                    hint="export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True before `xtuner train` (measured "
+                         "within 5% of the estimate), or pack_to_max_length=True")]
 
 
 def run_from_config(get, *, max_length: int, gpus: int, zero_stage: int) -> Run:
