@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Fixture configs are data (some fail on import on purpose), not modules for --doctest-modules.
+collect_ignore_glob = ["fixtures/*"]
 
 
 def _cli_command() -> list[str]:
@@ -47,6 +49,14 @@ def xtuner_configs() -> list[Path]:
         path for path in root.rglob("*.py")
         if path.name != "__init__.py" and "__main__" not in path.read_text(encoding="utf-8")
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The tiny random Llama and its sentencepiece tokenizer (tests/tiny_model.py), built once a session."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")
 
 
 def write_jsonl(path: Path, rows) -> Path:

@@ -2,9 +2,11 @@
 
 import difflib
 import json
+import subprocess
 
 import pytest
 
+from conftest import _cli_command as _cli
 from conftest import load_config
 
 
@@ -220,3 +222,21 @@ def test_new_outputs_get_the_mode_the_umask_gives(cli, tmp_path):
     os.umask(mask)
     cli("set", tmp_path / "cfg.py", "lr=1e-5", "-o", tmp_path / "out.py", check_rc=0)
     assert (tmp_path / "out.py").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_inputs_are_bounded_with_a_clear_message(tmp_path, cli):
+    """A config over the size limit is refused up front by set and validate (exit 2, no hang), and so are
+    more overrides than one run takes."""
+    import os
+
+    config = tmp_path / "big.py"
+    config.write_text("x = [" + "1, " * 5000 + "]\n")
+    env = {**os.environ, "XTUNER_RECIPES_MAX_CONFIG_MB": "0.01"}
+    for command in (["set", config, "x=1"], ["validate", config, "--level", "static"]):
+        result = subprocess.run([*_cli(), *map(str, command)], capture_output=True, text=True, env=env)
+        assert result.returncode == 2 and "reads configs up to" in result.stderr and "Traceback" not in result.stderr
+    small = tmp_path / "small.py"
+    small.write_text("x = 1\n")
+    result = cli("set", small, *[f"v{i}={i}" for i in range(1001)])
+    assert result.returncode == 2 and "at most 1000" in result.stderr
+    assert small.read_text() == "x = 1\n"

@@ -14,14 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, write_jsonl
-from tiny_model import build_tiny_model
 from xtuner_recipes.smoke.chat import build_prompt
 from xtuner_recipes.smoke.tiny import shrink
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")
 
 
 def medqa_rows(count, *, broken=False):

@@ -106,7 +106,8 @@ def test_msagent_crafted_row_stops_everything_without_skip_bad(tmp_path, cli):
     assert result.returncode == 1
     assert f"{path}:{line}:" in result.stdout and "nothing written" in result.stdout
     assert not marker.exists()  # parsed, never run
-    assert list(out.iterdir()) == []  # no output, no temporary file left behind
+    assert not out.exists()  # no output folder,
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # and no temporary left beside it
 
 
 def test_msagent_skip_bad_writes_every_other_row(tmp_path, cli):

@@ -18,11 +18,6 @@ INVALID = FIXTURES / "invalid"
 REPORT_SCHEMA = json.loads(resource_path("schemas", "report.schema.json").read_text())
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")
-
-
 def medqa_rows(count):
     return [
         {"question": f"Question {i}: which option is right?", "options": {"A": f"alpha {i}", "B": f"beta {i}"},

@@ -24,7 +24,8 @@ def write_atomic(path: Path, text: str, *, force: bool, original: str | None = N
     if path.exists() or path.is_symlink():
         refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale(path.parent, path.name)  # what a killed run of ours left beside it
+    fd, tmp = tempfile.mkstemp(prefix=stage_name(path), suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -85,3 +86,81 @@ def publish(tmp: Path, path: Path, *, force: bool) -> None:
     except FileExistsError:
         raise OutputExistsError(f"{path} already exists", hint="pass --force to overwrite it") from None
     os.unlink(tmp)
+
+
+STAGE_MARK = ".xr-stage-"  # temporary folders and files carry it, and the writer's pid
+
+
+def stage_name(target: Path) -> str:
+    """A temporary name beside ``target`` that says whose it is: ``.<name>.xr-stage-<pid>-``."""
+    return f".{target.name}{STAGE_MARK}{os.getpid()}-"
+
+
+def clean_stale(folder: Path, name: str) -> list[Path]:
+    """Remove the temporaries of ``name`` in ``folder`` that a killed run left (its pid is gone)."""
+    import shutil
+
+    removed = []
+    try:
+        entries = list(Path(folder).glob(f".{glob_escape(name)}{STAGE_MARK}*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = entry.name[len(name) + 1 + len(STAGE_MARK):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    import glob
+
+    return glob.escape(text)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a run of ours that died before this one reused the pid: nothing of it is live
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def swap_folder(stage: Path, target: Path) -> None:
+    """Put the finished folder ``stage`` (beside ``target``) in ``target``'s place in one step, so
+    readers see the whole old folder or the whole new one; the old one is removed afterwards.
+    Linux's renameat2(RENAME_EXCHANGE) swaps two names atomically; elsewhere (or on a file system
+    without it) the old folder is renamed away first, which leaves a moment with no folder."""
+    import shutil
+
+    if not target.exists():
+        os.rename(stage, target)
+        return
+    if not _exchange(stage, target):
+        aside = stage.with_name(stage.name + "old")
+        os.rename(target, aside)
+        os.rename(stage, target)
+        stage = aside
+    shutil.rmtree(stage, ignore_errors=True)  # now the old folder
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0

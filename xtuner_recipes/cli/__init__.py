@@ -9,7 +9,9 @@ Exit status: 0 done (warnings allowed), 1 findings of error severity, 2 usage or
 import argparse
 import gc
 import os
+import signal
 import sys
+import threading
 
 from xtuner_recipes import __version__
 from xtuner_recipes.cli import gen, list_cmd, plan, prepare, set_cmd, smoke, train, validate
@@ -48,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit status."""
     parser = build_parser()
+    if any("\x00" in argument for argument in (sys.argv[1:] if argv is None else argv)):
+        # No program can be given one (execve ends an argument at NUL); a caller of main() can.
+        print("error: an argument holds a NUL byte, which no file name or value can contain", file=sys.stderr)
+        return EXIT_USAGE
     try:
         args, extra = parser.parse_known_args(argv)
         # `set CONFIG --model M lr=1e-5`: overrides after options are still overrides.
@@ -60,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command in WRITERS and threading.current_thread() is threading.main_thread():
+        # SIGTERM ends the run through Python's unwinding, so its temporary files go with it.
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.run(args)
     except RecipeError as error:
@@ -79,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internal error: {type(error).__name__}: {error} (a bug in xtuner-recipes: please report it; "
               "XTUNER_RECIPES_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_USAGE
+
+
+WRITERS = frozenset({"prepare", "set", "gen"})
+
+
+def _terminated(number, frame):
+    raise SystemExit(128 + number)
 
 
 def run() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from xtuner_recipes.cli.common import EXIT_OK, EXIT_USAGE, add_command
 from xtuner_recipes.fileio import write_atomic
+from xtuner_recipes.paths import refuse_large_config
 
 EXAMPLES = """  xtuner-recipes set internlm_chat_7b_qlora_oasst1_e3.py lr=1e-5 max_epochs=1 -o mine.py
   xtuner-recipes set mine.py model.lora.r=16 '~model.llm.quantization_config' --in-place
@@ -47,6 +48,7 @@ def run(args) -> int:
     try:
         if args.config.exists() and not args.config.is_file():
             raise OSError(f"{args.config} is not a regular file")
+        refuse_large_config(args.config, os.stat(args.config).st_size)
         with open(args.config, encoding="utf-8", newline="") as handle:  # keep CRLF line endings
             source = handle.read()
     except (OSError, UnicodeDecodeError) as error:
@@ -55,6 +57,10 @@ def run(args) -> int:
     if args.in_place and not os.stat(args.config).st_mode & 0o222 and not args.force:  # root can write it anyway
         print(f"error: {args.config} is read-only; not rewritten\n  hint: pass --force to rewrite it anyway",
               file=sys.stderr)
+        return EXIT_USAGE
+    if len(args.overrides) > MAX_OVERRIDES:
+        print(f"error: {len(args.overrides)} overrides: at most {MAX_OVERRIDES} at a time\n  hint: split them over "
+              "several `set` runs", file=sys.stderr)
         return EXIT_USAGE
     overrides = [normalize_template(parse_override(text)) for text in args.overrides]
     if args.model is not None:
@@ -89,6 +95,9 @@ def run(args) -> int:
     else:
         sys.stdout.write(result.code)
     return EXIT_OK
+
+
+MAX_OVERRIDES = 1000  # each is one libcst pass over the config: 10,000 took minutes
 
 
 def _data_argument(value: str | None) -> tuple[str, str | None]:

@@ -1,6 +1,7 @@
 """``prepare``: raw files in, ``train.jsonl`` / ``test.jsonl`` / ``manifest.json`` out, or nothing.
 
-Two passes over a temporary file in OUTDIR: the first converts and checks every row and
+Everything is written into a new folder beside OUTDIR, which takes OUTDIR's place in one step
+(so OUTDIR holds only prepare's outputs). Two passes over a temporary file there: the first converts and checks every row and
 keeps each record's 64-bit id (8 bytes a record, whatever the records' size); between them,
 duplicates are found by sorting the ids and each kept record gets its 8-byte split key; the
 second pass routes the converted lines to their split. Nothing is
@@ -10,21 +11,25 @@ published until every row has been read, and nothing at all when a row is bad an
 
 import dataclasses
 import hashlib
-from array import array
 import json
 import os
+import re
+import shutil
 import tempfile
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 
 from xtuner_recipes import __version__
-from xtuner_recipes.errors import RecipeError
-from xtuner_recipes.fileio import publish, refuse_existing, write_atomic
+from xtuner_recipes.errors import OutputExistsError, RecipeError
+from xtuner_recipes.fileio import clean_stale, refuse_existing, stage_name, swap_folder
 from xtuner_recipes.map_fns.errors import MapFnError
 from xtuner_recipes.prepare.convert import CONVERTERS
 from xtuner_recipes.prepare.readers import read_rows
 from xtuner_recipes.prepare.split import first_occurrences, record_id, split_key, test_cutoff
 
+OUTPUTS = ("train.jsonl", "test.jsonl", "manifest.json")
+OLD_TEMPORARY = re.compile(r"^\.(prepare|train|test)-.*\.tmp$")  # left inside OUTDIR by versions before 0.4
 RULE = ("id = task + first 16 hex of sha256(canonical JSON of the conversation); duplicates kept once; "
         "test = the round(n * test_ratio) ids with the smallest sha256('<seed>:<id>'); rows keep input order")
 
@@ -71,9 +76,16 @@ def _check_args(task, inputs, outdir, test_ratio, force) -> None:
         if Path(path).resolve().parent == folder:
             raise RecipeError(f"input {path} is inside the output folder {outdir}: its outputs could replace it",
                               hint="write to another folder (-o OUTDIR)")
-    names = ["train.jsonl", "test.jsonl", "manifest.json"]  # an old test.jsonl is replaced or removed
-    for name in names:
+    for name in OUTPUTS:  # an old test.jsonl is replaced or removed
         refuse_existing(Path(outdir) / name, force=force)
+    if Path(outdir).is_dir():
+        others = sorted(p.name for p in Path(outdir).iterdir() if p.name not in OUTPUTS and not OLD_TEMPORARY.match(p.name))
+        if others:
+            raise RecipeError(f"{outdir} holds other files ({', '.join(others[:5])}{'…' if len(others) > 5 else ''}): "
+                              "prepare replaces the whole folder in one step, and would take them with it",
+                              hint="write to a new or empty folder (-o OUTDIR)")
+    elif Path(outdir).exists():
+        raise RecipeError(f"{outdir} is not a folder", hint="write to a new or empty folder (-o OUTDIR)")
 
 
 def prepare(task: str, inputs: list[str | Path], outdir: str | Path, *, test_ratio: float = 0.0, seed: int = 0,
@@ -83,78 +95,94 @@ def prepare(task: str, inputs: list[str | Path], outdir: str | Path, *, test_rat
     inputs = [Path(p) for p in inputs]
     _check_args(task, inputs, outdir, test_ratio, force)
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     convert = CONVERTERS[task]
     result = PrepareResult(task, str(outdir), [_file_facts(p) for p in inputs], skip_bad=skip_bad)
     total_bytes = sum(item["bytes"] for item in result.inputs)
+    parent = outdir.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(parent, outdir.name)  # folders that killed runs of ours left beside OUTDIR
+    # Everything is written into a new folder beside OUTDIR, which then takes OUTDIR's place in one
+    # step: a reader (or a kill) sees the whole old output or the whole new one, never a mix.
+    stage = Path(tempfile.mkdtemp(prefix=stage_name(outdir), dir=parent))
+    try:
+        os.chmod(stage, _folder_mode(outdir))
+        _convert(task, inputs, convert, stage, result, seed, test_ratio, skip_bad, progress, total_bytes)
+        if not result.written:
+            return result
+        if outdir.exists() and not force and any((outdir / name).exists() for name in OUTPUTS):
+            raise OutputExistsError(f"{outdir} got outputs while this ran; nothing was replaced",
+                                    hint="pass --force to overwrite them")
+        swap_folder(stage, outdir)
+        result.outputs = [str(outdir / name) for name in OUTPUTS if (outdir / name).exists()]
+        return result
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _folder_mode(outdir: Path) -> int:
+    """The old folder's mode, else what the umask gives a new folder."""
+    try:
+        return os.stat(outdir).st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o777 & ~mask
+
+
+def _convert(task, inputs, convert, stage: Path, result: PrepareResult, seed, test_ratio, skip_bad, progress,
+             total_bytes) -> None:
+    """Write train.jsonl, test.jsonl (with a test ratio) and manifest.json into ``stage``; nothing
+    (``result.written`` empty) when a row is bad and ``skip_bad`` is off, or no row is usable."""
     # Bookkeeping is two arrays of 8 bytes a row (the id's 64 bits; later the split key of each kept
     # row), not a set of strings: 600,000 rows cost ~10 MB, not ~100 MB.
     hashes, done_bytes = array("Q"), 0
-    fd, converted = tempfile.mkstemp(prefix=".prepare-", suffix=".tmp", dir=outdir)
-    temporaries = [Path(converted)]
+    converted = stage / ".converted"
+    with open(converted, "w", encoding="utf-8", newline="\n") as out:
+        for path, facts in zip(inputs, result.inputs):
+            facts["rows"] = facts["bad_rows"] = 0
+            for row in read_rows(path):
+                facts["rows"] += 1
+                result.rows_in += 1
+                if progress and result.rows_in % 5000 == 0:
+                    progress(result.rows_in, done_bytes, total_bytes)
+                try:
+                    if row.error:
+                        raise MapFnError(row.error)
+                    conversation = convert(row.record)
+                except (MapFnError, TypeError, AttributeError) as error:
+                    facts["bad_rows"] += 1
+                    result.bad.append((row.where, str(error) or type(error).__name__))
+                    continue
+                identifier = record_id(task, conversation)
+                hashes.append(int(identifier.rsplit("-", 1)[1], 16))
+                out.write(json.dumps({"id": identifier, "conversation": conversation}, ensure_ascii=False) + "\n")
+            done_bytes += facts["bytes"]
+    if progress:
+        progress(result.rows_in, done_bytes, total_bytes)
+    if (result.bad and not skip_bad) or not hashes:
+        return
+    keep = first_occurrences(hashes)
+    result.duplicates = len(hashes) - sum(keep)
+    keys = array("Q", (split_key(seed, f"{task}-{value:016x}") for value, kept in zip(hashes, keep) if kept))
+    del hashes
+    cutoff = test_cutoff(keys, test_ratio)
+    splits = ["train"] + (["test"] if test_ratio > 0 else [])
+    handles = {name: open(stage / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") for name in splits}
+    result.written = {name: 0 for name in splits}
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            for path, facts in zip(inputs, result.inputs):
-                facts["rows"] = facts["bad_rows"] = 0
-                for row in read_rows(path):
-                    facts["rows"] += 1
-                    result.rows_in += 1
-                    if progress and result.rows_in % 5000 == 0:
-                        progress(result.rows_in, done_bytes, total_bytes)
-                    try:
-                        if row.error:
-                            raise MapFnError(row.error)
-                        conversation = convert(row.record)
-                    except (MapFnError, TypeError, AttributeError) as error:
-                        facts["bad_rows"] += 1
-                        result.bad.append((row.where, str(error) or type(error).__name__))
-                        continue
-                    identifier = record_id(task, conversation)
-                    hashes.append(int(identifier.rsplit("-", 1)[1], 16))
-                    out.write(json.dumps({"id": identifier, "conversation": conversation}, ensure_ascii=False) + "\n")
-                done_bytes += facts["bytes"]
-        if progress:
-            progress(result.rows_in, done_bytes, total_bytes)
-        if (result.bad and not skip_bad) or not hashes:
-            return result
-        keep = first_occurrences(hashes)
-        result.duplicates = len(hashes) - sum(keep)
-        keys = array("Q", (split_key(seed, f"{task}-{value:016x}") for value, kept in zip(hashes, keep) if kept))
-        del hashes
-        cutoff = test_cutoff(keys, test_ratio)
-        splits = {"train": outdir / "train.jsonl"} | ({"test": outdir / "test.jsonl"} if test_ratio > 0 else {})
-        handles, parts = {}, {}
-        for name in splits:
-            part_fd, part = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=outdir)
-            temporaries.append(Path(part))
-            parts[name] = Path(part)
-            handles[name] = os.fdopen(part_fd, "w", encoding="utf-8", newline="\n")
-        result.written = {name: 0 for name in splits}
         with open(converted, encoding="utf-8") as lines:
             kept_lines = (line for line, kept in zip(lines, keep) if kept)
             for key, line in zip(keys, kept_lines):
                 name = "test" if key <= cutoff else "train"
                 handles[name].write(line)
                 result.written[name] += 1
+    finally:
         for handle in handles.values():
             handle.close()
-        # The manifest goes first and comes back last: a folder with a manifest is a complete output,
-        # and a run killed in between leaves none. A test.jsonl this run doesn't write would leak
-        # its rows (now in train.jsonl) into evaluation: it goes too.
-        (outdir / "manifest.json").unlink(missing_ok=True)
-        if "test" not in splits:
-            (outdir / "test.jsonl").unlink(missing_ok=True)
-        for name, target in splits.items():
-            publish(parts[name], target, force=force)
-            result.outputs.append(str(target))
-        manifest = {
-            "tool": "xtuner-recipes", "version": __version__, "task": task, "inputs": result.inputs,
-            "rows_in": result.rows_in, "written": result.written, "duplicates": result.duplicates,
-            "bad_rows": len(result.bad), "skip_bad": skip_bad, "seed": seed, "test_ratio": test_ratio, "rule": RULE,
-        }
-        write_atomic(outdir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", force=force)
-        result.outputs.append(str(outdir / "manifest.json"))
-        return result
-    finally:
-        for path in temporaries:
-            path.unlink(missing_ok=True)
+    converted.unlink()
+    manifest = {
+        "tool": "xtuner-recipes", "version": __version__, "task": task, "inputs": result.inputs,
+        "rows_in": result.rows_in, "written": result.written, "duplicates": result.duplicates,
+        "bad_rows": len(result.bad), "skip_bad": skip_bad, "seed": seed, "test_ratio": test_ratio, "rule": RULE,
+    }
+    (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

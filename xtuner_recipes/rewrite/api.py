@@ -1,5 +1,6 @@
 """The library call behind ``set`` and ``gen``: overrides in, new source text out.
 
+    >>> from xtuner_recipes.rewrite import parse_override
     >>> result = apply_overrides("lr = 2e-4\\nmax_epochs = 3\\n", [parse_override("max_epochs=1")])
     >>> result.code, result.values["max_epochs"]
     ('lr = 2e-4\\nmax_epochs = 1\\n', 1)
@@ -10,8 +11,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from xtuner_recipes import settings
-from xtuner_recipes.paths import is_data_folder, is_local_data
 from xtuner_recipes.errors import OverrideError
+from xtuner_recipes.paths import is_data_folder, is_local_data
 from xtuner_recipes.rewrite import locate
 from xtuner_recipes.rewrite.overrides import Override
 from xtuner_recipes.rewrite.transformers import AddImports, RemoveEntry, RemoveImports, ReplaceValue, SwitchLoader

@@ -11,8 +11,8 @@ count — change from run to run: ``count_range`` bounds every order, ``count`` 
 
     >>> count([1500, 1500, 1500], chunk=2048, num_proc=1)
     2
-    >>> count_range([1500, 1500, 1500], chunk=2048, num_proc=1, shuffle=True)
-    (2, 3)
+    >>> count_range([1500, 1500, 1500], chunk=2048, num_proc=1, shuffle=True)  # one call: no short sample
+    (2, 2)
 """
 
 import math

@@ -87,6 +87,9 @@ def _read(path: str) -> str:
         raise ValueError(f"{path} is a directory, not a config file")
     if not stat.S_ISREG(mode):
         raise ValueError(f"{path} is not a regular file")
+    from xtuner_recipes.paths import refuse_large_config
+
+    refuse_large_config(path, os.stat(path).st_size)  # a limit of this tool, not a mistake: exit 2
     return Path(path).read_text(encoding="utf-8")
 
 

@@ -1,0 +1,112 @@
+"""Kill `prepare` and `set` at random moments (SIGKILL and SIGTERM), into a new and an existing target:
+the target is always entirely the old result or entirely the new one, and the next run leaves no
+temporary file behind."""
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+KILLS = 20
+
+
+def snapshot(path: Path):
+    """A file's bytes, a folder's files by name, or None when absent."""
+    if path.is_dir():
+        return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+    return path.read_bytes() if path.exists() else None
+
+
+def restore(path: Path, state) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    if isinstance(state, dict):
+        path.mkdir()
+        for name, data in state.items():
+            (path / name).write_bytes(data)
+    elif state is not None:
+        path.write_bytes(state)
+
+
+def leftovers(target: Path) -> list[str]:
+    return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}."))
+
+
+def command(*args) -> list[str]:
+    return [sys.executable, "-m", "xtuner_recipes", *map(str, args)]
+
+
+def run(args, cwd) -> float:
+    start = time.perf_counter()
+    subprocess.run(command(*args), cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def kill_at_random(args, cwd, target: Path, old, new, duration: float, rng: random.Random) -> dict:
+    """KILLS runs, each killed after a random delay; after each, the target is old or new, and a
+    full run (which must clean what the killed one left) leaves no temporary."""
+    outcomes = {"old": 0, "new": 0}
+    for _ in range(KILLS):
+        restore(target, old)
+        process = subprocess.Popen(command(*args), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Anywhere in the run, and half the time near its end, where the output is published.
+        time.sleep(rng.uniform(0, duration) if rng.random() < 0.5 else rng.uniform(0.8, 1.2) * duration)
+        process.send_signal(rng.choice([signal.SIGKILL, signal.SIGTERM]))
+        process.wait()
+        state = snapshot(target)
+        assert state in (old, new), f"mixed or partial output after a kill: {sorted(state or [])}"
+        outcomes["old" if state == old else "new"] += 1
+        subprocess.run(command(*args), cwd=cwd, check=True, capture_output=True)
+        assert snapshot(target) == new and not leftovers(target), leftovers(target)
+    return outcomes
+
+
+def medqa_input(folder: Path, rows: int) -> Path:
+    path = folder / "medqa.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(rows):
+            options = {letter: f"option {letter} {i}" for letter in "ABCD"}
+            handle.write(json.dumps({"question": f"question {i} about a dose?", "options": options,
+                                     "answer_idx": "B", "answer": options["B"], "meta_info": "step1"}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-target", "existing-target"])
+def test_killed_prepare_leaves_the_old_or_the_new_output(tmp_path, existing):
+    rng = random.Random(7 + existing)
+    data = medqa_input(tmp_path, 20_000)
+    out = tmp_path / "out"
+    args = ["prepare", "medqa", data, "-o", out, "--test-ratio", "0.1", "--seed", "2", "--force"]
+    old = None
+    if existing:  # an earlier output with another split
+        run(["prepare", "medqa", data, "-o", out, "--test-ratio", "0.3", "--seed", "1"], tmp_path)
+        old = snapshot(out)
+    restore(out, None)
+    duration = run(args, tmp_path)
+    new = snapshot(out)
+    assert set(new) == {"train.jsonl", "test.jsonl", "manifest.json"} and new != old
+    outcomes = kill_at_random(args, tmp_path, out, old, new, duration, rng)
+    assert outcomes["old"] and outcomes["new"] or duration < 0.5, outcomes  # the kills fell on both sides
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-target", "existing-target"])
+def test_killed_set_leaves_the_old_or_the_new_config(tmp_path, tiny_model, existing):
+    rng = random.Random(11 + existing)
+    config = tmp_path / "cfg.py"
+    run(["gen", "medqa", "--model", tiny_model, "-o", config], tmp_path)
+    target = config if existing else tmp_path / "edited.py"
+    args = ["set", config, "lr=1e-5", "max_epochs=1"] + (["--in-place"] if existing else ["-o", target, "--force"])
+    old = snapshot(target)
+    duration = run(args, tmp_path)
+    new = snapshot(target)
+    assert new != old and b"lr = 1e-5" in new
+    kill_at_random(args, tmp_path, target, old, new, duration, rng)
