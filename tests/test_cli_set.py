@@ -240,3 +240,17 @@ def test_inputs_are_bounded_with_a_clear_message(tmp_path, cli):
     result = cli("set", small, *[f"v{i}={i}" for i in range(1001)])
     assert result.returncode == 2 and "at most 1000" in result.stderr
     assert small.read_text() == "x = 1\n"
+
+
+def test_data_finds_the_variable_the_loader_reads_or_asks_which(xtuner_configs, tmp_path, cli):
+    source = shipped(xtuner_configs, "internlm_chat_7b_qlora_oasst1_e3.py").read_text(encoding="utf-8")
+    renamed = tmp_path / "renamed.py"  # a public project's copy: its data variable has another name
+    renamed.write_text(source.replace("data_path", "guanaco_path"), encoding="utf-8")
+    out = tmp_path / "out.py"
+    cli("set", renamed, "--data", "./mine.jsonl", "-o", out, check_rc=0)
+    assert load_config(out).guanaco_path == "./mine.jsonl"
+    assert load_config(out).train_dataloader.dataset.dataset.data_files == {"train": "./mine.jsonl"}
+    both = shipped(xtuner_configs, "internlm_chat_7b_qlora_alpaca_enzh_e3.py")
+    result = cli("set", both, "--data", "./mine.jsonl", "-o", tmp_path / "two.py")
+    assert result.returncode == 2 and "alpaca_en_path, alpaca_zh_path" in result.stderr
+    assert "--data alpaca_en_path=PATH" in result.stderr and not (tmp_path / "two.py").exists()

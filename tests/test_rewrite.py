@@ -211,3 +211,48 @@ def test_data_shorthand_keeps_the_other_files_of_a_local_loader(files):
     before = f"from datasets import load_dataset\ndata_path = 'x.jsonl'\nds = dict(type=load_dataset, path='json', data_files={files})\n"
     after = edit(before, data_path="./new.jsonl")
     assert after == before.replace("'x.jsonl'", "'./new.jsonl'")
+
+
+INLINE_BEFORE = '''\
+tokenizer = dict(type=AutoTokenizer.from_pretrained, pretrained_model_name_or_path='/root/model/internlm-chat-7b')
+model = dict(
+    type=SupervisedFinetune,
+    llm=dict(type=AutoModelForCausalLM.from_pretrained,
+             pretrained_model_name_or_path='/root/model/internlm-chat-7b'),  # the LLM, inline
+)
+'''
+INLINE_AFTER = '''\
+tokenizer = dict(type=AutoTokenizer.from_pretrained, pretrained_model_name_or_path='./internlm-chat-7b')
+model = dict(
+    type=SupervisedFinetune,
+    llm=dict(type=AutoModelForCausalLM.from_pretrained,
+             pretrained_model_name_or_path='./internlm-chat-7b'),  # the LLM, inline
+)
+'''
+
+
+def test_model_path_is_edited_inline_wherever_the_same_model_is_loaded():
+    from xtuner_recipes.rewrite.model_path import set_model_path
+
+    code, edited, notes = set_model_path(INLINE_BEFORE, "./internlm-chat-7b")
+    assert code == INLINE_AFTER and notes == []
+    assert edited == ["tokenizer.pretrained_model_name_or_path", "model.llm.pretrained_model_name_or_path"]
+
+
+def test_model_path_of_a_llava_config_leaves_the_visual_encoder(xtuner_configs):
+    from xtuner_recipes.rewrite.model_path import set_model_path
+
+    path = next(p for p in xtuner_configs if "llava" in p.parts and "qlora" in p.name and "finetune" in p.name)
+    source = path.read_text(encoding="utf-8")
+    code, edited, notes = set_model_path(source, "./my-llm")
+    assert edited == ["llm_name_or_path"] and any("visual_encoder" in note for note in notes)
+    changed = [(a, b) for a, b in zip(source.splitlines(), code.splitlines()) if a != b]
+    assert len(changed) == 1 and changed[0][1] == 'llm_name_or_path = "./my-llm"'
+
+
+def test_model_path_without_any_consumer_is_refused():
+    from xtuner_recipes.errors import OverrideError
+    from xtuner_recipes.rewrite.model_path import set_model_path
+
+    with pytest.raises(OverrideError, match="no pretrained_model_name_or_path"):
+        set_model_path("lr = 1\n", "./m")

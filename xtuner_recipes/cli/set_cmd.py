@@ -40,7 +40,7 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     from xtuner_recipes.generate import normalize_template  # libcst: only when rewriting
-    from xtuner_recipes.rewrite import Override, apply_overrides, parse_override
+    from xtuner_recipes.rewrite import apply_overrides, parse_override
 
     if args.in_place:
         # --in-place edits what the name points at: a symlinked config's target, kept a regular file.
@@ -63,11 +63,21 @@ def run(args) -> int:
               "several `set` runs", file=sys.stderr)
         return EXIT_USAGE
     overrides = [normalize_template(parse_override(text)) for text in args.overrides]
+    model_notes, model_edits = [], []
     if args.model is not None:
-        overrides.insert(0, Override(("pretrained_model_name_or_path",), repr(args.model)))
+        from xtuner_recipes.rewrite.model_path import set_model_path
+
+        # Every consumer of the model's path (LLM, tokenizer, image processor), inline or through a variable.
+        source_for_overrides, model_edits, model_notes = set_model_path(source, args.model, str(args.config))
+    else:
+        source_for_overrides = source
     variable, data = _data_argument(args.data)
-    result = apply_overrides(source, overrides, data_path=data, data_variable=variable, filename=str(args.config))
-    notes = list(result.notes)
+    if data is not None and "=" not in args.data:
+        variable = _data_variable(source_for_overrides, str(args.config))
+    result = apply_overrides(source_for_overrides, overrides, data_path=data, data_variable=variable,
+                             filename=str(args.config))
+    result = dataclasses.replace(result, changed=tuple(model_edits) + result.changed)
+    notes = model_notes + list(result.notes)
     if args.gpus is not None:
         from xtuner_recipes.batch import gpus_override
 
@@ -98,6 +108,30 @@ def run(args) -> int:
 
 
 MAX_OVERRIDES = 1000  # each is one libcst pass over the config: 10,000 took minutes
+
+
+def _data_variable(source: str, filename: str) -> str:
+    """The variable ``--data PATH`` sets: ``data_path``, else the one variable the config's dataset
+    loaders read (``alpaca_en_path``…); several: the user says which."""
+    from xtuner_recipes.errors import OverrideError
+    from xtuner_recipes.rewrite.data_path import loader_variables
+    from xtuner_recipes.rewrite.locate import bindings
+
+    import libcst as cst
+
+    try:
+        if "data_path" in bindings(cst.parse_module(source)):
+            return "data_path"
+        variables, inline = loader_variables(source)
+    except cst.ParserSyntaxError:
+        return "data_path"  # apply_overrides reports the syntax error with its line
+    if len(variables) == 1 and not inline:
+        return variables[0]
+    if len(variables) > 1:
+        raise OverrideError(f"{filename} loads {len(variables)} datasets ({', '.join(variables)}): say which one "
+                            "--data sets", hint=f"--data {variables[0]}=PATH")
+    raise OverrideError(f"{filename}: no dataset loader reads a top-level variable (the path is written in the "
+                        "loader itself)", hint="edit the loader's data_files=... by its dotted key")
 
 
 def _data_argument(value: str | None) -> tuple[str, str | None]:
