@@ -254,3 +254,16 @@ def test_data_finds_the_variable_the_loader_reads_or_asks_which(xtuner_configs, 
     result = cli("set", both, "--data", "./mine.jsonl", "-o", tmp_path / "two.py")
     assert result.returncode == 2 and "alpaca_en_path, alpaca_zh_path" in result.stderr
     assert "--data alpaca_en_path=PATH" in result.stderr and not (tmp_path / "two.py").exists()
+
+
+def test_set_on_a_dumped_config_edits_what_the_consumer_reads(tmp_path, xtuner_configs, cli):
+    """mmengine's dump writes every value where it is used: `lr = 2e-4` stays at the top, read by
+    nothing. `set lr=...` must change what trains (optim_wrapper.optimizer.lr) and say so."""
+    dumped = tmp_path / "dumped.py"
+    load_config(shipped(xtuner_configs, "internlm_chat_7b_qlora_oasst1_e3.py")).dump(str(dumped))
+    out = tmp_path / "out.py"
+    result = cli("set", dumped, "lr=1e-5", "max_epochs=1", "-o", out, check_rc=0)
+    assert "optim_wrapper.optimizer.lr did not read lr" in result.stderr
+    loaded = load_config(out)
+    assert loaded.optim_wrapper.optimizer.lr == 1e-5 and loaded.lr == 1e-5
+    assert loaded.train_cfg.max_epochs == 1

@@ -256,3 +256,13 @@ def test_model_path_without_any_consumer_is_refused():
 
     with pytest.raises(OverrideError, match="no pretrained_model_name_or_path"):
         set_model_path("lr = 1\n", "./m")
+
+
+def test_the_schema_holds_through_a_variable():
+    """`model = dict(lora=lora)`: `model.lora.r=0` edits `lora`, and model.lora.r's rule still applies."""
+    from xtuner_recipes.errors import OverrideError
+
+    source = "lora = dict(type=LoraConfig, r=64)\nmodel = dict(lora=lora)\n"
+    with pytest.raises(OverrideError, match="model.lora.r"):
+        apply_overrides(source, [parse_override("model.lora.r=0")])
+    assert apply_overrides(source, [parse_override("model.lora.r=16")]).code == source.replace("r=64", "r=16")

@@ -67,6 +67,12 @@ def apply_overrides(
             notes.extend(said)
             if value is not NOT_A_LITERAL:
                 values[key] = value
+            consumer = _unread_by(tree, override)
+            if consumer is not None:  # a dumped config: every value literal, the variable read by nothing
+                tree, also, _, _ = _set(tree, Override(tuple(consumer.split(".")), override.value))
+                notes.append(f"{consumer} did not read {key} (it holds its own value, as in a config dumped by "
+                             f"mmengine): set it too")
+                changed.append(also)
         changed.append(key)
     if data_path is not None and is_local_data(data_path):
         tree, note = _switch_loader(tree, is_data_folder(data_path), data_variable)
@@ -81,7 +87,8 @@ def _set(tree: cst.Module, override: Override) -> tuple[cst.Module, str, object,
         target.key, override.value, locate.bound_names(tree), string_ok=settings.expects_string(target.key)
     )
     if value is not NOT_A_LITERAL:
-        problems = settings.setting_errors(target.key, value)
+        # The rule for the key as written (`model.lora.r`) holds through a variable (`lora.r`) too.
+        problems = settings.setting_errors(target.key, value) or settings.setting_errors(override.key, value)
         if problems:
             raise OverrideError(f"invalid value for {override.key}: {problems[0]}, got {override.value!r}")
         if isinstance(value, str) and isinstance(target.value, cst.SimpleString):
@@ -91,6 +98,36 @@ def _set(tree: cst.Module, override: Override) -> tuple[cst.Module, str, object,
     if locate.code_of(expression) == locate.code_of(target.value):
         return tree, target.key, value, notes  # already so: leave the bytes alone
     return tree.visit(ReplaceValue({id(target.entry): expression})), target.key, value, notes
+
+
+# Where xtuner's configs read each top-level setting; a config dumped by mmengine writes the value
+# there as a literal and keeps (or drops) the variable, which then changes nothing.
+CONSUMERS = {
+    "lr": "optim_wrapper.optimizer.lr", "betas": "optim_wrapper.optimizer.betas",
+    "weight_decay": "optim_wrapper.optimizer.weight_decay", "max_norm": "optim_wrapper.clip_grad.max_norm",
+    "accumulative_counts": "optim_wrapper.accumulative_counts", "batch_size": "train_dataloader.batch_size",
+    "dataloader_num_workers": "train_dataloader.num_workers", "max_epochs": "train_cfg.max_epochs",
+    "max_length": "train_dataloader.dataset.max_length",
+    "pack_to_max_length": "train_dataloader.dataset.pack_to_max_length",
+    "save_steps": "default_hooks.checkpoint.interval", "save_total_limit": "default_hooks.checkpoint.max_keep_ckpts",
+}
+
+
+def _unread_by(tree: cst.Module, override: Override) -> str | None:
+    """The consumer of a top-level setting when it holds its own value instead of reading the variable."""
+    consumer = CONSUMERS.get(override.key) if len(override.path) == 1 else None
+    if consumer is None:
+        return None
+    try:
+        target = locate.resolve(tree, tuple(consumer.split(".")), follow_last=False)
+    except OverrideError:
+        return None  # no such consumer here: nothing to say
+    reads = target.value
+    while isinstance(reads, cst.Name) and reads.value != override.key and reads.value in locate.bindings(tree):
+        reads = locate.bindings(tree)[reads.value].value  # through `train_dataset = dict(...)`-style variables
+    if isinstance(reads, cst.Name) and reads.value == override.key:
+        return None
+    return consumer if _names_in(reads).isdisjoint({override.key}) else None
 
 
 def _remove(tree: cst.Module, override: Override) -> tuple[cst.Module, str]:
