@@ -8,7 +8,7 @@ stats sum the leaves (a ``ConcatDataset`` trains on all of them) and list each u
 import dataclasses
 
 from xtuner_recipes.validate import data, leaves, tokens
-from xtuner_recipes.validate.tally import Tally
+from xtuner_recipes.validate.tally import Tally, TokenizeError
 from xtuner_recipes.validate.findings import Finding
 
 PLAIN_TEMPLATE = {"INSTRUCTION": "{input}"}  # no template_map_fn: xtuner encodes the turns as they are
@@ -86,9 +86,7 @@ def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, tuple[int, int] | None,
         counted = None
         if tally is not None and scan.usable:
             counted = tally.finish(pack=pack, num_proc=_num_proc(leaf), shuffle=bool(leaf.setting("shuffle_before_pack")))
-    except Exception as error:  # noqa: BLE001 - a tokenizer failing on the data is a finding
-        if tally is None:
-            raise
+    except TokenizeError as error:  # the tokenizer (or xtuner's template) failing on the data: a finding
         tally.close()
         findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
                                 key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path"))

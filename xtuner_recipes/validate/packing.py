@@ -64,11 +64,12 @@ def count_range(lengths: Sequence[int], *, chunk: int, num_proc: int | None, shu
         return exact, exact
     if not lengths:
         return 0, 0
+    import numpy as np
+
     bounds = shards(len(lengths), num_proc)
-    tokens, ordered = sum(lengths), sorted(lengths)
-    prefix = [0]
-    for length in ordered:
-        prefix.append(prefix[-1] + length)
+    ordered = np.sort(np.asarray(lengths, dtype=np.int64))
+    prefix = np.concatenate(([0], np.cumsum(ordered))).tolist()  # Python ints: exact, and JSON-ready
+    tokens = prefix[-1]
     sizes = [end - start for start, end in bounds]
     # Each shard alone: its n rows sum to at least the n smallest lengths and at most the n largest.
     low = max(sum(max(1, prefix[n] // chunk) for n in sizes), tokens // chunk - (len(bounds) - 1))
@@ -81,4 +82,4 @@ def count_range(lengths: Sequence[int], *, chunk: int, num_proc: int | None, shu
     else:
         calls = sum(math.ceil(n / BATCH) for n in sizes)
         high = tokens // chunk + calls
-    return low, min(high, len(lengths))
+    return int(low), int(min(high, len(lengths)))

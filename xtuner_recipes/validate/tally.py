@@ -19,6 +19,10 @@ from xtuner_recipes.validate.findings import Finding
 BATCH = 1000  # texts per request to the tokenizer
 
 
+class TokenizeError(Exception):
+    """The template, xtuner's layout or the tokenizer failed on the data (a finding, not a bug)."""
+
+
 class Tally:
     def __init__(self, counting, template: dict | None, max_length: int,
                  progress: Callable[[str, int, int | None], None] | None = None) -> None:
@@ -32,9 +36,13 @@ class Tally:
         self._pending = None
 
     def add(self, conversations: list[list[dict]]) -> None:
-        """Count a chunk of mapped conversations; the previous chunk's counts are taken in now."""
-        rendered = [encoding.render(conversation, self.template) for conversation in conversations]
-        texts = [text for turns in rendered for text in encoding.texts(turns)]
+        """Count a chunk of mapped conversations; the previous chunk's counts are taken in now.
+        Raises ``TokenizeError`` when the template, the layout or the tokenizer fails on them."""
+        try:
+            rendered = [encoding.render(conversation, self.template) for conversation in conversations]
+            texts = [text for turns in rendered for text in encoding.texts(turns)]
+        except Exception as error:  # noqa: BLE001 - a turn xtuner's template or encode_fn fails on
+            raise TokenizeError(f"{type(error).__name__}: {error}") from error
         job = self._pool.submit(self._count, texts)
         self._settle()
         self._pending = (rendered, job)
@@ -50,7 +58,10 @@ class Tally:
             return
         rendered, job = self._pending
         self._pending = None
-        counts, position = job.result(), 0
+        try:
+            counts, position = job.result(), 0
+        except Exception as error:  # noqa: BLE001 - the tokenizer failing on the data
+            raise TokenizeError(f"{type(error).__name__}: {error}") from error
         special = self.counting.special
         for turns in rendered:
             size = len(encoding.texts(turns))
