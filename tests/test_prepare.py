@@ -206,3 +206,34 @@ def test_the_compact_bookkeeping_equals_a_set_and_a_sort(values, ratio):
     assert list(first_occurrences(array("Q", values))) == expected
     count = round(len(values) * ratio)
     assert test_cutoff(array("Q", values), ratio) == (sorted(values)[count - 1] if count > 0 else -1)
+
+
+def test_gen_fits_the_prompt_to_the_data_prepare_wrote(tmp_path, cli):
+    """The tutorial's MedQA2019.xlsx is free-text medication Q&A: gen writes its system prompt and asks
+    held-out test.jsonl questions; MedQA's exam files keep the multiple-choice prompt."""
+    from conftest import load_config
+    from xtuner_recipes.data_profile import DRUGQA_SYSTEM
+    from xtuner_recipes.map_fns.medqa import SYSTEM_PROMPTS
+
+    cli("prepare", "medqa", drugqa_xlsx(tmp_path / "MedQA2019.xlsx"), "-o", "drugqa", "--test-ratio", "0.3",
+        check_rc=0)
+    manifest = json.loads((tmp_path / "drugqa" / "manifest.json").read_text())
+    assert manifest["data"] == {"kind": "medication-qa", "language": "en", "system": DRUGQA_SYSTEM}
+    result = cli("gen", "medqa", "--model", "./internlm-chat-7b", "--data", "drugqa/train.jsonl", "-o", "drug.py",
+                 check_rc=0)
+    assert "medication Q&A" in result.stderr and "held-out test.jsonl" in result.stderr
+    config = load_config(tmp_path / "drug.py")
+    held_out = [row["conversation"][0]["input"] for row in lines(tmp_path / "drugqa" / "test.jsonl")[:3]]
+    assert config.SYSTEM == DRUGQA_SYSTEM and config.evaluation_inputs == held_out
+    trained = {row["conversation"][0]["input"] for row in lines(tmp_path / "drugqa" / "train.jsonl")}
+    assert not trained & set(held_out)  # questions the model never sees in training
+
+    cli("gen", "medqa", "--model", "./internlm-chat-7b", "--data", FIXTURES / "data" / "medqa_us.jsonl",
+        "-o", "exam.py", check_rc=0)
+    assert load_config(tmp_path / "exam.py").SYSTEM == SYSTEM_PROMPTS["en"]
+    cli("gen", "medqa", "--model", "./internlm-chat-7b", "--data", FIXTURES / "data" / "medqa_mainland.jsonl",
+        "-o", "zh.py", check_rc=0)
+    assert load_config(tmp_path / "zh.py").SYSTEM == SYSTEM_PROMPTS["zh-hans"]
+    mine = cli("gen", "medqa", "--model", "./internlm-chat-7b", "--data", "drugqa/train.jsonl", "-o", "mine.py",
+               "--set", "SYSTEM='my own'", check_rc=0)
+    assert load_config(tmp_path / "mine.py").SYSTEM == "my own" and mine.returncode == 0  # the user's word wins

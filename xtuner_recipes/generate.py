@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from xtuner_recipes import chat_format, model_info, xtuner_info
+from xtuner_recipes import chat_format, data_profile, model_info, xtuner_info
 from xtuner_recipes.errors import OverrideError, RecipeError
 from xtuner_recipes.paths import is_local_data, looks_local
 from xtuner_recipes.recipes import Recipe, get_recipe
@@ -116,6 +116,9 @@ def generate(
                           hint=f"convert it first: xtuner-recipes prepare {recipe.name} {shlex.quote(data)} -o "
                                f"{recipe.name}-data, then --data {recipe.name}-data/train.jsonl")
     overrides = [normalize_template(o) for o in overrides]
+    fitted, fit_notes = data_profile.settings_for(recipe.name, data)  # the data's own system prompt, held-out questions
+    given = {o.key for o in overrides}
+    overrides = [Override((key,), repr(value)) for key, value in fitted.items() if key not in given] + overrides
     template, why = _template_choice(recipe, model, overrides)
     edits = [Override(("pretrained_model_name_or_path",), repr(model))]
     if template is not None:
@@ -127,7 +130,7 @@ def generate(
     result = apply_overrides(
         source_path.read_text(encoding="utf-8"), edits + list(overrides), data_path=data, filename=str(source_path)
     )
-    notes = list(result.notes) + ([capped[1]] if capped is not None else [])
+    notes = list(fit_notes) + list(result.notes) + ([capped[1]] if capped is not None else [])
     if gpus != 1:
         from xtuner_recipes.batch import gpus_override
 

@@ -6,12 +6,9 @@
 
 from collections.abc import Callable, Mapping
 
+from xtuner_recipes.data_profile import DRUGQA_SYSTEM
 from xtuner_recipes.map_fns import guanaco_map_fn, medqa_map_fn, msagent_map_fn
 from xtuner_recipes.map_fns.errors import MapFnError, MedQAFormatError
-
-# The tutorial's Medication QA (MedInfo 2019) answers consumers' questions about drugs.
-DRUGQA_SYSTEM = ("You are an experienced physician and pharmacist. Answer the question about the "
-                 "medication accurately and clearly.")
 
 
 def medqa_conversation(record: Mapping) -> list[dict]:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xtuner_recipes import __version__
+from xtuner_recipes.data_profile import SAMPLED, profile
 from xtuner_recipes.errors import OutputExistsError, RecipeError
 from xtuner_recipes.fileio import clean_stale, refuse_existing, stage_name, swap_folder
 from xtuner_recipes.map_fns.errors import MapFnError
@@ -135,7 +136,7 @@ def _convert(task, inputs, convert, stage: Path, result: PrepareResult, seed, te
     (``result.written`` empty) when a row is bad and ``skip_bad`` is off, or no row is usable."""
     # Bookkeeping is two arrays of 8 bytes a row (the id's 64 bits; later the split key of each kept
     # row), not a set of strings: 600,000 rows cost ~10 MB, not ~100 MB.
-    hashes, done_bytes = array("Q"), 0
+    hashes, done_bytes, sample = array("Q"), 0, []
     converted = stage / ".converted"
     with open(converted, "w", encoding="utf-8", newline="\n") as out:
         for path, facts in zip(inputs, result.inputs):
@@ -155,6 +156,8 @@ def _convert(task, inputs, convert, stage: Path, result: PrepareResult, seed, te
                     continue
                 identifier = record_id(task, conversation)
                 hashes.append(int(identifier.rsplit("-", 1)[1], 16))
+                if len(sample) < SAMPLED:  # what kind of data this is, for gen (manifest "data")
+                    sample.append(conversation)
                 out.write(json.dumps({"id": identifier, "conversation": conversation}, ensure_ascii=False) + "\n")
             done_bytes += facts["bytes"]
     if progress:
@@ -184,5 +187,6 @@ def _convert(task, inputs, convert, stage: Path, result: PrepareResult, seed, te
         "tool": "xtuner-recipes", "version": __version__, "task": task, "inputs": result.inputs,
         "rows_in": result.rows_in, "written": result.written, "duplicates": result.duplicates,
         "bad_rows": len(result.bad), "skip_bad": skip_bad, "seed": seed, "test_ratio": test_ratio, "rule": RULE,
+        "data": profile(sample).as_dict(),
     }
     (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
