@@ -87,10 +87,12 @@ def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, tuple[int, int] | None,
         if tally is not None and scan.usable:
             counted = tally.finish(pack=pack, num_proc=_num_proc(leaf), shuffle=bool(leaf.setting("shuffle_before_pack")))
     except TokenizeError as error:  # the tokenizer (or xtuner's template) failing on the data: a finding
-        tally.close()
         findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
                                 key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path"))
         scan, counted = data.scan(source.files, map_fn, sample=ctx.options.sample, key=f"{leaf.key}.dataset"), None
+    finally:
+        if tally is not None:
+            tally.close()
     findings += scan.findings
     stats = {"data_files": scan.files, "rows": scan.rows, "usable_rows": scan.usable}
     if scan.sampled_rows is not None:
@@ -105,6 +107,10 @@ def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, tuple[int, int] | None,
         return findings, stats, None, estimated  # packed samples need the token counts
     if estimated and scan.sampled_rows:
         samples = tuple(round(n * scan.rows / scan.sampled_rows) for n in samples)  # extrapolate to every row
+    cap = leaf.setting("max_dataset_length")
+    if _is_int(cap) and 0 <= cap < scan.rows:
+        # xtuner trains on `cap` rows drawn at random: the counts scale, as an estimate
+        samples, estimated = tuple(round(n * cap / scan.rows) for n in samples), True
     return findings, stats, samples, estimated
 
 
