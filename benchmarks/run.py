@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     print(text)
     if not args.no_write:
         command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
-        write(text, command, {"comparisons": rows, "scale": scale})
+        write(text, command, {"comparisons": rows, "scale": scale}, args.only)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
@@ -277,10 +277,15 @@ def machine() -> str:
             f"Python {platform.python_version()}, " + ", ".join(f"{k} {v}" for k, v in versions.items()))
 
 
-def write(text: str, command: str, results: dict) -> Path:
-    """Append the section to BENCHMARKS.md and write every run's raw figures, whole, to benchmarks/results/."""
+def write(text: str, command: str, results: dict, groups: list[str]) -> Path:
+    """Append the section to BENCHMARKS.md and write every run's raw figures, whole, to benchmarks/results/
+    (a new file for each run: the date, the groups, and a number when the day has one already)."""
     today = datetime.date.today().isoformat()
-    raw = ROOT / "benchmarks" / "results" / f"{today}-cpu.json"
+    stem = ROOT / "benchmarks" / "results" / f"{today}-cpu-{'-'.join(groups)}"
+    raw, number = stem.with_suffix(".json"), 1
+    while raw.exists():
+        number += 1
+        raw = stem.with_name(f"{stem.name}-{number}.json")
     raw.write_text(json.dumps({"date": today, "machine": machine(), "command": command, **results}, indent=1) + "\n")
     section = (f"\n## {today}\n\nmachine: {machine()}\n\ncommand: `{command}` (raw runs: "
                f"`{raw.relative_to(ROOT)}`)\n\n{text}\n")
