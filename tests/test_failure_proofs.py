@@ -187,3 +187,22 @@ def test_C007_a_cosine_with_T_max_and_no_end_freezes_the_lr_after_one_epoch(tmp_
          dict(type=CosineAnnealingLR, eta_min=0.0, by_epoch=True, begin=0.3, T_max=3, convert_to_iter_based=True)],
         iters_per_epoch=10, max_epochs=3, epoch_loop=False)]
     assert spans == [(0, 3), (3, 10)]
+
+
+def test_T005_xtuners_encode_fn_fails_on_a_tokenizer_without_bos(tmp_path):
+    """The T005 fixture's tokenizer (a Llama tokenizer saved without bos_token): xtuner's encode_fn adds
+    `bos_token_id` (None) to every sample and raises TypeError."""
+    from transformers import AutoTokenizer
+    from xtuner.dataset.utils import encode_fn
+
+    from tiny_model import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "no-bos", weights=False)
+    for name, update in (("tokenizer_config.json", {"bos_token": None, "add_bos_token": False}),
+                         ("special_tokens_map.json", {"bos_token": None})):
+        settings = json.loads((folder / name).read_text())
+        (folder / name).write_text(json.dumps({**settings, **update}))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    assert tokenizer.bos_token_id is None
+    with pytest.raises(TypeError):
+        encode_fn({"conversation": [{"input": "a question", "output": "an answer"}]}, tokenizer, 100)
