@@ -3,6 +3,7 @@
     >>> write_atomic(Path("out.py"), "x = 1\\n", force=False)  # doctest: +SKIP
 """
 
+import glob
 import os
 import stat
 import tempfile
@@ -102,7 +103,7 @@ def clean_stale(folder: Path, name: str) -> list[Path]:
 
     removed = []
     try:
-        entries = list(Path(folder).glob(f".{glob_escape(name)}{STAGE_MARK}*"))
+        entries = list(Path(folder).glob(f".{glob.escape(name)}{STAGE_MARK}*"))
     except OSError:
         return removed
     for entry in entries:
@@ -115,12 +116,6 @@ def clean_stale(folder: Path, name: str) -> list[Path]:
             entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
-
-
-def glob_escape(text: str) -> str:
-    import glob
-
-    return glob.escape(text)
 
 
 def _alive(pid: int) -> bool:

@@ -158,8 +158,6 @@ def validated_estimate(config: Path) -> dict:
 def estimate_only(out: Path) -> None:
     """On any machine, before the GPU run: the tokenizer, config.json (no weights) and data the run
     will use, and validate's estimate for each unpacked run, written to OUT/h200-unpacked-estimate.json."""
-    from transformers import LlamaConfig
-
     make_model(weights=False)
     rows = []
     for recipe, length, quant, batch in UNPACKED:
@@ -168,7 +166,6 @@ def estimate_only(out: Path) -> None:
                      "pack": False, "date": datetime.date.today().isoformat(), **validated_estimate(config)})
     (out / "h200-unpacked-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
-    del LlamaConfig
 
 
 def train_child(config: str, work_dir: str, result_path: str) -> None:

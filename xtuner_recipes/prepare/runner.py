@@ -30,7 +30,7 @@ from xtuner_recipes.prepare.readers import read_rows
 from xtuner_recipes.prepare.split import first_occurrences, record_id, split_key, test_cutoff
 
 OUTPUTS = ("train.jsonl", "test.jsonl", "manifest.json")
-OLD_TEMPORARY = re.compile(r"^\.(prepare|train|test)-.*\.tmp$")  # left inside OUTDIR by versions before 0.4
+OLD_TEMPORARY = re.compile(r"^\.(prepare|train|test)-.*\.tmp$")  # left inside OUTDIR by earlier versions of prepare
 RULE = ("id = task + first 16 hex of sha256(canonical JSON of the conversation); duplicates kept once; "
         "test = the round(n * test_ratio) ids with the smallest sha256('<seed>:<id>'); rows keep input order")
 

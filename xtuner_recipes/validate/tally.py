@@ -40,12 +40,13 @@ class Tally:
         Raises ``TokenizeError`` when the template, the layout or the tokenizer fails on them."""
         try:
             rendered = [encoding.render(conversation, self.template) for conversation in conversations]
-            texts = [text for turns in rendered for text in encoding.texts(turns)]
+            per_sample = [encoding.texts(turns) for turns in rendered]
+            texts = [text for sample in per_sample for text in sample]
         except Exception as error:  # noqa: BLE001 - a turn xtuner's template or encode_fn fails on
             raise TokenizeError(f"{type(error).__name__}: {error}") from error
         job = self._pool.submit(self._count, texts)
         self._settle()
-        self._pending = (rendered, job)
+        self._pending = (rendered, [len(sample) for sample in per_sample], job)
 
     def _count(self, texts: list[str]) -> list[int]:
         counts = []
@@ -56,15 +57,14 @@ class Tally:
     def _settle(self) -> None:
         if self._pending is None:
             return
-        rendered, job = self._pending
+        rendered, sizes, job = self._pending
         self._pending = None
         try:
             counts, position = job.result(), 0
         except Exception as error:  # noqa: BLE001 - the tokenizer failing on the data
             raise TokenizeError(f"{type(error).__name__}: {error}") from error
         special = self.counting.special
-        for turns in rendered:
-            size = len(encoding.texts(turns))
+        for turns, size in zip(rendered, sizes):
             shaped = encoding.turns_of(turns, counts[position:position + size])
             if special.eos is None and any(turn.eos for turn in shaped):
                 self.eos_missing += 1
