@@ -63,11 +63,13 @@ def apply_overrides(
         if override.remove:
             tree, key = _remove(tree, override)
         else:
+            before = locate.bindings(tree).get(override.key) if len(override.path) == 1 else None
+            before = locate.code_of(before.value) if before is not None else None
             tree, key, value, said = _set(tree, override)
             notes.extend(said)
             if value is not NOT_A_LITERAL:
                 values[key] = value
-            consumer = _unread_by(tree, override)
+            consumer = _unread_by(tree, override, before)
             if consumer is not None:  # a dumped config: every value literal, the variable read by nothing
                 tree, also, _, _ = _set(tree, Override(tuple(consumer.split(".")), override.value))
                 notes.append(f"{consumer} did not read {key} (it holds its own value, as in a config dumped by "
@@ -113,8 +115,10 @@ CONSUMERS = {
 }
 
 
-def _unread_by(tree: cst.Module, override: Override) -> str | None:
-    """The consumer of a top-level setting when it holds its own value instead of reading the variable."""
+def _unread_by(tree: cst.Module, override: Override, before: str | None) -> str | None:
+    """The consumer of a top-level setting when it holds, as its own literal, the value the variable
+    held (``before``): a dumped config. A consumer with another value (``interval=-1`` beside
+    ``save_steps = 500``) was set apart on purpose and is left alone."""
     consumer = CONSUMERS.get(override.key) if len(override.path) == 1 else None
     if consumer is None:
         return None
@@ -127,7 +131,7 @@ def _unread_by(tree: cst.Module, override: Override) -> str | None:
         reads = locate.bindings(tree)[reads.value].value  # through `train_dataset = dict(...)`-style variables
     if isinstance(reads, cst.Name) and reads.value == override.key:
         return None
-    return consumer if _names_in(reads).isdisjoint({override.key}) else None
+    return consumer if before is not None and locate.code_of(reads) == before else None
 
 
 def _remove(tree: cst.Module, override: Override) -> tuple[cst.Module, str]:
