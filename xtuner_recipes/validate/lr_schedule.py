@@ -15,6 +15,7 @@ given ``T_max`` but no ``end`` stops after the first epoch and the LR stays wher
 import copy
 import types
 
+from xtuner_recipes.validate import lr_spans
 from xtuner_recipes.validate.findings import Finding
 from xtuner_recipes.validate.schedule import epoch_based
 
@@ -45,19 +46,37 @@ def build(schedulers, *, iters_per_epoch: int, max_epochs, epoch_loop: bool):
     runner = types.SimpleNamespace(_train_loop=loop, max_epochs=loop._max_epochs, max_iters=loop._max_iters,
                                    train_dataloader=range(iters_per_epoch),
                                    logger=types.SimpleNamespace(debug=lambda *_, **__: None))
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0, momentum=0.9)
-    return Runner._build_param_scheduler(runner, copy.deepcopy(schedulers), OptimWrapper(optimizer))
+    return Runner._build_param_scheduler(runner, copy.deepcopy(schedulers), OptimWrapper(_probe_optimizer(torch)))
+
+
+def _probe_optimizer(torch):
+    """A torch Optimizer holding one parameter group, for schedulers to read and write.
+
+    ``torch.optim.Optimizer.__init__`` imports torch._dynamo on its first call (0.8 s here); the
+    schedulers only touch ``param_groups``, ``defaults``, ``state`` and ``step``."""
+
+    class Probe(torch.optim.Optimizer):
+        def __init__(self):  # noqa: D107 - deliberately not Optimizer.__init__ (see above)
+            self.defaults = {"lr": 1.0, "momentum": 0.9}
+            self.param_groups = [{"params": [], "lr": 1.0, "momentum": 0.9}]
+            self.state = {}
+
+        def step(self, closure=None):
+            return None
+
+    return Probe()
 
 
 def check(ctx) -> tuple[list[Finding], dict]:
-    schedulers = ctx.get("param_scheduler")
+    schedulers = ctx.raw("param_scheduler")
     if not schedulers or ctx.iters_per_epoch is None or ctx.total_iters is None:
         return [], {}
     loop = ctx.raw("train_cfg") or {}
     epoch_loop = epoch_based(loop)
+    shape = dict(iters_per_epoch=ctx.iters_per_epoch, max_epochs=dict.get(loop, "max_epochs"), epoch_loop=epoch_loop)
     try:
-        built = build(schedulers, iters_per_epoch=ctx.iters_per_epoch, max_epochs=dict.get(loop, "max_epochs"),
-                      epoch_loop=epoch_loop)
+        # the common schedulers' spans without importing mmengine.optim; the rest built by mmengine
+        built = lr_spans.spans(schedulers, **shape) or build(ctx.get("param_scheduler"), **shape)
     except Exception as error:  # noqa: BLE001 - mmengine refusing the schedule: the user's config
         if ctx.warmup_reported:
             return [], {}  # C001 said it: the warmup rounds to zero iterations

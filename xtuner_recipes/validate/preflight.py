@@ -71,14 +71,22 @@ def train_script_functions():
         from xtuner.tools.train import check_cfg, register_function
 
         return register_function, check_cfg
-    from transformers.utils import is_flash_attn_2_available
     from xtuner.registry import MAP_FUNC
 
-    # xtuner's SUPPORT_FLASH2 is transformers' is_flash_attn_2_available() (xtuner/model/modules/dispatch).
-    namespace = {"FunctionType": types.FunctionType, "MAP_FUNC": MAP_FUNC,
-                 "SUPPORT_FLASH2": is_flash_attn_2_available()}
+    # xtuner's SUPPORT_FLASH2 is transformers' is_flash_attn_2_available() (xtuner/model/modules/dispatch);
+    # check_cfg reads it only for varlen attention or sequence parallel, so transformers is imported then.
+    namespace = {"FunctionType": types.FunctionType, "MAP_FUNC": MAP_FUNC, "SUPPORT_FLASH2": _FlashAttention2()}
     exec(compile(ast.Module(body=list(found.values()), type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102 - xtuner's installed code, never data
     return namespace["register_function"], namespace["check_cfg"]
+
+
+class _FlashAttention2:
+    """Truthy when transformers finds flash-attn 2, asked on first use (importing transformers costs 0.25 s)."""
+
+    def __bool__(self) -> bool:
+        from transformers.utils import is_flash_attn_2_available
+
+        return bool(is_flash_attn_2_available())
 
 
 def printable(cfg) -> str:
