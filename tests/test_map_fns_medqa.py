@@ -80,3 +80,21 @@ def test_any_json_gives_a_conversation_or_the_documented_error(record):
         return
     turns = result["conversation"]
     assert turns and all(isinstance(turn["output"], str) for turn in turns)
+
+
+def test_four_and_five_option_questions_in_one_file_map_as_xtuner_reads_them(tmp_path):
+    """datasets 3.x (xtuner 0.2.0's pin) gives the 4-option row an "E": None (datasets 5 leaves it out);
+    either way it maps, to A-D."""
+    from datasets import load_dataset
+
+    rows = [{"question": "Q1?", "options": {"A": "a", "B": "b", "C": "c", "D": "d", "E": "e"}, "answer": "e",
+             "answer_idx": "E"},
+            {"question": "Q2?", "options": {"A": "a", "B": "b", "C": "c", "D": "d"}, "answer": "b", "answer_idx": "B"}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    loaded = load_dataset("json", data_files=str(path), cache_dir=str(tmp_path / "cache"))["train"]
+    assert loaded[1]["options"].get("E") is None  # what the mapper is given inside xtuner
+    mapped = loaded.map(medqa_map_fn, remove_columns=loaded.column_names)
+    second = mapped[1]["conversation"][0]
+    assert "D. d" in second["input"] and "E." not in second["input"] and second["output"] == "B. b"
+    assert mapped[0]["conversation"][0]["output"] == "E. e"

@@ -126,7 +126,7 @@ def test_source_mistake_is_reported(fixture, cli):
 
 def test_every_code_has_an_invalid_fixture():
     named = {p.stem for p in INVALID.iterdir()}
-    missing = set(CODES) - named - {"E001", "E002", "E003", "E004", "E005"}  # machine findings: see test_environment_*
+    missing = {c for c in set(CODES) - named if not c.startswith("E")}  # machine findings: test_doctor, test_machine_*
     assert not missing
 
 
@@ -527,7 +527,7 @@ def test_machine_findings_follow_what_is_installed_here():
     assert ("E002" in codes) == (probe.returncode != 0)
     deepspeed = importlib.util.find_spec("deepspeed") is not None
     assert ("E003" in codes) == (not deepspeed)
-    assert ("E004" in codes) == (deepspeed and importlib.util.find_spec("mpi4py") is None)
+    assert "E004" not in codes  # mpi4py: multi-node runs only (doctor --nodes 2)
     assert all(f.severity == "warning" for f in codes.values())
     strict = check_environment(quantized=True, uses_lora=True, strict=True)
     assert {f.code for f in strict} == set(codes) and all(f.severity == "error" for f in strict)

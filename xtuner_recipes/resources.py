@@ -13,7 +13,7 @@ _HERE = Path(__file__).resolve().parent
 
 
 def resource_dir(kind: str) -> Path:
-    """The directory holding ``kind`` ("templates" or "schemas")."""
+    """The directory holding ``kind`` ("templates", "schemas" or "constraints")."""
     for candidate in (_HERE / kind, _HERE.parent / kind):
         if candidate.is_dir():
             return candidate

@@ -38,6 +38,10 @@ def language(text: str) -> str:
 
 def _options(record: dict) -> dict[str, str]:
     options = record.get("options")
+    if isinstance(options, Mapping):
+        # xtuner reads the file with the datasets library, which gives every row the options any row
+        # has: a 4-option question next to 5-option ones arrives with "E": None. None is no option.
+        options = {letter: text for letter, text in options.items() if text is not None}
     if not isinstance(options, Mapping) or len(options) < 2:
         raise MedQAFormatError("'options' must be an object of at least two lettered options")
     for letter, text in options.items():

@@ -56,9 +56,15 @@ CODES = {
     "G003": "unpacked batches change shape every step: without expandable segments PyTorch's allocator fragments",
     "E001": "no CUDA GPU on this machine",
     "E002": "bitsandbytes fails to import (QLoRA and LoRA training need it)",
-    "E003": "deepspeed is not installed",
-    "E004": "mpi4py is not installed",
+    "E003": "deepspeed is not installed, or fails to import",
+    "E004": "mpi4py is not installed (deepspeed's multi-node runs need it)",
     "E005": "the config needs a package this machine lacks (flash-attn for varlen attention or sequence parallel)",
+    "E006": "torch or torchvision fails to import, or torchvision's compiled ops don't match torch",
+    "E007": "xtuner's train script fails to import",
+    "E008": "the installed xtuner is XTuner V1, which has no LoRA/QLoRA",
+    "E009": "`xtuner chat --lagent` can't start: lagent fails to import, or SERPER_API_KEY is unset",
+    "E011": "a package's version differs from xtuner's own pin (may work: a warning)",
+    "E012": "the training stack could not be probed (the probe process died or hung)",
 }
 
 

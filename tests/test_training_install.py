@@ -1,0 +1,101 @@
+"""The README's training install, for real: a fresh virtual environment made with
+``pip install '.[train]' -c constraints/xtuner-0.2.0.txt`` imports bitsandbytes and deepspeed and
+``doctor`` finds no error; and the fixes ``doctor`` prints for this test environment's stack (the plain
+install: bitsandbytes 0.45.0 beside a triton without triton.ops, no deepspeed), applied one by one,
+leave ``doctor`` without an error.
+
+Each environment downloads torch 2.5.1 and its CUDA libraries (~3 GB, pip's cache keeps them for the
+second): minutes, so slow.
+"""
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+CONSTRAINTS = ROOT / "constraints" / "xtuner-0.2.0.txt"
+
+
+def readme_training_install() -> list[str]:
+    """The README's one-line training install, as its words (run from the repository's root)."""
+    (line,) = re.findall(r"^`(pip install [^`]*-c constraints/[^`]*)`$", (ROOT / "README.md").read_text(), flags=re.M)
+    return shlex.split(line)
+
+
+def _make_venv(where: Path) -> Path:
+    venv.EnvBuilder(with_pip=True).create(where)
+    return where / "bin" / "python"
+
+
+def _run(command: list[str], timeout: int = 1500) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def _doctor(python: Path) -> tuple[int, dict]:
+    done = subprocess.run([str(python), "-m", "xtuner_recipes", "doctor", "--json"], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    return done.returncode, json.loads(done.stdout)
+
+
+def _errors(report: dict) -> list[dict]:
+    return [f for f in report["findings"] if f["severity"] == "error"]
+
+
+def test_the_documented_training_install_imports_bitsandbytes_and_deepspeed(tmp_path):
+    python = _make_venv(tmp_path / "train")
+    words = readme_training_install()
+    assert words[:2] == ["pip", "install"] and str(CONSTRAINTS.relative_to(ROOT)) in words
+    _run([str(python), "-m", "pip", "install", "-q", *words[2:]])  # in the repository's root, as the README says
+    imported = _run([str(python), "-c", "import bitsandbytes, deepspeed, torch; "
+                     "print(bitsandbytes.__version__, deepspeed.__version__, torch.__version__)"])
+    # deepspeed logs its accelerator on stdout first: the versions are the last line
+    assert imported.stdout.strip().splitlines()[-1].split() == ["0.45.0", "0.16.2", "2.5.1+cu124"], imported.stdout
+    status, report = _doctor(python)
+    assert status == 0 and not _errors(report), report["findings"]
+    assert report["probes"]["bitsandbytes"]["ok"] and report["probes"]["deepspeed"]["ok"]
+    assert report["versions"]["torch"] == "2.5.1" and report["versions"]["triton"] == "3.1.0"
+    pip_check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True)
+    assert pip_check.returncode == 0, pip_check.stdout  # every pin kept: pip finds no conflict
+
+
+def test_the_fixes_doctor_prints_for_the_plain_install_make_it_clean(tmp_path):
+    """A new environment that sees this test environment's packages (the plain `pip install`), where the
+    fixes doctor prints are installed: this environment itself is left as it is."""
+    python = _make_venv(tmp_path / "fixed")
+    here = sysconfig.get_paths()["purelib"]
+    site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+    (site / "zz_tested_stack.pth").write_text(f"import site; site.addsitedir({here!r})\n")
+    status, report = _doctor(python)
+    bnb = next((f for f in _errors(report) if f["code"] == "E002"), None)
+    if bnb is None or "triton.ops" not in bnb["message"]:
+        pytest.skip(f"this environment's bitsandbytes imports ({report['versions']}): not the stack the fix is for")
+    assert status == 1
+    applied = []
+    for _ in range(4):  # each round applies the fixes of the errors left; a fix that fixes nothing fails below
+        commands = sorted({f["hint"] for f in _errors(report) if f["hint"]})
+        if not commands:
+            break
+        for command in commands:
+            words = shlex.split(command)
+            assert words[:2] == ["pip", "install"], command
+            _run([str(python), "-m", "pip", "install", "-q", *words[2:]])
+            applied.append(command)
+        status, report = _doctor(python)
+    assert status == 0 and not _errors(report), (applied, report["findings"])
+    assert report["probes"]["bitsandbytes"]["ok"] and report["probes"]["deepspeed"]["ok"], applied
+    # the test environment itself was not touched
+    untouched = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('torch'))"],
+                               capture_output=True, text=True)
+    assert untouched.stdout.strip() != "2.5.1"

@@ -1,0 +1,46 @@
+"""What a config's launch needs of the machine, read from its source (nothing is run).
+
+    >>> needs_of_source("model = dict(llm=dict(quantization_config=dict(load_in_4bit=True)), lora=dict(r=8))",
+    ...                 Needs()).quantization
+    True
+"""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+from xtuner_recipes.doctor import Needs
+from xtuner_recipes.errors import RecipeError
+
+
+def needs_of_config(path: Path, launch: Needs) -> Needs:
+    """``launch`` (the command line's deepspeed and nodes) with what the config at ``path`` uses."""
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecipeError(f"cannot read {path}: {error}") from None
+    return needs_of_source(source, launch, filename=str(path))
+
+
+def needs_of_source(source: str, launch: Needs, filename: str = "<config>") -> Needs:
+    from xtuner_recipes.plan import _uses_msagent_mapper
+    from xtuner_recipes.validate import static
+
+    tree, flat, findings = static.check(source, filename)
+    if tree is None:
+        raise RecipeError(f"{filename} is not valid Python: {findings[0].message if findings else 'cannot parse'}")
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    names |= {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+              for alias in node.names}
+    sequence_parallel = (flat.get("sequence_parallel_size") or (1,))[0]
+    return dataclasses.replace(
+        launch,
+        quantization=any(key.startswith("model.llm.quantization_config") for key in flat)
+        or any(key.endswith("quantization_config") for key in flat) or "BitsAndBytesConfig" in names,
+        lora=any(key.startswith("model.lora") for key in flat) or "LoraConfig" in names,
+        paged_optimizer=any(name.startswith(("PagedAdamW", "PagedLion", "AdamW8bit", "Adam8bit")) for name in names),
+        lagent=_uses_msagent_mapper(tree),
+        flash_attn=(flat.get("use_varlen_attn") or (False,))[0] is True
+        or (isinstance(sequence_parallel, int) and sequence_parallel > 1),
+        here=True,
+    )
