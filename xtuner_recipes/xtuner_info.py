@@ -138,3 +138,33 @@ def map_function(name: str):
         exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102 - xtuner's own code
         return namespace.get(name)
     return None
+
+
+def deepspeed_stage(value: str) -> int:
+    """The ZeRO stage of ``xtuner train --deepspeed VALUE``: the JSON file xtuner's train script reads
+    (a path, else the name of one of its presets: ``deepspeed_zero3`` → ``configs/deepspeed/deepspeed_zero3.json``).
+
+        >>> deepspeed_stage("deepspeed_zero3")  # doctest: +SKIP
+        3
+    """
+    import json
+    import os
+
+    from xtuner_recipes.errors import RecipeError
+
+    path = value
+    if not os.path.isfile(path):
+        from xtuner.configs import cfgs_name_path  # xtuner's own name → file table
+
+        if value not in cfgs_name_path:
+            raise RecipeError(f"--deepspeed {value}: no such file, and xtuner has no preset of that name "
+                              "(it would fail: FileNotFoundError)", hint="deepspeed_zero1, deepspeed_zero2, "
+                              "deepspeed_zero2_offload, deepspeed_zero3, deepspeed_zero3_offload or a JSON file")
+        path = cfgs_name_path[value]
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = json.load(file)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RecipeError(f"--deepspeed {value}: cannot read {path}: {error}") from None
+    stage = config.get("zero_optimization", {}).get("stage", 0) if isinstance(config, dict) else 0
+    return stage if isinstance(stage, int) and 0 <= stage <= 3 else 0

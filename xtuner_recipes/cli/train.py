@@ -24,7 +24,8 @@ EXIT_TRAINING_FAILED = 3
 
 EXAMPLES = """  xtuner-recipes train internlm_chat_7b_qlora_medqa_e3.py
   NPROC_PER_NODE=8 xtuner-recipes train my_config.py --deepspeed deepspeed_zero2
-  xtuner-recipes train --validate-level load my_config.py --work-dir ./runs/a"""
+  xtuner-recipes train --validate-level load my_config.py --work-dir ./runs/a
+  NPROC_PER_NODE=8 xtuner-recipes train --gpu-mem 80 my_config.py --deepspeed deepspeed_zero3"""
 
 
 def add_parser(commands) -> None:
@@ -36,6 +37,8 @@ def add_parser(commands) -> None:
     parser.add_argument("config", metavar="CONFIG", type=Path)
     parser.add_argument("--validate-level", choices=("static", "load", "full"), default="full",
                         help="how far to check before training (default: %(default)s); errors stop it")
+    parser.add_argument("--gpu-mem", type=float, metavar="GIB",
+                        help="compare the memory estimate with a card of GIB (default: this machine's GPU)")
     parser.add_argument("xtuner_args", nargs=argparse.REMAINDER, metavar="ARG ...",
                         help="passed to xtuner train (e.g. --deepspeed deepspeed_zero2 --work-dir DIR)")
 
@@ -60,11 +63,34 @@ def training_command(config: str, xtuner_args: list[str], environ=os.environ) ->
             script, config, *xtuner_args, "--launcher", "pytorch"]
 
 
+def launch_shape(xtuner_args: list[str], environ=os.environ) -> tuple[int, int]:
+    """(ZeRO stage, GPUs in all) of the launch: ``--deepspeed`` as xtuner reads it, NPROC_PER_NODE x NNODES.
+
+        >>> launch_shape(["--work-dir", "w"], {"NPROC_PER_NODE": "8"})
+        (0, 8)
+    """
+    from xtuner_recipes.xtuner_info import deepspeed_stage
+
+    stage = 0
+    for index, word in enumerate(xtuner_args):
+        if word == "--deepspeed" and index + 1 < len(xtuner_args):
+            stage = deepspeed_stage(xtuner_args[index + 1])
+        elif word.startswith("--deepspeed="):
+            stage = deepspeed_stage(word.split("=", 1)[1])
+    try:
+        gpus = int(environ.get("NPROC_PER_NODE", 1)) * int(environ.get("NNODES", 1))
+    except ValueError:
+        gpus = 1  # training_command says what is wrong with them
+    return stage, max(gpus, 1)
+
+
 def run(args) -> int:
     from xtuner_recipes.validate.report import render_text, use_colour
     from xtuner_recipes.validate.runner import validate_config
 
-    report = validate_config(str(args.config), level=args.validate_level)
+    stage, gpus = launch_shape(args.xtuner_args)
+    report = validate_config(str(args.config), level=args.validate_level, zero_stage=stage, gpus=gpus,
+                             gpu_mem=args.gpu_mem)
     # Warnings too, before any GPU time: E003 "deepspeed is not installed" predicts a failure.
     sys.stderr.write(render_text([report], colour=use_colour(sys.stderr)))
     if report.internal_error:
@@ -74,7 +100,8 @@ def run(args) -> int:
         print(f"not training: {args.config} has errors (exit {EXIT_FINDINGS})", file=sys.stderr)
         return EXIT_FINDINGS
     command = training_command(str(args.config), args.xtuner_args)
-    print(f"validated ({args.validate_level}); running: {shlex.join(command)}", file=sys.stderr, flush=True)
+    shape = f"; memory at ZeRO-{stage} on {gpus} GPU{'s' if gpus > 1 else ''}" if args.validate_level == "full" else ""
+    print(f"validated ({args.validate_level}{shape}); running: {shlex.join(command)}", file=sys.stderr, flush=True)
     status = subprocess.run(command).returncode
     if status < 0:  # killed by a signal: the shell's convention
         print(f"training killed by signal {-status}", file=sys.stderr)

@@ -1,0 +1,60 @@
+"""The launch's shape reaches the memory check: `train ... --deepspeed deepspeed_zero3` with NPROC_PER_NODE=8
+validates at ZeRO-3 on 8 GPUs, reading the stage from the JSON preset xtuner's train script reads."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xtuner_recipes.cli import main
+from xtuner_recipes.cli.train import launch_shape
+from xtuner_recipes.errors import RecipeError
+from xtuner_recipes.validate.runner import validate_config
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def full_finetune_7b(tmp_path_factory) -> Path:
+    """A `gen oasst1` config made full fine-tuning (no LoRA, no 4-bit) of a model of internlm-chat-7b's shape."""
+    from tiny_model import build_tiny_model
+
+    folder = tmp_path_factory.mktemp("launch")
+    model = build_tiny_model(folder / "model-7b", weights=False)
+    config = json.loads((model / "config.json").read_text())
+    config.update(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                  intermediate_size=11008)
+    (model / "config.json").write_text(json.dumps(config))
+    path = folder / "full.py"
+    assert main(["gen", "oasst1", "--model", str(model), "--data", str(FIXTURES / "data" / "oasst1.jsonl"),
+                 "-o", str(path)]) == 0
+    assert main(["set", str(path), "~model.lora", "~model.llm.quantization_config", "--in-place"]) == 0
+    return path
+
+
+def test_the_stage_is_read_from_xtuners_own_presets_and_files(tmp_path):
+    assert launch_shape(["--deepspeed", "deepspeed_zero3"], {"NPROC_PER_NODE": "8"}) == (3, 8)
+    assert launch_shape(["--deepspeed=deepspeed_zero2_offload"], {"NPROC_PER_NODE": "4", "NNODES": "2"}) == (2, 8)
+    assert launch_shape(["--work-dir", "w"], {}) == (0, 1)
+    mine = tmp_path / "ds.json"
+    mine.write_text(json.dumps({"zero_optimization": {"stage": 1}}))
+    assert launch_shape(["--deepspeed", str(mine)], {}) == (1, 1)
+    with pytest.raises(RecipeError, match="no such file"):
+        launch_shape(["--deepspeed", "deepspeed_zero9"], {})
+
+
+def test_zero3_on_8_gpus_fits_where_one_gpus_copy_of_everything_does_not(full_finetune_7b):
+    alone = validate_config(str(full_finetune_7b), gpus=8, zero_stage=0, gpu_mem=80)
+    sharded = validate_config(str(full_finetune_7b), gpus=8, zero_stage=3, gpu_mem=80)
+    assert "G001" in {f.code for f in alone.findings if f.severity == "error"}
+    assert "G001" not in {f.code for f in sharded.findings}
+    assert alone.stats["estimated_peak_gib"] > 80 > sharded.stats["estimated_peak_gib"]
+    before, after = alone.stats["estimated_memory_gib"], sharded.stats["estimated_memory_gib"]
+    assert after["optimizer_states"] == pytest.approx(before["optimizer_states"] / 8, rel=1e-3)
+
+
+def test_train_refuses_the_unsharded_launch_before_it_starts(full_finetune_7b, monkeypatch, capsys):
+    monkeypatch.setenv("NPROC_PER_NODE", "8")
+    assert main(["train", "--gpu-mem", "80", str(full_finetune_7b)]) == 1
+    err = capsys.readouterr().err
+    assert "G001" in err and "not training" in err
