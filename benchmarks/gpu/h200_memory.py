@@ -43,6 +43,9 @@ RUNS = [  # (recipe, max_length, quantization)
 # Without packing xtuner pads a batch to its longest sample: the estimate is taken at the data's
 # longest sample (issue #14), here ~330 tokens against max_length 2048, 8 samples a batch.
 UNPACKED = [("msagent", 2048, "nf4", 8)]
+# Under DeepSpeed (issue #17), one GPU, as the tutorial launches: `xtuner train CFG --deepspeed PRESET`.
+DEEPSPEED = [("oasst1", 512, "nf4", "deepspeed_zero2"), ("oasst1", 2048, "nf4", "deepspeed_zero2"),
+             ("oasst1", 512, "nf4", "deepspeed_zero3"), ("oasst1", 2048, "nf4", "deepspeed_zero3")]
 WORDS = ("patient dose tablet fever infection pressure heart liver kidney therapy symptom daily weather city "
          "query model agent answer question because therefore however result value search tool call").split()
 
@@ -130,7 +133,7 @@ def make_config(recipe: str, max_length: int, quantization: str, batch_size: int
     return out
 
 
-def estimate_for(config: Path) -> float:
+def estimate_for(config: Path, zero_stage: int = 0) -> float:
     from mmengine.config import Config
 
     from xtuner_recipes.model_info import read_config
@@ -139,7 +142,7 @@ def estimate_for(config: Path) -> float:
 
     cfg = Config.fromfile(str(config))
     get = lambda key: lookup(cfg, key)  # noqa: E731
-    run = run_from_config(get, max_length=get("max_length"), gpus=1, zero_stage=0)
+    run = run_from_config(get, max_length=get("max_length"), gpus=1, zero_stage=zero_stage)
     return estimate(Arch.from_config(read_config(str(MODEL))), run), run
 
 
@@ -168,8 +171,23 @@ def estimate_only(out: Path) -> None:
     print(json.dumps(rows, indent=1))
 
 
-def train_child(config: str, work_dir: str, result_path: str) -> None:
-    """In a fresh process: xtuner's train script on ``config`` for STEPS iterations, then the peaks."""
+def deepspeed_estimate_only(out: Path) -> None:
+    """Before the GPU run: the estimate of each DeepSpeed run, written to OUT/h200-deepspeed-estimate.json."""
+    from xtuner_recipes.xtuner_info import deepspeed_stage
+
+    make_model(weights=False)
+    rows = []
+    for recipe, length, quant, preset in DEEPSPEED:
+        estimate, run = estimate_for(make_config(recipe, length, quant), deepspeed_stage(preset))
+        rows.append({"recipe": recipe, "max_length": length, "quantization": quant, "deepspeed": preset, "gpus": 1,
+                     "date": datetime.date.today().isoformat(), "estimated_gib": estimate.peak_gib,
+                     "estimated_allocated_gib": estimate.peak_allocated_gib, "estimate_parts_gib": estimate.parts})
+    (out / "h200-deepspeed-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(json.dumps(rows, indent=1))
+
+
+def train_child(config: str, work_dir: str, result_path: str, deepspeed: str = "", steps: str = str(STEPS)) -> None:
+    """In a fresh process: xtuner's train script on ``config`` for ``steps`` iterations, then the peaks."""
     import torch
 
     from xtuner_recipes.smoke.worker import _adapt_on_load, _run_tool
@@ -178,10 +196,12 @@ def train_child(config: str, work_dir: str, result_path: str) -> None:
     cap = float(os.environ.get("H200_CAP_GIB") or 0)
     if cap:  # a smaller card: the caching allocator frees its cache and retries before it raises OOM
         torch.cuda.set_per_process_memory_fraction(cap * 1024 ** 3 / torch.cuda.get_device_properties(0).total_memory)
-    plan = {"config": config, "model_from": str(MODEL), "model": str(MODEL), "steps": STEPS, "device": "cuda"}
+    plan = {"config": config, "model_from": str(MODEL), "model": str(MODEL), "steps": int(steps), "device": "cuda"}
     _adapt_on_load(plan, notes)
     start = time.time()
-    _run_tool("xtuner.tools.train", [config, "--work-dir", work_dir])
+    if deepspeed:  # one process, no launcher: DeepSpeed's init reads the rendezvous from the environment
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511")
+    _run_tool("xtuner.tools.train", [config, "--work-dir", work_dir, *(["--deepspeed", deepspeed] if deepspeed else [])])
     Path(result_path).write_text(json.dumps({
         "max_memory_reserved": torch.cuda.max_memory_reserved(), "max_memory_allocated": torch.cuda.max_memory_allocated(),
         "seconds": time.time() - start, "notes": notes,
@@ -196,21 +216,32 @@ def logged(work_dir: Path, key: str) -> list[float]:
     return values
 
 
-def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_size: int = 1, pack: bool = True) -> dict:
+def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_size: int = 1, pack: bool = True,
+            deepspeed: str = "") -> dict:
+    from xtuner_recipes.xtuner_info import deepspeed_stage
+
     config = make_config(recipe, max_length, quantization, batch_size, pack)
-    estimate, run = estimate_for(config)
+    estimate, run = estimate_for(config, deepspeed_stage(deepspeed) if deepspeed else 0)
+    # DeepSpeed's reserved peak rises until the second optimizer step (REFERENCE.md): run past it.
+    if deepspeed:
+        from mmengine.config import Config
+
+        steps = max(STEPS, 2 * int(Config.fromfile(str(config)).optim_wrapper.get("accumulative_counts", 1)) + 4)
+    else:
+        steps = STEPS
     validated = None if pack else validated_estimate(config)  # unpacked: at the data's longest sample
-    work_dir = WORK / "runs" / config.stem
-    result_path = WORK / f"{config.stem}.result.json"
-    log = out / f"{config.stem}.log"
+    name = config.stem + (f"_{deepspeed}" if deepspeed else "")
+    work_dir = WORK / "runs" / name
+    result_path = WORK / f"{name}.result.json"
+    log = out / f"{name}.log"
     with open(log, "w") as handle:
-        status = subprocess.run([sys.executable, __file__, "--child", str(config), str(work_dir), str(result_path)],
-                                stdout=handle, stderr=subprocess.STDOUT).returncode
+        status = subprocess.run([sys.executable, __file__, "--child", str(config), str(work_dir), str(result_path),
+                                 deepspeed, str(steps)], stdout=handle, stderr=subprocess.STDOUT).returncode
     row = {"recipe": recipe, "max_length": max_length, "batch_size": run.batch_size, "quantization": quantization,
            "lora_r": run.lora_r, "estimated_gib": estimate.peak_gib, "estimate_parts_gib": estimate.parts,
            "date": datetime.date.today().isoformat(), "pack": pack,
            "cap_gib": float(os.environ.get("H200_CAP_GIB") or 0) or None,
-           "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF")}
+           "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"), "deepspeed": deepspeed or None}
     if validated is not None:
         row.update(validated, estimated_gib=validated["estimated_peak_gib"],
                    estimate_parts_gib=validated["estimated_memory_gib"])
@@ -241,29 +272,33 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_si
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        train_child(*sys.argv[2:5])
+        train_child(*sys.argv[2:7])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", nargs="*", help="recipes (or recipe:length:quantization[:bN:unpacked]) to run")
     parser.add_argument("--estimate-only", action="store_true",
                         help="no GPU: write the unpacked runs' estimates (commit them before the run)")
+    parser.add_argument("--deepspeed", action="store_true",
+                        help="the DeepSpeed runs (with --estimate-only: their estimates, committed before the run)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
     if args.estimate_only:
-        estimate_only(args.out)
+        deepspeed_estimate_only(args.out) if args.deepspeed else estimate_only(args.out)
         return
     make_model()
     results_path = args.out / "h200-memory.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else []
-    runs = [(r, n, q, 1, True) for r, n, q in RUNS] + [(r, n, q, b, False) for r, n, q, b in UNPACKED]
-    for recipe, length, quant, batch, pack in runs:
-        key = f"{recipe}:{length}:{quant}" + ("" if pack else f":b{batch}:unpacked")
+    runs = [(r, n, q, 1, True, "") for r, n, q in RUNS] + [(r, n, q, b, False, "") for r, n, q, b in UNPACKED]
+    if args.deepspeed:
+        runs = [(r, n, q, 1, True, preset) for r, n, q, preset in DEEPSPEED]
+    for recipe, length, quant, batch, pack, preset in runs:
+        key = f"{recipe}:{length}:{quant}" + ("" if pack else f":b{batch}:unpacked") + (f":{preset}" if preset else "")
         if args.only is None and not pack or args.only and recipe not in args.only and key not in args.only:
             continue
         start = time.time()
-        row = measure(recipe, length, quant, args.out, batch, pack)
+        row = measure(recipe, length, quant, args.out, batch, pack, preset)
         results.append(row)
         results_path.write_text(json.dumps(results, indent=1))
         print(f"{key}: estimate {row['estimated_gib']} GiB, measured {row.get('measured_peak_gib')} GiB "
