@@ -58,3 +58,24 @@ def test_train_refuses_the_unsharded_launch_before_it_starts(full_finetune_7b, m
     assert main(["train", "--gpu-mem", "80", str(full_finetune_7b)]) == 1
     err = capsys.readouterr().err
     assert "G001" in err and "not training" in err
+
+
+def test_validate_reads_the_stage_of_the_launchs_deepspeed_preset(full_finetune_7b, capsys):
+    def peak(*args):
+        assert main(["validate", str(full_finetune_7b), "--format", "json", "--gpus", "8", "--gpu-mem", "80", *args]) in (0, 1)
+        return json.loads(capsys.readouterr().out)[0]["stats"]["estimated_peak_gib"]
+
+    assert peak("--deepspeed", "deepspeed_zero3") == peak("--zero-stage", "3") < peak()
+    assert main(["validate", str(full_finetune_7b), "--deepspeed", "deepspeed_zero9"]) == 2
+
+
+def test_a_multi_node_launch_without_port_is_a_warning(full_finetune_7b, monkeypatch, capsys):
+    for name in ("PORT", "ADDR", "NODE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NNODES", "2")
+    main(["validate", str(full_finetune_7b), "--format", "json"])
+    (e010,) = [f for f in json.loads(capsys.readouterr().out)[0]["findings"] if f["code"] == "E010"]
+    assert e010["severity"] == "warning" and "PORT" in e010["message"]
+    monkeypatch.setenv("PORT", "29500"), monkeypatch.setenv("ADDR", "10.0.0.1"), monkeypatch.setenv("NODE_RANK", "1")
+    main(["validate", str(full_finetune_7b), "--format", "json"])
+    assert "E010" not in {f["code"] for f in json.loads(capsys.readouterr().out)[0]["findings"]}

@@ -22,8 +22,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--gpus", type=int, metavar="N", help="GPUs for the schedule (default: NPROC_PER_NODE x NNODES)")
     parser.add_argument("--gpu-mem", type=float, metavar="GIB",
                         help="check the memory estimate against a card of GIB GiB (default: this machine's GPU)")
-    parser.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3), default=0,
-                        help="DeepSpeed ZeRO stage for the memory estimate (default: 0, none)")
+    stage = parser.add_mutually_exclusive_group()
+    stage.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3), default=0,
+                       help="DeepSpeed ZeRO stage for the memory estimate (default: 0, none)")
+    stage.add_argument("--deepspeed", metavar="PRESET",
+                       help="the launch's --deepspeed (deepspeed_zero3, or a JSON file): its ZeRO stage, as xtuner reads it")
     parser.add_argument("--strict-env", action="store_true", help="machine findings (no GPU, ...) are errors")
 
 
@@ -44,6 +47,10 @@ def run(args) -> int:
     from xtuner_recipes.validate import validate_config
     from xtuner_recipes.validate.report import render_json, render_text, use_colour
 
+    if args.deepspeed:
+        from xtuner_recipes.xtuner_info import deepspeed_stage
+
+        args.zero_stage = deepspeed_stage(args.deepspeed)  # an unknown preset: a usage error, said by main
     reports = [
         validate_config(path, level=args.level, sample=args.sample, gpus=args.gpus, strict_env=args.strict_env,
                         progress=_progress(path), gpu_mem=args.gpu_mem, zero_stage=args.zero_stage)

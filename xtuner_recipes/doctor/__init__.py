@@ -94,8 +94,32 @@ def diagnose(needs: Needs, found: dict) -> list[Finding]:
         if not os.environ.get("SERPER_API_KEY"):
             findings.append(Finding("E009", "warning", "SERPER_API_KEY is not set: `xtuner chat --lagent` exits "
                                     "without it", hint="export SERPER_API_KEY=... (a key from serper.dev)"))
+    findings += launch_environment(needs.nodes)
     findings += _pin_findings(versions)
     return findings
+
+
+def launch_environment(nodes: int, environ=os.environ) -> list[Finding]:
+    """E010: a launch over several nodes needs the same PORT and ADDR on each node and its own NODE_RANK.
+    xtuner's entry point picks a random PORT on each node when it is unset, uses 127.0.0.1 for ADDR and
+    rank 0 for NODE_RANK: the nodes wait for each other until torchrun's rendezvous times out.
+
+        >>> [f.code for f in launch_environment(2, {"NNODES": "2"})]
+        ['E010']
+        >>> launch_environment(2, {"NNODES": "2", "PORT": "29500", "ADDR": "10.0.0.1", "NODE_RANK": "1"})
+        []
+    """
+    try:
+        nodes = max(nodes, int(environ.get("NNODES", 1)))
+    except ValueError:
+        return []  # train says what is wrong with NNODES
+    missing = [name for name in ("PORT", "ADDR", "NODE_RANK") if not environ.get(name)]
+    if nodes < 2 or not missing:
+        return []
+    return [Finding("E010", "warning", f"a launch over {nodes} nodes without {', '.join(missing)} set: xtuner then "
+                    "picks a random PORT on each node, ADDR 127.0.0.1 and NODE_RANK 0, and the nodes never meet",
+                    hint="on every node: NNODES=%d NODE_RANK=<0..%d> ADDR=<node 0's address> PORT=29500 "
+                         "(`xtuner-recipes plan CONFIG --nodes %d` prints the commands)" % (nodes, nodes - 1, nodes))]
 
 
 def _pin_findings(versions: dict) -> list[Finding]:

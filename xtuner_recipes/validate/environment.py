@@ -16,10 +16,11 @@ def check(ctx) -> tuple[list[Finding], dict]:
 
 
 def check_environment(*, quantized: bool, uses_lora: bool, strict: bool) -> list[Finding]:
-    from xtuner_recipes.doctor import Needs, diagnose
+    from xtuner_recipes.doctor import Needs, diagnose, launch_environment
     from xtuner_recipes.doctor.probe import quick
 
     needs = Needs(quantization=quantized, lora=uses_lora, deepspeed="deepspeed_zero2", here=True)
     severity = "error" if strict else "warning"
     # What the launch needs and this machine lacks (doctor's errors); version notes are doctor's alone.
-    return [dataclasses.replace(f, severity=severity) for f in diagnose(needs, quick()) if f.severity == "error"]
+    lacking = [dataclasses.replace(f, severity=severity) for f in diagnose(needs, quick()) if f.severity == "error"]
+    return lacking + launch_environment(1)  # NNODES from the environment: the launch this shell would start

@@ -63,6 +63,7 @@ CODES = {
     "E007": "xtuner's train script fails to import",
     "E008": "the installed xtuner is XTuner V1, which has no LoRA/QLoRA",
     "E009": "`xtuner chat --lagent` can't start: lagent fails to import, or SERPER_API_KEY is unset",
+    "E010": "a multi-node launch without PORT, ADDR or NODE_RANK: xtuner picks a random port per node (a hang)",
     "E011": "a package's version differs from xtuner's own pin (may work: a warning)",
     "E012": "the training stack could not be probed (the probe process died or hung)",
 }
