@@ -79,3 +79,11 @@ def test_a_multi_node_launch_without_port_is_a_warning(full_finetune_7b, monkeyp
     monkeypatch.setenv("PORT", "29500"), monkeypatch.setenv("ADDR", "10.0.0.1"), monkeypatch.setenv("NODE_RANK", "1")
     main(["validate", str(full_finetune_7b), "--format", "json"])
     assert "E010" not in {f["code"] for f in json.loads(capsys.readouterr().out)[0]["findings"]}
+
+
+def test_plan_launches_with_the_preset_it_is_given(full_finetune_7b, capsys):
+    assert main(["plan", str(full_finetune_7b), "--gpus", "8", "--deepspeed", "deepspeed_zero3"]) == 0
+    text = capsys.readouterr().out
+    assert "NPROC_PER_NODE=8 xtuner train" in text and "--deepspeed deepspeed_zero3" in text
+    assert main(["plan", str(full_finetune_7b), "--deepspeed", "none"]) == 0
+    assert "--deepspeed" not in capsys.readouterr().out.split("xtuner train", 1)[1].splitlines()[0]

@@ -54,18 +54,22 @@ def _uses_msagent_mapper(tree: ast.Module) -> bool:
                for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names)
 
 
-def launch_command(config, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None) -> tuple[str, str]:
+def launch_command(config, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None,
+                   deepspeed: str | None = "deepspeed_zero2") -> tuple[str, str]:
     """The one training command every command prints (``gen``'s next step, ``plan``), every path
     quoted for the shell, and where it runs.
 
         >>> launch_command("my cfg.py", work_dir="./work dirs/x")[0]
         "xtuner train 'my cfg.py' --deepspeed deepspeed_zero2 --work-dir './work dirs/x'"
     """
-    command = f"xtuner train {shlex.quote(str(config))} --deepspeed deepspeed_zero2"
+    command = f"xtuner train {shlex.quote(str(config))}"
+    if deepspeed:
+        command += f" --deepspeed {shlex.quote(deepspeed)}"
     if work_dir is not None:
         command += f" --work-dir {shlex.quote(str(work_dir))}"
     if gpus == 1 and nodes == 1:
-        return command, "one GPU (deepspeed_zero2, as the tutorial launches it)"
+        return command, ("one GPU (deepspeed_zero2, as the tutorial launches it)" if deepspeed == "deepspeed_zero2"
+                         else "one GPU")
     env = f"NPROC_PER_NODE={gpus}"
     if nodes > 1:
         env += f" NNODES={nodes} NODE_RANK=$NODE_RANK ADDR=$MASTER_ADDR PORT=29500"
@@ -75,8 +79,10 @@ def launch_command(config, *, gpus: int = 1, nodes: int = 1, work_dir: str | Non
     return f"{env} {command}", where
 
 
-def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None) -> Plan:
-    """The commands for ``config`` on ``nodes`` machines of ``gpus`` GPUs each."""
+def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None,
+              deepspeed: str | None = "deepspeed_zero2") -> Plan:
+    """The commands for ``config`` on ``nodes`` machines of ``gpus`` GPUs each, launched with ``deepspeed``
+    (a preset or JSON file; None: without DeepSpeed)."""
     from xtuner_recipes.validate import static
     from xtuner_recipes.validate.runner import validate_config
 
@@ -89,7 +95,10 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         raise RecipeError(f"{path}: cannot read the config: {error}",
                           hint=f"run `xtuner-recipes validate {path}`") from None
     settings = _settings(tree)
-    report = validate_config(str(path), level="full", gpus=gpus * nodes)
+    from xtuner_recipes.xtuner_info import deepspeed_stage
+
+    stage = deepspeed_stage(deepspeed) if deepspeed else 0  # an unknown preset fails here, as in xtuner
+    report = validate_config(str(path), level="full", gpus=gpus * nodes, zero_stage=stage)
     stats, notes = report.stats, []
     errors = [f for f in report.findings if f.severity == "error"]
     if errors:
@@ -111,7 +120,7 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         else:
             notes.append("the iteration count needs the data and tokenizer, which could not be read here: convert "
                          f"reads the last checkpoint's path from {last_file}, which training writes")
-    launch, where = launch_command(path, gpus=gpus, nodes=nodes, work_dir=work_dir)
+    launch, where = launch_command(path, gpus=gpus, nodes=nodes, work_dir=work_dir, deepspeed=deepspeed)
     model = settings.get("pretrained_model_name_or_path", "MODEL")
     template = static.template_name(tree)
     chat = f"xtuner chat {q(out + '/merged')}"

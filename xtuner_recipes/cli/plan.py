@@ -6,7 +6,8 @@ from xtuner_recipes.cli.common import EXIT_OK, add_command, print_json
 
 EXAMPLES = """  xtuner-recipes plan internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes plan my_config.py --gpus 8
-  xtuner-recipes plan my_config.py --gpus 8 --nodes 2 --json"""
+  xtuner-recipes plan my_config.py --gpus 8 --nodes 2 --json
+  xtuner-recipes plan my_config.py --gpus 8 --deepspeed deepspeed_zero3"""
 
 
 def add_parser(commands) -> None:
@@ -16,6 +17,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs per node (default: %(default)s)")
     parser.add_argument("--nodes", type=int, default=1, metavar="M", help="nodes (default: %(default)s)")
     parser.add_argument("--work-dir", metavar="DIR", help="xtuner train's --work-dir (default: ./work_dirs/NAME)")
+    parser.add_argument("--deepspeed", default="deepspeed_zero2", metavar="PRESET",
+                        help="xtuner train's --deepspeed, a preset or JSON file, or 'none' (default: %(default)s); "
+                             "the memory check uses its ZeRO stage")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -33,6 +37,7 @@ def render_text(plan) -> str:
 def run(args) -> int:
     from xtuner_recipes.plan import make_plan
 
-    plan = make_plan(args.config, gpus=args.gpus, nodes=args.nodes, work_dir=args.work_dir)
+    plan = make_plan(args.config, gpus=args.gpus, nodes=args.nodes, work_dir=args.work_dir,
+                     deepspeed=None if args.deepspeed == "none" else args.deepspeed)
     print_json(plan.to_json()) if args.json else print(render_text(plan))
     return EXIT_OK

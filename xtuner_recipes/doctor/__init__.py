@@ -59,13 +59,13 @@ def diagnose(needs: Needs, found: dict) -> list[Finding]:
     if found.get("failure"):
         findings.append(Finding("E012", "error", f"the training stack could not be probed: {found['failure']}"))
 
-    def broken(name: str, code: str, what: str, needed: bool = True, severity: str = "error"):
+    def broken(name: str, code: str, what: str, needed: bool = True):
         result = probes.get(name)
         if result is None or result.get("ok"):
             return
         state = "is not installed" if result.get("missing") else f"fails to import: {result.get('error')}"
         cause = why(name, result, versions)
-        findings.append(Finding(code, severity if needed else "warning",
+        findings.append(Finding(code, "error" if needed else "warning",
                                 f"{name} {state} ({what})" + (f". {cause}" if cause else ""),
                                 hint=fix_for(name, result, versions)))
 
@@ -116,8 +116,10 @@ def launch_environment(nodes: int, environ=os.environ) -> list[Finding]:
     missing = [name for name in ("PORT", "ADDR", "NODE_RANK") if not environ.get(name)]
     if nodes < 2 or not missing:
         return []
+    fallback = {"PORT": "a random PORT on each node", "ADDR": "ADDR 127.0.0.1 (each node itself)",
+                "NODE_RANK": "NODE_RANK 0 on every node"}
     return [Finding("E010", "warning", f"a launch over {nodes} nodes without {', '.join(missing)} set: xtuner then "
-                    "picks a random PORT on each node, ADDR 127.0.0.1 and NODE_RANK 0, and the nodes never meet",
+                    f"takes {', '.join(fallback[name] for name in missing)}, and the nodes never meet",
                     hint="on every node: NNODES=%d NODE_RANK=<0..%d> ADDR=<node 0's address> PORT=29500 "
                          "(`xtuner-recipes plan CONFIG --nodes %d` prints the commands)" % (nodes, nodes - 1, nodes))]
 

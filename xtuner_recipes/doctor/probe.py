@@ -7,7 +7,7 @@ whatever the libraries print goes to stderr. Nothing here reads a config or any 
 """
 
 import contextlib
-import importlib
+import importlib.util
 import json
 import os
 import sys
