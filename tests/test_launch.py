@@ -87,3 +87,15 @@ def test_plan_launches_with_the_preset_it_is_given(full_finetune_7b, capsys):
     assert "NPROC_PER_NODE=8 xtuner train" in text and "--deepspeed deepspeed_zero3" in text
     assert main(["plan", str(full_finetune_7b), "--deepspeed", "none"]) == 0
     assert "--deepspeed" not in capsys.readouterr().out.split("xtuner train", 1)[1].splitlines()[0]
+
+
+def test_plan_over_two_nodes_prints_one_command_a_node_with_the_same_address_and_port(full_finetune_7b, capsys):
+    assert main(["plan", str(full_finetune_7b), "--gpus", "8", "--nodes", "2", "--addr", "10.0.0.1", "--json"]) == 0
+    steps = json.loads(capsys.readouterr().out)["steps"]
+    trains = [s["command"] for s in steps if s["title"].startswith("train")]
+    assert len(trains) == 2
+    for rank, command in enumerate(trains):
+        assert f"NNODES=2 NODE_RANK={rank} ADDR=10.0.0.1 PORT=29500" in command and "--deepspeed deepspeed_zero2" in command
+    assert main(["plan", str(full_finetune_7b), "--gpus", "8", "--nodes", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "ADDR=NODE0_ADDRESS" in text and "replace NODE0_ADDRESS" in text

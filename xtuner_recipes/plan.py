@@ -72,15 +72,32 @@ def launch_command(config, *, gpus: int = 1, nodes: int = 1, work_dir: str | Non
                          else "one GPU")
     env = f"NPROC_PER_NODE={gpus}"
     if nodes > 1:
-        env += f" NNODES={nodes} NODE_RANK=$NODE_RANK ADDR=$MASTER_ADDR PORT=29500"
+        env += f" NNODES={nodes} NODE_RANK=$NODE_RANK ADDR=$MASTER_ADDR PORT={PORT}"
         where = f"on each of {nodes} nodes, NODE_RANK 0..{nodes - 1}, MASTER_ADDR = node 0's address"
     else:
         where = f"{gpus} GPUs of one machine"
     return f"{env} {command}", where
 
 
+PORT = 29500  # one fixed port: without PORT, xtuner picks a random one on each node (E010)
+NODE0 = "NODE0_ADDRESS"  # what `plan --nodes M` prints for ADDR unless --addr gives it
+
+
+def node_commands(config, *, gpus: int, nodes: int, work_dir: str | None, deepspeed: str | None,
+                  addr: str | None = None, port: int = PORT) -> list[str]:
+    """The command for each node of a multi-node launch: the same ADDR and PORT everywhere, its own NODE_RANK.
+
+        >>> node_commands("c.py", gpus=8, nodes=2, work_dir=None, deepspeed="deepspeed_zero2", addr="10.0.0.1")[1]
+        'NPROC_PER_NODE=8 NNODES=2 NODE_RANK=1 ADDR=10.0.0.1 PORT=29500 xtuner train c.py --deepspeed deepspeed_zero2'
+    """
+    command, _ = launch_command(config, work_dir=work_dir, deepspeed=deepspeed)
+    address = shlex.quote(addr) if addr else NODE0
+    return [f"NPROC_PER_NODE={gpus} NNODES={nodes} NODE_RANK={rank} ADDR={address} PORT={port} {command}"
+            for rank in range(nodes)]
+
+
 def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None,
-              deepspeed: str | None = "deepspeed_zero2") -> Plan:
+              deepspeed: str | None = "deepspeed_zero2", addr: str | None = None, port: int = PORT) -> Plan:
     """The commands for ``config`` on ``nodes`` machines of ``gpus`` GPUs each, launched with ``deepspeed``
     (a preset or JSON file; None: without DeepSpeed)."""
     from xtuner_recipes.validate import static
@@ -137,9 +154,19 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         iterations = "{} to {} iterations (packing follows a shuffle)".format(*stats["total_iters_range"])
     else:
         iterations = f"{stats['total_iters']} iterations" if "total_iters" in stats else "iterations unknown here"
+    batch = f", global batch {stats['global_batch']}" if "global_batch" in stats else ""
+    if nodes > 1:
+        trains = [Step(f"train, node {rank}", command, (f"on node 0, whose address ADDR is; {iterations}{batch}"
+                                                         if rank == 0 else f"on node {rank}"))
+                  for rank, command in enumerate(node_commands(path, gpus=gpus, nodes=nodes, work_dir=work_dir,
+                                                               deepspeed=deepspeed, addr=addr, port=port))]
+        if not addr:
+            notes.append(f"replace {NODE0} with node 0's address (or give --addr): every node must name the same "
+                         "ADDR and PORT, or the nodes never meet")
+    else:
+        trains = [Step("train", launch, f"{where}; {iterations}{batch}")]
     steps = [
-        Step("train", launch, f"{where}; {iterations}" + (f", global batch {stats['global_batch']}"
-                                                            if "global_batch" in stats else "")),
+        *trains,
         Step("checkpoint", checkpoint,
              "written by training (a folder of that name under DeepSpeed; pth_to_hf takes either)"),
         Step("convert", f"xtuner convert pth_to_hf {quoted} {checkpoint_arg} {q(out + '/hf_adapter')}",

@@ -6,7 +6,7 @@ from xtuner_recipes.cli.common import EXIT_OK, add_command, print_json
 
 EXAMPLES = """  xtuner-recipes plan internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes plan my_config.py --gpus 8
-  xtuner-recipes plan my_config.py --gpus 8 --nodes 2 --json
+  xtuner-recipes plan my_config.py --gpus 8 --nodes 2 --addr 10.0.0.1 --json
   xtuner-recipes plan my_config.py --gpus 8 --deepspeed deepspeed_zero3"""
 
 
@@ -20,6 +20,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--deepspeed", default="deepspeed_zero2", metavar="PRESET",
                         help="xtuner train's --deepspeed, a preset or JSON file, or 'none' (default: %(default)s); "
                              "the memory check uses its ZeRO stage")
+    parser.add_argument("--addr", metavar="HOST", help="with --nodes: node 0's address, the same ADDR on every node")
+    parser.add_argument("--port", type=int, default=29500, metavar="N",
+                        help="with --nodes: the rendezvous port, the same on every node (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -38,6 +41,6 @@ def run(args) -> int:
     from xtuner_recipes.plan import make_plan
 
     plan = make_plan(args.config, gpus=args.gpus, nodes=args.nodes, work_dir=args.work_dir,
-                     deepspeed=None if args.deepspeed == "none" else args.deepspeed)
+                     deepspeed=None if args.deepspeed == "none" else args.deepspeed, addr=args.addr, port=args.port)
     print_json(plan.to_json()) if args.json else print(render_text(plan))
     return EXIT_OK
