@@ -30,6 +30,7 @@ def render_text(reports, *, colour: bool = False) -> str:
             lines.append(f"  {where}: {_paint(f.severity, f.severity, colour)} {f.code}{key} {f.message}")
             if f.hint:
                 lines.append(f"      hint: {f.hint}")
+        lines += [f"  {line}" for line in summary(report.stats)]
         if report.stats:
             shown = {k: v for k, v in report.stats.items() if k != "data_files"}
             lines.append("  stats: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
@@ -38,6 +39,39 @@ def render_text(reports, *, colour: bool = False) -> str:
     lines.append(f"{len(reports)} config(s), {failed} failed: {counts['error']} error(s), "
                  f"{counts['warning']} warning(s), {counts['info']} note(s)")
     return "\n".join(lines) + "\n"
+
+
+CARDS_GB = (8, 12, 16, 24, 40, 48, 80, 141)  # the common cards' memory
+ACTIVATION_PARTS = ("activation_checkpoints", "layer_recompute", "logits_and_loss")
+
+
+def summary(stats: dict) -> list[str]:
+    """What a person wants first, in words: will it fit, how long a run is.
+
+        >>> summary({"estimated_peak_gib": 14.29, "estimated_memory_gib": {"weights": 6.3, "logits_and_loss": 2.8},
+        ...          "gpu_mem_gib": 24, "total_iters": 960, "iters_per_epoch": 320})
+        ['memory: 14.3 GiB peak estimated (2.8 GiB of it activations): fits a 24 GiB card; the smallest common card it fits is 16 GB', 'schedule: 960 iterations (320 an epoch)']
+    """
+    lines = []
+    peak = stats.get("estimated_peak_gib")
+    if isinstance(peak, int | float):
+        parts = stats.get("estimated_memory_gib") or {}
+        active = sum(v for k, v in parts.items() if k in ACTIVATION_PARTS)
+        line = f"memory: {peak:.1f} GiB peak estimated" + (f" ({active:.1f} GiB of it activations)" if active else "")
+        bound = stats.get("memory_bound")
+        if bound:
+            line += f" at {bound}"
+        card = stats.get("gpu_mem_gib")
+        if card:
+            line += f": {'fits' if peak <= card else 'does not fit'} a {card:g} GiB card"
+        smallest = next((size for size in CARDS_GB if peak <= size), None)
+        line += (f"; the smallest common card it fits is {smallest} GB" if smallest
+                 else f"; more than any single card of {CARDS_GB[-1]} GB: shard it (--deepspeed) over several GPUs")
+        lines.append(line)
+    if stats.get("total_iters"):
+        per_epoch = f" ({stats['iters_per_epoch']} an epoch)" if stats.get("iters_per_epoch") else ""
+        lines.append(f"schedule: {stats['total_iters']} iterations{per_epoch}")
+    return lines
 
 
 def render_json(reports) -> str:
