@@ -413,9 +413,18 @@ def test_concat_dataset_of_an_alpaca_copy_cfg_config_is_read_leaf_by_leaf(tmp_pa
     leaves = {leaf["key"]: leaf for leaf in report["stats"]["datasets"]}
     assert leaves["train_dataloader.dataset.datasets.0"]["usable_rows"] == 50
     assert leaves["train_dataloader.dataset.datasets.1"]["rows"] == 30
-    (bad,) = [f for f in report["findings"] if f["code"] == "D003"]
-    assert rc == 1 and bad["key"] == "train_dataloader.dataset.datasets.1.dataset" and bad["line"] == 5
-    assert "zh.jsonl:5" in bad["message"] and "alpaca_map_fn" in bad["hint"]
+    # datasets gives line 5 output_zh=None (the file's columns); alpaca_zh_map_fn maps it, and xtuner's
+    # template_map_fn then adds the template's suffix to None: TypeError, in the Chinese leaf only.
+    (bad,) = [f for f in report["findings"] if f["severity"] == "error"]
+    assert rc == 1 and bad["code"] == "T002" and bad["key"].startswith("train_dataloader.dataset.datasets.1.")
+    assert "NoneType" in bad["message"]
+    # the proof: xtuner's own functions on the row as datasets hands it over
+    from xtuner.dataset.map_fns import alpaca_zh_map_fn, template_map_fn_factory
+    from xtuner.utils import PROMPT_TEMPLATE
+
+    row = {"instruction_zh": None, "input_zh": None, "output_zh": None, **zh_rows[4]}
+    with pytest.raises(TypeError, match="NoneType"):
+        template_map_fn_factory(PROMPT_TEMPLATE.internlm_chat)(alpaca_zh_map_fn(row))
 
 
 def test_readme_lists_every_finding_code():

@@ -17,7 +17,7 @@ def conversation_or_none(record: dict, error: type[MapFnError] = MapFnError) -> 
     A conversation is a non-empty list of turns; a turn is an object whose
     ``output`` is a string and whose ``system`` and ``input``, if present, are strings.
     """
-    if "conversation" not in record:
+    if record.get("conversation") is None:  # absent, or None where the datasets library filled the column in
         return None
     turns = record["conversation"]
     if not isinstance(turns, list) or not turns:

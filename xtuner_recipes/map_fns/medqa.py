@@ -69,7 +69,9 @@ def medqa_map_fn(record: dict) -> dict:
     letter = record.get("answer_idx")
     if not isinstance(letter, str) or letter not in options:
         raise MedQAFormatError(f"'answer_idx' must be one of {', '.join(options)}, got {letter!r}")
-    answer = record.get("answer", options[letter])
+    answer = record.get("answer")
+    if answer is None:  # absent, or filled in with None by the datasets library: the option's text is the answer
+        answer = options[letter]
     if not isinstance(answer, str) or answer.strip() != options[letter].strip():
         raise MedQAFormatError(f"'answer' {answer!r} is not the text of option {letter} ({options[letter]!r})")
     lines = [question.strip(), ""] + [f"{key}. {text.strip()}" for key, text in options.items()]

@@ -140,7 +140,7 @@ def msagent_map_fn(record: dict) -> dict:
 
     Raises ``MSAgentFormatError`` for a row it can't read; nothing in a row is executed.
     """
-    if not isinstance(record, Mapping) or "conversations" not in record:
+    if not isinstance(record, Mapping) or record.get("conversations") is None:
         passed = passed_through(record, MSAgentFormatError)  # `xtuner-recipes prepare msagent` output
         if passed is None:
             raise MSAgentFormatError("a row must have 'conversations' (or be in conversation form)")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from xtuner_recipes.paths import looks_local
 from xtuner_recipes.rows import read_rows
+from xtuner_recipes.validate.columns import columns, with_columns
 from xtuner_recipes.validate.findings import Finding
 
 LISTED = 5  # failures shown one by one; the rest are counted
@@ -112,7 +113,10 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
                                        "or a folder where a file is expected): not read", key=key))
     missing += special
     bad_rows, failed, empty, chunk = _Kept(), _Kept(), 0, []
-    rows = (r for f in files if f not in missing for r in read_rows(Path(f).expanduser()))
+    readable = [f for f in files if f not in missing]
+    # One read for the columns datasets would make (with --sample, of the rows checked: a quick look)
+    keys = columns(readable, limit=sample) if map_fn is not None else []
+    rows = (r for f in readable for r in read_rows(Path(f).expanduser()))
     for index, row in enumerate(rows, start=1):
         result.rows += 1
         if progress is not None and result.rows % 500 == 0:
@@ -124,7 +128,7 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
             bad_rows.append((row, index, row.error))
             continue
         try:
-            mapped = map_fn(row.record) if map_fn is not None else row.record
+            mapped = map_fn(with_columns(row.record, keys)) if map_fn is not None else row.record
             conversation = mapped.get("conversation") if isinstance(mapped, dict) else None
         except Exception as error:  # noqa: BLE001 - the config's own map function failing on user data
             failed.append((row, index, f"{type(error).__name__}: {error}"))
