@@ -100,8 +100,8 @@ def run(args) -> int:
         print(f"not training: {args.config} has errors (exit {EXIT_FINDINGS})", file=sys.stderr)
         return EXIT_FINDINGS
     command = training_command(str(args.config), args.xtuner_args)
-    shape = f"; memory at ZeRO-{stage} on {gpus} GPU{'s' if gpus > 1 else ''}" if args.validate_level == "full" else ""
-    print(f"validated ({args.validate_level}{shape}); running: {shlex.join(command)}", file=sys.stderr, flush=True)
+    shape = f", memory at ZeRO-{stage} on {gpus} GPU{'s' if gpus > 1 else ''}" if args.validate_level == "full" else ""
+    print(f"validated ({args.validate_level}){shape}; running: {shlex.join(command)}", file=sys.stderr, flush=True)
     status = subprocess.run(command).returncode
     if status < 0:  # killed by a signal: the shell's convention
         print(f"training killed by signal {-status}", file=sys.stderr)
