@@ -287,6 +287,7 @@ def test_mistakes_planted_in_a_copy_cfg_config(tmp_path, tiny_model, cli):
     rc, (report,) = validate(cli, copied)
     found = {f["code"]: f for f in report["findings"]}
     assert rc == 1 and "S003" in found and ({"L001", "L002"} & set(found)), found
+    assert "C006" not in found  # the schedulers' misspelt import is L002's to report, not a refused schedule
     assert found["S003"]["key"] == "lr" and copied.read_text().splitlines()[found["S003"]["line"] - 1].startswith("lr")
     # The import fixed, the data and model mistakes show up in the same single run.
     copied.write_text(copied.read_text().replace("from mmengine.optimm import", "from mmengine.optim import"))

@@ -74,9 +74,15 @@ def check(ctx) -> tuple[list[Finding], dict]:
     loop = ctx.raw("train_cfg") or {}
     epoch_loop = epoch_based(loop)
     shape = dict(iters_per_epoch=ctx.iters_per_epoch, max_epochs=dict.get(loop, "max_epochs"), epoch_loop=epoch_loop)
+    # the common schedulers' spans without importing mmengine.optim; the rest built by mmengine
+    built = lr_spans.spans(schedulers, **shape)
+    resolved = ctx.get("param_scheduler") if built is None else None
+    if built is None and not resolved:
+        return [], {}  # its imports don't resolve: L002 said so
     try:
-        # the common schedulers' spans without importing mmengine.optim; the rest built by mmengine
-        built = lr_spans.spans(schedulers, **shape) or build(ctx.get("param_scheduler"), **shape)
+        built = built or build(resolved, **shape)
+    except ImportError:
+        return [], {}  # a scheduler's type is a lazy import that fails: L002 reports it
     except Exception as error:  # noqa: BLE001 - mmengine refusing the schedule: the user's config
         if ctx.warmup_reported:
             return [], {}  # C001 said it: the warmup rounds to zero iterations
