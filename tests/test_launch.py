@@ -70,6 +70,11 @@ def test_validate_reads_the_stage_of_the_launchs_deepspeed_preset(full_finetune_
 
 
 def test_a_multi_node_launch_without_port_is_a_warning(full_finetune_7b, monkeypatch, capsys):
+    import copy
+    import os
+
+    # what datasets' map(num_proc=...) leaves behind in a process: os.environ rebound to a copy of itself
+    monkeypatch.setattr(os, "environ", copy.deepcopy(os.environ))
     for name in ("PORT", "ADDR", "NODE_RANK"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NNODES", "2")

@@ -43,11 +43,13 @@ def add_parser(commands) -> None:
                         help="passed to xtuner train (e.g. --deepspeed deepspeed_zero2 --work-dir DIR)")
 
 
-def training_command(config: str, xtuner_args: list[str], environ=os.environ) -> list[str]:
+def training_command(config: str, xtuner_args: list[str], environ=None) -> list[str]:
     """The process xtuner's own ``xtuner train`` would start, without its exit-0 wrapper."""
     from xtuner_recipes.xtuner_info import source_dir
 
     script = str(source_dir() / "tools" / "train.py")
+    # os.environ read at the call: datasets' map(num_proc=…) rebinds os.environ to a copy of itself
+    environ = os.environ if environ is None else environ
     try:
         nnodes = int(environ.get("NNODES", 1))
         nproc = int(environ.get("NPROC_PER_NODE", 1))
@@ -63,7 +65,7 @@ def training_command(config: str, xtuner_args: list[str], environ=os.environ) ->
             script, config, *xtuner_args, "--launcher", "pytorch"]
 
 
-def launch_shape(xtuner_args: list[str], environ=os.environ) -> tuple[int, int]:
+def launch_shape(xtuner_args: list[str], environ=None) -> tuple[int, int]:
     """(ZeRO stage, GPUs in all) of the launch: ``--deepspeed`` as xtuner reads it, NPROC_PER_NODE x NNODES.
 
         >>> launch_shape(["--work-dir", "w"], {"NPROC_PER_NODE": "8"})
@@ -71,6 +73,7 @@ def launch_shape(xtuner_args: list[str], environ=os.environ) -> tuple[int, int]:
     """
     from xtuner_recipes.xtuner_info import deepspeed_stage
 
+    environ = os.environ if environ is None else environ  # at the call (see training_command)
     stage = 0
     for index, word in enumerate(xtuner_args):
         if word == "--deepspeed" and index + 1 < len(xtuner_args):

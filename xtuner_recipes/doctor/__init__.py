@@ -99,7 +99,7 @@ def diagnose(needs: Needs, found: dict) -> list[Finding]:
     return findings
 
 
-def launch_environment(nodes: int, environ=os.environ) -> list[Finding]:
+def launch_environment(nodes: int, environ=None) -> list[Finding]:
     """E010: a launch over several nodes needs the same PORT and ADDR on each node and its own NODE_RANK.
     xtuner's entry point picks a random PORT on each node when it is unset, uses 127.0.0.1 for ADDR and
     rank 0 for NODE_RANK: the nodes wait for each other until torchrun's rendezvous times out.
@@ -109,6 +109,8 @@ def launch_environment(nodes: int, environ=os.environ) -> list[Finding]:
         >>> launch_environment(2, {"NNODES": "2", "PORT": "29500", "ADDR": "10.0.0.1", "NODE_RANK": "1"})
         []
     """
+    # os.environ read at the call, not bound at import: datasets' map(num_proc=…) rebinds it to a copy
+    environ = os.environ if environ is None else environ
     try:
         nodes = max(nodes, int(environ.get("NNODES", 1)))
     except ValueError:
