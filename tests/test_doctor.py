@@ -85,6 +85,8 @@ def test_what_a_config_needs_is_read_from_its_source(tmp_path):
     plain = needs_of_source("model = dict(llm=dict(type='x'))\noptim_wrapper = dict(optimizer=dict(type=PagedAdamW32bit))"
                             "\nfrom bitsandbytes.optim import PagedAdamW32bit", Needs())
     assert not plain.quantization and not plain.lora and plain.paged_optimizer
+    off = needs_of_source("model = dict(llm=dict(type='x', quantization_config=None), lora=None)", Needs())
+    assert not off.quantization and not off.lora  # None is no quantization and no LoRA
 
 
 def test_doctor_on_a_config_it_cannot_read_is_a_usage_error(tmp_path, capsys):

@@ -35,9 +35,11 @@ def needs_of_source(source: str, launch: Needs, filename: str = "<config>") -> N
     sequence_parallel = (flat.get("sequence_parallel_size") or (1,))[0]
     return dataclasses.replace(
         launch,
-        quantization=any(key.startswith("model.llm.quantization_config") for key in flat)
-        or any(key.endswith("quantization_config") for key in flat) or "BitsAndBytesConfig" in names,
-        lora=any(key.startswith("model.lora") for key in flat) or "LoraConfig" in names,
+        # a setting under quantization_config / lora, not `quantization_config=None` (no quantization)
+        quantization=any("quantization_config" in key and value is not None for key, (value, _) in flat.items())
+        or "BitsAndBytesConfig" in names,
+        lora=any(key.startswith("model.lora") and value is not None for key, (value, _) in flat.items())
+        or "LoraConfig" in names,
         paged_optimizer=any(name.startswith(("PagedAdamW", "PagedLion", "AdamW8bit", "Adam8bit")) for name in names),
         lagent=_uses_msagent_mapper(tree),
         flash_attn=(flat.get("use_varlen_attn") or (False,))[0] is True
