@@ -5,7 +5,7 @@ A check is ``check(context) -> (findings, stats)``; ``runner.FULL_CHECKS`` lists
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Context:
     iters_per_epoch: int | None = None  # set by the schedule check
     total_iters: int | None = None
     warmup_reported: bool = False  # C001 raised: the schedulers' failure is already said
+    sample_lengths: object = None  # numpy int32: every kept sample's tokens after the cut, all datasets
+    tallies: list = field(default_factory=list)  # (dataset key, Tally) per counted dataset, for the report
 
     def get(self, key: str, default=None):
         """The setting at a dotted ``key``, building lazy values on the way; ``default`` when absent

@@ -51,6 +51,10 @@ def check(ctx) -> tuple[list[Finding], dict]:
     if found and not unread and all(_is_int(n) for n in longest):
         ctx.longest_sample = max(longest)
     ctx.padded_batches = any(not leaf.setting("pack_to_max_length") for leaf in found)
+    if found and not unread and len(ctx.tallies) == len(found):
+        import numpy as np
+
+        ctx.sample_lengths = np.concatenate([np.frombuffer(t.kept, dtype=np.int32) for _, t in ctx.tallies])
     return findings, stats
 
 
@@ -86,6 +90,7 @@ def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, tuple[int, int] | None,
         counted = None
         if tally is not None and scan.usable:
             counted = tally.finish(pack=pack, num_proc=_num_proc(leaf), shuffle=bool(leaf.setting("shuffle_before_pack")))
+            ctx.tallies.append((leaf.key, tally))
     except TokenizeError as error:  # the tokenizer (or xtuner's template) failing on the data: a finding
         findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
                                 key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path"))

@@ -68,6 +68,14 @@ def summary(stats: dict) -> list[str]:
         line += (f"; the smallest common card it fits is {smallest} GB" if smallest
                  else f"; more than any single card of {CARDS_GB[-1]} GB: shard it (--deepspeed) over several GPUs")
         lines.append(line)
+    if stats.get("train_hours") is not None:
+        hours = stats["train_hours"]
+        span = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+        lines.append(f"time: ~{span} of training iterations on one {stats['time_card']} "
+                     f"({stats['total_iters']} x {stats['seconds_per_iter']} s; model load, evaluation and "
+                     "checkpoints not included)")
+    elif str(stats.get("time_basis", "")).startswith("not estimated"):
+        lines.append(f"time: {stats['time_basis']}")
     if stats.get("total_iters"):
         per_epoch = f" ({stats['iters_per_epoch']} an epoch)" if stats.get("iters_per_epoch") else ""
         lines.append(f"schedule: {stats['total_iters']} iterations{per_epoch}")

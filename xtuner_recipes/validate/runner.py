@@ -19,10 +19,11 @@ LEVELS = ("static", "load", "full")
 def _full_checks():
     """The checks of a ``full`` run, in order; each is ``check(context) -> (findings, stats)``.
     Later checks read what earlier ones left on the context (the model's config.json, the samples)."""
-    from xtuner_recipes.validate import dataset, environment, lr_schedule, memory, model, preflight, schedule
+    from xtuner_recipes.validate import (dataset, environment, lr_schedule, memory, model, preflight, schedule,
+                                         timing)
 
     return (preflight.check, model.check, dataset.check, schedule.check, lr_schedule.check, memory.check_config,
-            environment.check)
+            timing.check, environment.check)
 
 
 def validate_config(path: str, *, level: str = "full", sample: int | None = None, gpus: int | None = None,

@@ -17,6 +17,7 @@ from xtuner_recipes.validate import encoding, packing
 from xtuner_recipes.validate.findings import Finding
 
 BATCH = 1000  # texts per request to the tokenizer
+EXAMPLES = 3  # samples kept whole, for the report to show through the template
 
 
 class TokenizeError(Exception):
@@ -32,6 +33,7 @@ class Tally:
         self.labelled = array("i")  # and of those, the tokens with a label
         self.texts_done = 0
         self.eos_missing = 0  # samples with a turn that needs the eos the tokenizer lacks
+        self.examples: list[tuple[list[dict], list]] = []  # the first samples: rendered turns, their token counts
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
         self._pending = None
 
@@ -66,6 +68,8 @@ class Tally:
         special = self.counting.special
         for turns, size in zip(rendered, sizes):
             shaped = encoding.turns_of(turns, counts[position:position + size])
+            if len(self.examples) < EXAMPLES:
+                self.examples.append((turns, shaped))
             if special.eos is None and any(turn.eos for turn in shaped):
                 self.eos_missing += 1
             shape = encoding.layout(shaped, bos=special.bos, eos=special.eos, max_length=self.max_length)
