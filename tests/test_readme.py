@@ -82,4 +82,5 @@ def test_every_example_runs_as_written(tutorial_folder):
                 assert result.returncode == 0, (line, result.stdout[-3000:], result.stderr[-3000:])
     assert any(line.startswith("xtuner-recipes smoke") for line in ran) and len(ran) >= 8
     assert (tutorial_folder / "medqa" / "manifest.json").is_file()
+    assert "<svg" in (tutorial_folder / "report.html").read_text(encoding="utf-8")
     assert (tutorial_folder / "msagent" / "train.jsonl").is_file()

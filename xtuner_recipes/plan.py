@@ -97,9 +97,10 @@ def node_commands(config, *, gpus: int, nodes: int, work_dir: str | None, deepsp
 
 
 def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None,
-              deepspeed: str | None = "deepspeed_zero2", addr: str | None = None, port: int = PORT) -> Plan:
+              deepspeed: str | None = "deepspeed_zero2", addr: str | None = None, port: int = PORT,
+              report=None) -> Plan:
     """The commands for ``config`` on ``nodes`` machines of ``gpus`` GPUs each, launched with ``deepspeed``
-    (a preset or JSON file; None: without DeepSpeed)."""
+    (a preset or JSON file; None: without DeepSpeed). ``report``: a full ``validate`` of it already made."""
     from xtuner_recipes.validate import static
     from xtuner_recipes.validate.runner import validate_config
 
@@ -115,7 +116,8 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
     from xtuner_recipes.xtuner_info import deepspeed_stage
 
     stage = deepspeed_stage(deepspeed) if deepspeed else 0  # an unknown preset fails here, as in xtuner
-    report = validate_config(str(path), level="full", gpus=gpus * nodes, zero_stage=stage)
+    if report is None:
+        report = validate_config(str(path), level="full", gpus=gpus * nodes, zero_stage=stage)
     stats, notes = report.stats, []
     errors = [f for f in report.findings if f.severity == "error"]
     if errors:

@@ -46,6 +46,8 @@ UNPACKED = [("msagent", 2048, "nf4", 8)]
 # Under DeepSpeed (issue #17), one GPU, as the tutorial launches: `xtuner train CFG --deepspeed PRESET`.
 DEEPSPEED = [("oasst1", 512, "nf4", "deepspeed_zero2"), ("oasst1", 2048, "nf4", "deepspeed_zero2"),
              ("oasst1", 512, "nf4", "deepspeed_zero3"), ("oasst1", 2048, "nf4", "deepspeed_zero3")]
+# The same on several GPUs of one host (torchrun, as `NPROC_PER_NODE=N xtuner train` launches it).
+DEEPSPEED_MULTI = [("oasst1", 2048, "nf4", "deepspeed_zero2"), ("oasst1", 2048, "nf4", "deepspeed_zero3")]
 WORDS = ("patient dose tablet fever infection pressure heart liver kidney therapy symptom daily weather city "
          "query model agent answer question because therefore however result value search tool call").split()
 
@@ -133,7 +135,7 @@ def make_config(recipe: str, max_length: int, quantization: str, batch_size: int
     return out
 
 
-def estimate_for(config: Path, zero_stage: int = 0) -> float:
+def estimate_for(config: Path, zero_stage: int = 0, gpus: int = 1) -> float:
     from mmengine.config import Config
 
     from xtuner_recipes.model_info import read_config
@@ -142,7 +144,7 @@ def estimate_for(config: Path, zero_stage: int = 0) -> float:
 
     cfg = Config.fromfile(str(config))
     get = lambda key: lookup(cfg, key)  # noqa: E731
-    run = run_from_config(get, max_length=get("max_length"), gpus=1, zero_stage=zero_stage)
+    run = run_from_config(get, max_length=get("max_length"), gpus=gpus, zero_stage=zero_stage)
     return estimate(Arch.from_config(read_config(str(MODEL))), run), run
 
 
@@ -171,18 +173,19 @@ def estimate_only(out: Path) -> None:
     print(json.dumps(rows, indent=1))
 
 
-def deepspeed_estimate_only(out: Path) -> None:
-    """Before the GPU run: the estimate of each DeepSpeed run, written to OUT/h200-deepspeed-estimate.json."""
+def deepspeed_estimate_only(out: Path, gpus: int = 1) -> None:
+    """Before the GPU run: the estimate of each DeepSpeed run, written to OUT/h200-deepspeed[-NGPU]-estimate.json."""
     from xtuner_recipes.xtuner_info import deepspeed_stage
 
     make_model(weights=False)
     rows = []
-    for recipe, length, quant, preset in DEEPSPEED:
-        estimate, run = estimate_for(make_config(recipe, length, quant), deepspeed_stage(preset))
-        rows.append({"recipe": recipe, "max_length": length, "quantization": quant, "deepspeed": preset, "gpus": 1,
+    for recipe, length, quant, preset in (DEEPSPEED if gpus == 1 else DEEPSPEED_MULTI):
+        estimate, run = estimate_for(make_config(recipe, length, quant), deepspeed_stage(preset), gpus)
+        rows.append({"recipe": recipe, "max_length": length, "quantization": quant, "deepspeed": preset, "gpus": gpus,
                      "date": datetime.date.today().isoformat(), "estimated_gib": estimate.peak_gib,
                      "estimated_allocated_gib": estimate.peak_allocated_gib, "estimate_parts_gib": estimate.parts})
-    (out / "h200-deepspeed-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+    name = "h200-deepspeed-estimate.json" if gpus == 1 else f"h200-deepspeed-{gpus}gpu-estimate.json"
+    (out / name).write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
 
 
@@ -199,9 +202,15 @@ def train_child(config: str, work_dir: str, result_path: str, deepspeed: str = "
     plan = {"config": config, "model_from": str(MODEL), "model": str(MODEL), "steps": int(steps), "device": "cuda"}
     _adapt_on_load(plan, notes)
     start = time.time()
-    if deepspeed:  # one process, no launcher: DeepSpeed's init reads the rendezvous from the environment
+    launcher = []
+    if "LOCAL_RANK" in os.environ:  # under torchrun (several GPUs): as `xtuner train` launches it
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        launcher = ["--launcher", "pytorch"]
+        result_path = f"{result_path}.{os.environ['RANK']}"
+    elif deepspeed:  # one process, no launcher: DeepSpeed's init reads the rendezvous from the environment
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511")
-    _run_tool("xtuner.tools.train", [config, "--work-dir", work_dir, *(["--deepspeed", deepspeed] if deepspeed else [])])
+    _run_tool("xtuner.tools.train", [config, "--work-dir", work_dir, *launcher,
+                                     *(["--deepspeed", deepspeed] if deepspeed else [])])
     Path(result_path).write_text(json.dumps({
         "max_memory_reserved": torch.cuda.max_memory_reserved(), "max_memory_allocated": torch.cuda.max_memory_allocated(),
         "seconds": time.time() - start, "notes": notes,
@@ -217,11 +226,11 @@ def logged(work_dir: Path, key: str) -> list[float]:
 
 
 def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_size: int = 1, pack: bool = True,
-            deepspeed: str = "") -> dict:
+            deepspeed: str = "", gpus: int = 1) -> dict:
     from xtuner_recipes.xtuner_info import deepspeed_stage
 
     config = make_config(recipe, max_length, quantization, batch_size, pack)
-    estimate, run = estimate_for(config, deepspeed_stage(deepspeed) if deepspeed else 0)
+    estimate, run = estimate_for(config, deepspeed_stage(deepspeed) if deepspeed else 0, gpus)
     # DeepSpeed's reserved peak rises until the second optimizer step (REFERENCE.md): run past it.
     if deepspeed:
         from mmengine.config import Config
@@ -230,18 +239,20 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_si
     else:
         steps = STEPS
     validated = None if pack else validated_estimate(config)  # unpacked: at the data's longest sample
-    name = config.stem + (f"_{deepspeed}" if deepspeed else "")
+    name = config.stem + (f"_{deepspeed}" if deepspeed else "") + (f"_{gpus}gpu" if gpus > 1 else "")
     work_dir = WORK / "runs" / name
     result_path = WORK / f"{name}.result.json"
     log = out / f"{name}.log"
     with open(log, "w") as handle:
-        status = subprocess.run([sys.executable, __file__, "--child", str(config), str(work_dir), str(result_path),
+        launch = [sys.executable] if gpus == 1 else [sys.executable, "-m", "torch.distributed.run",
+                                                     f"--nproc_per_node={gpus}", "--master_port=29523"]
+        status = subprocess.run([*launch, __file__, "--child", str(config), str(work_dir), str(result_path),
                                  deepspeed, str(steps)], stdout=handle, stderr=subprocess.STDOUT).returncode
     row = {"recipe": recipe, "max_length": max_length, "batch_size": run.batch_size, "quantization": quantization,
            "lora_r": run.lora_r, "estimated_gib": estimate.peak_gib, "estimate_parts_gib": estimate.parts,
            "date": datetime.date.today().isoformat(), "pack": pack,
            "cap_gib": float(os.environ.get("H200_CAP_GIB") or 0) or None,
-           "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"), "deepspeed": deepspeed or None}
+           "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"), "deepspeed": deepspeed or None, "gpus": gpus}
     if validated is not None:
         row.update(validated, estimated_gib=validated["estimated_peak_gib"],
                    estimate_parts_gib=validated["estimated_memory_gib"])
@@ -249,7 +260,12 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_si
     if status != 0:
         row["error"] = open(log).read().strip().splitlines()[-1]
         return row
-    peaks = json.loads(result_path.read_text())
+    if gpus > 1:  # each rank wrote its own: the run needs the largest
+        ranks = [json.loads(Path(f"{result_path}.{rank}").read_text()) for rank in range(gpus)]
+        peaks = max(ranks, key=lambda r: r["max_memory_reserved"]) | {"per_rank_reserved_gib": [
+            round(r["max_memory_reserved"] / 1024 ** 3, 3) for r in ranks]}
+    else:
+        peaks = json.loads(result_path.read_text())
     times = logged(work_dir, "time")
     # mmengine's logger resets the peak statistics at every log, so the process-wide
     # max_memory_allocated covers only the last iteration: take the per-iteration peaks it
@@ -263,6 +279,7 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_si
         "estimated_allocated_gib": estimate.peak_allocated_gib,
         "tokens_per_s": round(run.batch_size * max_length / steady, 1) if steady else None,
         "iterations": len(times), "train_seconds": round(peaks["seconds"], 1),
+        **({"per_rank_reserved_gib": peaks["per_rank_reserved_gib"]} if gpus > 1 else {}),
     })
     if validated is not None:
         row["tokens_per_s"] = None  # padded batches: tokens per second would count padding
@@ -281,24 +298,26 @@ def main() -> None:
                         help="no GPU: write the unpacked runs' estimates (commit them before the run)")
     parser.add_argument("--deepspeed", action="store_true",
                         help="the DeepSpeed runs (with --estimate-only: their estimates, committed before the run)")
+    parser.add_argument("--gpus", type=int, default=1, help="with --deepspeed: the runs on this many GPUs (torchrun)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
     if args.estimate_only:
-        deepspeed_estimate_only(args.out) if args.deepspeed else estimate_only(args.out)
+        deepspeed_estimate_only(args.out, args.gpus) if args.deepspeed else estimate_only(args.out)
         return
     make_model()
     results_path = args.out / "h200-memory.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else []
     runs = [(r, n, q, 1, True, "") for r, n, q in RUNS] + [(r, n, q, b, False, "") for r, n, q, b in UNPACKED]
     if args.deepspeed:
-        runs = [(r, n, q, 1, True, preset) for r, n, q, preset in DEEPSPEED]
+        runs = [(r, n, q, 1, True, preset) for r, n, q, preset in (DEEPSPEED if args.gpus == 1 else DEEPSPEED_MULTI)]
     for recipe, length, quant, batch, pack, preset in runs:
-        key = f"{recipe}:{length}:{quant}" + ("" if pack else f":b{batch}:unpacked") + (f":{preset}" if preset else "")
+        key = (f"{recipe}:{length}:{quant}" + ("" if pack else f":b{batch}:unpacked") + (f":{preset}" if preset else "")
+               + (f":{args.gpus}gpu" if args.gpus > 1 else ""))
         if args.only is None and not pack or args.only and recipe not in args.only and key not in args.only:
             continue
         start = time.time()
-        row = measure(recipe, length, quant, args.out, batch, pack, preset)
+        row = measure(recipe, length, quant, args.out, batch, pack, preset, args.gpus)
         results.append(row)
         results_path.write_text(json.dumps(results, indent=1))
         print(f"{key}: estimate {row['estimated_gib']} GiB, measured {row.get('measured_peak_gib')} GiB "

@@ -8,7 +8,8 @@ from xtuner_recipes.validate.runner import LEVELS
 EXAMPLES = """  xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes validate configs/*.py --level static --format json
   xtuner-recipes validate my.py --sample 1000 --gpus 8 --strict-env
-  xtuner-recipes validate my.py --gpu-mem 24   # will it fit on a 24 GiB card?"""
+  xtuner-recipes validate my.py --gpu-mem 24   # will it fit on a 24 GiB card?
+  xtuner-recipes validate my.py --report report.html   # memory, time, data and schedule, to open in a browser"""
 
 
 def add_parser(commands) -> None:
@@ -22,12 +23,16 @@ def add_parser(commands) -> None:
     parser.add_argument("--gpus", type=int, metavar="N", help="GPUs for the schedule (default: NPROC_PER_NODE x NNODES)")
     parser.add_argument("--gpu-mem", type=float, metavar="GIB",
                         help="check the memory estimate against a card of GIB GiB (default: this machine's GPU)")
+    parser.add_argument("--host-mem", type=float, metavar="GIB",
+                        help="check training's host-memory estimate against GIB (default: this machine's, if it has a GPU)")
     stage = parser.add_mutually_exclusive_group()
     stage.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3), default=0,
                        help="DeepSpeed ZeRO stage for the memory estimate (default: 0, none)")
     stage.add_argument("--deepspeed", metavar="PRESET",
                        help="the launch's --deepspeed (deepspeed_zero3, or a JSON file): its ZeRO stage, as xtuner reads it")
     parser.add_argument("--strict-env", action="store_true", help="machine findings (no GPU, ...) are errors")
+    parser.add_argument("--report", metavar="FILE", help="also write a one-file HTML report (one CONFIG only)")
+    parser.add_argument("--force", action="store_true", help="overwrite the --report FILE if it exists")
 
 
 def _progress(config: str):
@@ -51,11 +56,17 @@ def run(args) -> int:
         from xtuner_recipes.xtuner_info import deepspeed_stage
 
         args.zero_stage = deepspeed_stage(args.deepspeed)  # an unknown preset: a usage error, said by main
+    if args.report:
+        _refuse_report(args)
+    keep: dict = {}
     reports = [
         validate_config(path, level=args.level, sample=args.sample, gpus=args.gpus, strict_env=args.strict_env,
-                        progress=_progress(path), gpu_mem=args.gpu_mem, zero_stage=args.zero_stage)
+                        progress=_progress(path), gpu_mem=args.gpu_mem, zero_stage=args.zero_stage,
+                        keep=keep if args.report else None, host_mem=args.host_mem)
         for path in args.configs
     ]
+    if args.report:
+        _write_report(args, reports[0], keep.get("context"))
     if args.format == "json":
         sys.stdout.write(render_json(reports))
     else:
@@ -66,3 +77,36 @@ def run(args) -> int:
     if any(r.internal_error for r in reports):
         return EXIT_USAGE
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FINDINGS
+
+
+def _refuse_report(args) -> None:
+    """Before any work: one config, and no report file overwritten without --force."""
+    from pathlib import Path
+
+    from xtuner_recipes.errors import RecipeError
+    from xtuner_recipes.fileio import refuse_existing
+
+    if len(args.configs) != 1:
+        raise RecipeError(f"--report takes one CONFIG, got {len(args.configs)}",
+                          hint="run validate once per config, each with its own --report FILE")
+    refuse_existing(Path(args.report), force=args.force)
+
+
+def _write_report(args, report, context) -> None:
+    from pathlib import Path
+
+    from xtuner_recipes.errors import RecipeError
+    from xtuner_recipes.fileio import write_atomic
+    from xtuner_recipes.report import render
+
+    plan = None
+    if context is not None:
+        from xtuner_recipes.plan import make_plan
+
+        try:
+            plan = make_plan(report.config, gpus=args.gpus or 1, deepspeed=args.deepspeed or "deepspeed_zero2",
+                             report=report)
+        except RecipeError:
+            plan = None  # the page says there is no plan; validate's findings say why
+    write_atomic(Path(args.report), render(report, context, plan), force=args.force)
+    print(f"report: {args.report}", file=sys.stderr)

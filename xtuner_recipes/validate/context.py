@@ -16,6 +16,7 @@ class Options:
     progress: Callable[[str, int, int | None], None] | None = None
     gpu_mem: float | None = None
     zero_stage: int = 0
+    host_mem: float | None = None  # GiB of host memory to check training's estimate against
 
 
 @dataclass

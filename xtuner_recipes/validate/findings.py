@@ -54,6 +54,7 @@ CODES = {
     "G001": "the estimated peak GPU memory exceeds the card",
     "G002": "the data fits the card, but a batch of max_length tokens would not",
     "G003": "unpacked batches change shape every step: without expandable segments PyTorch's allocator fragments",
+    "G004": "training's estimated host memory (peak RSS) exceeds this machine's or --host-mem",
     "E001": "no CUDA GPU on this machine",
     "E002": "bitsandbytes fails to import (QLoRA and LoRA training need it)",
     "E003": "deepspeed is not installed, or fails to import",

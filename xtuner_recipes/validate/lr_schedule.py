@@ -34,8 +34,9 @@ def coverage(spans: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in gaps if a < b]
 
 
-def build(schedulers, *, iters_per_epoch: int, max_epochs, epoch_loop: bool):
-    """The schedulers as mmengine's Runner builds them for a loop of ``iters_per_epoch`` x ``max_epochs``."""
+def build(schedulers, *, iters_per_epoch: int, max_epochs, epoch_loop: bool, lr: float = 1.0):
+    """The schedulers as mmengine's Runner builds them for a loop of ``iters_per_epoch`` x ``max_epochs``,
+    on an optimizer whose learning rate starts at ``lr``."""
     import torch
     from mmengine.optim import OptimWrapper
     from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
@@ -46,10 +47,10 @@ def build(schedulers, *, iters_per_epoch: int, max_epochs, epoch_loop: bool):
     runner = types.SimpleNamespace(_train_loop=loop, max_epochs=loop._max_epochs, max_iters=loop._max_iters,
                                    train_dataloader=range(iters_per_epoch),
                                    logger=types.SimpleNamespace(debug=lambda *_, **__: None))
-    return Runner._build_param_scheduler(runner, copy.deepcopy(schedulers), OptimWrapper(_probe_optimizer(torch)))
+    return Runner._build_param_scheduler(runner, copy.deepcopy(schedulers), OptimWrapper(_probe_optimizer(torch, lr)))
 
 
-def _probe_optimizer(torch):
+def _probe_optimizer(torch, lr: float = 1.0):
     """A torch Optimizer holding one parameter group, for schedulers to read and write.
 
     ``torch.optim.Optimizer.__init__`` imports torch._dynamo on its first call (0.8 s here); the
@@ -57,8 +58,8 @@ def _probe_optimizer(torch):
 
     class Probe(torch.optim.Optimizer):
         def __init__(self):  # noqa: D107 - deliberately not Optimizer.__init__ (see above)
-            self.defaults = {"lr": 1.0, "momentum": 0.9}
-            self.param_groups = [{"params": [], "lr": 1.0, "momentum": 0.9}]
+            self.defaults = {"lr": lr, "momentum": 0.9}
+            self.param_groups = [{"params": [], "lr": lr, "momentum": 0.9}]
             self.state = {}
 
         def step(self, closure=None):

@@ -75,6 +75,11 @@ class Arch:
     def embedding_params(self) -> int:
         return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
 
+    @property
+    def total_params(self) -> int:
+        """Every linear and the embeddings (norms are a rounding error)."""
+        return self.layer_linear_params * self.layers + self.embedding_params
+
 
 @dataclasses.dataclass(frozen=True)
 class Run:
@@ -92,9 +97,10 @@ class Run:
 
 @dataclasses.dataclass(frozen=True)
 class Estimate:
-    parts: dict  # GiB per term
+    parts: dict  # GiB per term, of both moments that can be the peak
     peak_allocated_gib: float
     peak_gib: float  # reserved: what the card must hold
+    peak_parts: dict = dataclasses.field(default_factory=dict)  # GiB alive at the peak (+ allocator overhead)
 
 
 def estimate(arch: Arch, run: Run) -> Estimate:
@@ -133,6 +139,13 @@ def estimate(arch: Arch, run: Run) -> Estimate:
     at_loss = base + checkpoints + amp_copies + logits
     in_layers = base + checkpoints + trainable * 2 + layers_live + layer_weights
     peak = max(at_loss, in_layers)
+    base_parts = {"weights": weights, "lora_params": trainable_param_bytes, "gradients": grads,
+                  "optimizer_states": optimizer, "activation_checkpoints": checkpoints}
+    if at_loss >= in_layers:
+        at_peak = base_parts | {"amp_weight_copies": amp_copies, "logits_and_loss": logits}
+    else:
+        at_peak = base_parts | {"amp_weight_copies": trainable * 2, "layer_recompute": layers_live + layer_weights}
+    at_peak["allocator_overhead"] = peak * (ALLOCATOR_OVERHEAD - 1)
     parts = {
         "weights": weights, "lora_params": trainable_param_bytes, "gradients": grads, "optimizer_states": optimizer,
         "activation_checkpoints": checkpoints, "layer_recompute": layers_live + layer_weights,
@@ -142,6 +155,7 @@ def estimate(arch: Arch, run: Run) -> Estimate:
         parts={name: round(value / GIB, 3) for name, value in parts.items()},
         peak_allocated_gib=round(peak / GIB, 3),
         peak_gib=round(peak * ALLOCATOR_OVERHEAD / GIB, 3),
+        peak_parts={name: round(value / GIB, 3) for name, value in at_peak.items() if value},
     )
 
 
@@ -233,7 +247,8 @@ def check(config_json: dict | None, run: Run | None, *, gpu_mem: float | None, b
     if arch is None or run is None:
         return {}, []
     result = estimate(arch, run)
-    stats = {"estimated_peak_gib": result.peak_gib, "estimated_memory_gib": result.parts}
+    stats = {"estimated_peak_gib": result.peak_gib, "estimated_memory_gib": result.parts,
+             "estimated_peak_parts_gib": result.peak_parts}
     if bound:
         stats["memory_bound"] = bound
     card, source = (gpu_mem, "--gpu-mem") if gpu_mem else (card_gib(), "this machine's GPU")

@@ -48,14 +48,14 @@ ACTIVATION_PARTS = ("activation_checkpoints", "layer_recompute", "logits_and_los
 def summary(stats: dict) -> list[str]:
     """What a person wants first, in words: will it fit, how long a run is.
 
-        >>> summary({"estimated_peak_gib": 14.29, "estimated_memory_gib": {"weights": 6.3, "logits_and_loss": 2.8},
+        >>> summary({"estimated_peak_gib": 14.29, "estimated_peak_parts_gib": {"weights": 6.3, "logits_and_loss": 2.8},
         ...          "gpu_mem_gib": 24, "total_iters": 960, "iters_per_epoch": 320})
         ['memory: 14.3 GiB peak estimated (2.8 GiB of it activations): fits a 24 GiB card; the smallest common card it fits is 16 GB', 'schedule: 960 iterations (320 an epoch)']
     """
     lines = []
     peak = stats.get("estimated_peak_gib")
     if isinstance(peak, int | float):
-        parts = stats.get("estimated_memory_gib") or {}
+        parts = stats.get("estimated_peak_parts_gib") or {}  # the terms alive at the peak
         active = sum(v for k, v in parts.items() if k in ACTIVATION_PARTS)
         line = f"memory: {peak:.1f} GiB peak estimated" + (f" ({active:.1f} GiB of it activations)" if active else "")
         bound = stats.get("memory_bound")
@@ -68,6 +68,10 @@ def summary(stats: dict) -> list[str]:
         line += (f"; the smallest common card it fits is {smallest} GB" if smallest
                  else f"; more than any single card of {CARDS_GB[-1]} GB: shard it (--deepspeed) over several GPUs")
         lines.append(line)
+    host = stats.get("host_peak_gib")
+    if isinstance(host, dict) and host:
+        lines.append(f"host memory: {host['train']:.1f} GiB to train, {host['pth_to_hf']:.1f} GiB for pth_to_hf, "
+                     f"{host['merge']:.1f} GiB for merge ({host['merge_cpu']:.1f} GiB with --device cpu)")
     if stats.get("train_hours") is not None:
         hours = stats["train_hours"]
         span = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"

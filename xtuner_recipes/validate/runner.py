@@ -19,17 +19,19 @@ LEVELS = ("static", "load", "full")
 def _full_checks():
     """The checks of a ``full`` run, in order; each is ``check(context) -> (findings, stats)``.
     Later checks read what earlier ones left on the context (the model's config.json, the samples)."""
-    from xtuner_recipes.validate import (dataset, environment, lr_schedule, memory, model, preflight, schedule,
-                                         timing)
+    from xtuner_recipes.validate import (dataset, environment, host_memory, lr_schedule, memory, model, preflight,
+                                         schedule, timing)
 
     return (preflight.check, model.check, dataset.check, schedule.check, lr_schedule.check, memory.check_config,
-            timing.check, environment.check)
+            host_memory.check, timing.check, environment.check)
 
 
 def validate_config(path: str, *, level: str = "full", sample: int | None = None, gpus: int | None = None,
                     strict_env: bool = False, progress: Callable[[str, int, int | None], None] | None = None,
-                    gpu_mem: float | None = None, zero_stage: int = 0, tokenizer_process: bool = True) -> ConfigReport:
+                    gpu_mem: float | None = None, zero_stage: int = 0, tokenizer_process: bool = True,
+                    keep: dict | None = None, host_mem: float | None = None) -> ConfigReport:
     """Check ``path`` at ``level`` and return every finding (checks never stop at the first).
+    ``keep``: a dict that receives the full run's ``Context`` (the HTML report draws from it).
 
     A check that fails unexpectedly ends the run: ``report.internal_error`` says where, and the
     findings gathered so far are kept.
@@ -59,7 +61,9 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
             report.findings += load.required(config)
         if config is not None and level == "full":
             ctx = Context(str(path), config, tree, flat, Options(sample, gpus, strict_env, progress, gpu_mem,
-                                                                 zero_stage), early=early)
+                                                                 zero_stage, host_mem), early=early)
+            if keep is not None:
+                keep["context"] = ctx
             for check in _full_checks():
                 stage = check.__module__.rsplit(".", 1)[-1]
                 findings, stats = check(ctx)

@@ -1,0 +1,81 @@
+"""``validate CONFIG --report report.html``: one self-contained HTML page — the verdict, memory, time,
+data, schedule and the commands — with its charts inline as SVG (no network, no script).
+
+    >>> from xtuner_recipes.report import render  # doctest: +SKIP
+    >>> Path("report.html").write_text(render(report, context, plan))  # doctest: +SKIP
+"""
+
+import datetime
+from pathlib import Path
+
+from xtuner_recipes.report import charts, sections
+from xtuner_recipes.validate.findings import DATA_ROW_CODES
+from xtuner_recipes.validate.report import ACTIVATION_PARTS, CARDS_GB, summary
+
+TEMPLATE = Path(__file__).with_name("report.html.j2")
+
+
+def render(report, ctx=None, plan=None) -> str:
+    """The page for one ``ConfigReport``; ``ctx``: its full run's context (data, schedule), ``plan``: its commands."""
+    import jinja2
+
+    from xtuner_recipes import __version__
+
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                     lstrip_blocks=True)
+    template = environment.from_string(TEMPLATE.read_text(encoding="utf-8"))
+    return template.render(
+        config=report.config, ok=report.ok, internal_error=report.internal_error, summary=summary(report.stats),
+        findings=_findings(report), memory=_memory(report.stats), time=_time(report.stats),
+        data=_data(report.stats, ctx), schedule=_schedule(report.stats, ctx), plan=plan,
+        version=__version__, generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
+
+
+def _findings(report) -> list[dict]:
+    try:
+        source = Path(report.config).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        source = ""
+    return [{"finding": f, "lines": [] if f.code in DATA_ROW_CODES else sections.source_lines(source, f.line)}
+            for f in report.findings]
+
+
+def _memory(stats: dict) -> dict | None:
+    peak, parts = stats.get("estimated_peak_gib"), stats.get("estimated_peak_parts_gib")
+    if not isinstance(peak, int | float) or not parts:
+        return None
+    return {"peak": peak, "bound": stats.get("memory_bound"), "svg": charts.memory_svg(parts, peak, cards=CARDS_GB),
+            "activations": sum(v for k, v in parts.items() if k in ACTIVATION_PARTS),
+            "cards": [(card, peak <= card) for card in CARDS_GB], "at_max_length": stats.get("estimated_peak_gib_at_max_length")}
+
+
+def _time(stats: dict) -> dict:
+    return {key: stats.get(key) for key in ("seconds_per_iter", "train_hours", "time_card", "time_basis", "total_iters")}
+
+
+def _data(stats: dict, ctx) -> dict:
+    out = {"rows": stats.get("rows"), "usable": stats.get("usable_rows"), "samples": stats.get("samples"),
+           "packed": stats.get("samples_after_packing"), "packed_range": stats.get("samples_after_packing_range"),
+           "charts": [], "examples": []}
+    for key, tally in (ctx.tallies if ctx is not None else []):
+        if not len(tally.full):
+            continue
+        out["charts"].append({"key": key, "svg": charts.lengths_svg(tally.full, tally.kept, tally.labelled,
+                                                                  max_length=tally.max_length)})
+        special = tally.counting.special
+        for turns, shaped in tally.examples:
+            segments = sections.example_segments(turns, shaped, bos=special.bos or 0, eos=special.eos)
+            out["examples"].append({"key": key, "segments": [(s, s.cut(tally.max_length)) for s in segments]})
+    return out
+
+
+def _schedule(stats: dict, ctx) -> dict:
+    if ctx is None:
+        return {"svg": None, "why": "the config did not load"}
+    rates, why = sections.learning_rates(ctx)
+    if not rates:
+        return {"svg": None, "why": why}
+    saves, evaluations = sections.marks(ctx)
+    return {"svg": charts.schedule_svg(rates, warmup=stats.get("warmup_iters"), checkpoints=saves,
+                                       evaluations=evaluations), "why": None, "peak_lr": max(rates),
+            "final_lr": rates[-1], "iterations": len(rates)}

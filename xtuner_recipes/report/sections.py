@@ -1,0 +1,132 @@
+"""What each section of the HTML report shows, gathered from one ``validate`` run's context.
+
+Nothing here re-derives xtuner: the learning rate comes from mmengine's own scheduler objects
+stepped as its ``ParamSchedulerHook`` steps them; the samples are the ones the data check
+rendered through the config's template and counted with its tokenizer.
+"""
+
+from dataclasses import dataclass
+
+MAX_DRAWN_ITERS = 300_000  # stepping the schedulers costs ~20 µs an iteration
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    kind: str  # bos, input, output, eos, sep
+    trained: bool
+    start: int  # its first token's position in the sample
+    tokens: int
+
+    def cut(self, max_length: int) -> bool:
+        """Past ``max_length``: xtuner drops it."""
+        return self.start >= max_length
+
+
+def source_lines(source: str, line: int | None, around: int = 2) -> list[tuple[int, str]]:
+    """The config's lines ``line - around .. line + around``, numbered from 1.
+
+        >>> source_lines("a\\nb\\nc\\nd", 2, around=1)
+        [(1, 'a'), (2, 'b'), (3, 'c')]
+    """
+    if not line:
+        return []
+    lines = source.splitlines()
+    return [(n, lines[n - 1]) for n in range(max(1, line - around), min(len(lines), line + around) + 1)]
+
+
+def example_segments(turns: list[dict], shaped: list, *, bos: int, eos: int | None) -> list[Segment]:
+    """One sample as xtuner encodes it (``encoding.layout``'s order): bos before a turn that follows
+    an eos, the input, the output and its eos (trained unless ``output_with_loss`` is false), the
+    separator. ``tests/test_report.py`` holds the positions to ``encoding.layout``."""
+    segments, position, needs_bos = [], 0, True
+
+    def add(text, kind, tokens, trained):
+        nonlocal position
+        if tokens or text:
+            segments.append(Segment(text, kind, trained, position, tokens))
+        position += tokens
+
+    for turn, counts in zip(turns, shaped):
+        if needs_bos and bos:
+            add("<bos>", "bos", bos, False)
+        add(turn["input"], "input", counts.input, False)
+        add(turn["output"], "output", counts.output, counts.loss)
+        if counts.eos and eos:
+            add("<eos>", "eos", eos, counts.loss)
+        if counts.sep:
+            add(turn.get("sep", ""), "sep", counts.sep, False)
+        needs_bos = counts.eos
+    return segments
+
+
+def learning_rates(ctx) -> tuple[list[float], str | None]:
+    """The learning rate of every iteration, or ([], why not drawn)."""
+    from xtuner_recipes.validate import lr_schedule
+    from xtuner_recipes.validate.schedule import epoch_based
+
+    total, per_epoch = ctx.total_iters, ctx.iters_per_epoch
+    schedulers = ctx.get("param_scheduler")
+    lr = ctx.get("optim_wrapper.optimizer.lr")
+    if not total or not per_epoch or not schedulers or not isinstance(lr, int | float):
+        return [], "the schedule needs the data's sample count and a param_scheduler"
+    if total > MAX_DRAWN_ITERS:
+        return [], f"{total} iterations: more than {MAX_DRAWN_ITERS} are not drawn"
+    loop = ctx.raw("train_cfg") or {}
+    epoch_loop = epoch_based(loop)
+    try:
+        built = lr_schedule.build(schedulers, iters_per_epoch=per_epoch, max_epochs=dict.get(loop, "max_epochs"),
+                                  epoch_loop=epoch_loop, lr=float(lr))
+    except Exception as error:  # noqa: BLE001 - mmengine refusing it: C006 reports it
+        return [], f"mmengine refuses the schedule ({type(error).__name__})"
+    group = built[0].optimizer.param_groups[0] if built else None
+    if group is None:
+        return [], "no scheduler was built"
+    import types
+    import warnings
+
+    from mmengine.hooks import ParamSchedulerHook
+
+    # mmengine's own hook steps them, as in training: after every iteration, and after every epoch
+    # of an epoch-based loop (an iteration loop ends no epoch).
+    hook, runner = ParamSchedulerHook(), types.SimpleNamespace(param_schedulers=built)
+    rates = []
+    with warnings.catch_warnings():  # the probe optimizer never steps: torch's order warning is moot
+        warnings.filterwarnings("ignore", message="Detected call of `scheduler.step", category=UserWarning)
+        for iteration in range(total):
+            rates.append(group["lr"])
+            hook.after_train_iter(runner, iteration)
+            if epoch_loop and (iteration + 1) % per_epoch == 0:
+                hook.after_train_epoch(runner)
+    return rates, None
+
+
+def marks(ctx) -> tuple[list[int], list[int]]:
+    """Iterations where CheckpointHook saves and where the chat evaluation hook runs."""
+    total, per_epoch = ctx.total_iters or 0, ctx.iters_per_epoch or 1
+    checkpoint = ctx.get("default_hooks.checkpoint") or {}
+    interval = dict.get(checkpoint, "interval") if isinstance(checkpoint, dict) else None
+    saves = []
+    if isinstance(interval, int) and interval > 0:
+        by_epoch = dict.get(checkpoint, "by_epoch", True)
+        if by_epoch and not _epoch_loop(ctx):
+            return [], _evaluations(ctx, total)  # an iteration loop ends no epoch: nothing to mark
+        step = interval * per_epoch if by_epoch else interval
+        saves = list(range(step, total + 1, step))
+        if total and (not saves or saves[-1] != total):
+            saves.append(total)
+    return saves, _evaluations(ctx, total)
+
+
+def _evaluations(ctx, total: int) -> list[int]:
+    for hook in ctx.get("custom_hooks") or []:
+        every = dict.get(hook, "every_n_iters") if isinstance(hook, dict) else None
+        if isinstance(hook, dict) and "evaluation_inputs" in hook and isinstance(every, int) and every > 0:
+            return [0, *range(every, total + 1, every)]  # EvaluateChatHook also runs before training
+    return []
+
+
+def _epoch_loop(ctx) -> bool:
+    from xtuner_recipes.validate.schedule import epoch_based
+
+    return epoch_based(ctx.raw("train_cfg") or {})

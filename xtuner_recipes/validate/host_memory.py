@@ -1,0 +1,79 @@
+"""Peak host memory (RSS) of training and of each export step, per process, in GiB.
+
+What stays in host memory, by step (xtuner 0.2.0, transformers 4.48, peft 0.14):
+- every step: the process itself — Python, torch, CUDA's host-side libraries and context, xtuner's
+  imports (``BASE_GIB``, measured: the NF4 training process's peak less one checkpoint shard);
+- loading a model with 4-bit quantization, or with ``low_cpu_mem_usage`` onto a GPU (``merge``'s
+  default ``--device cuda``): one checkpoint shard at a time passes through host memory;
+- training without quantization: xtuner builds the model on the CPU and peft's
+  ``prepare_model_for_kbit_training`` casts every 16-bit parameter to fp32 there, before the
+  runner moves it to the GPU: 4 bytes a parameter, beside the shard being read;
+- ``pth_to_hf``: builds the config's model the same way (then loads the adapter's weights, which are
+  small); ``merge --device cpu``: the whole model in fp16 on the CPU.
+
+    >>> from xtuner_recipes.validate.memory import Arch
+    >>> arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
+    >>> peaks(arch, "nf4", shard_bytes=5e9)["train"]
+    5.91
+"""
+
+from pathlib import Path
+
+from xtuner_recipes.validate.findings import Finding
+
+GIB = 1024 ** 3
+BASE_GIB = 1.25  # H200, 2026-11-29: NF4 training peaked at 5.91 GiB with 4.66 GiB shards (BENCHMARKS.md)
+DEFAULT_SHARD = 5e9  # transformers' save_pretrained max_shard_size, when the weights aren't there to measure
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def largest_shard(model_dir: str | None) -> tuple[float, bool]:
+    """The largest checkpoint file's bytes in ``model_dir``, and whether it was measured (else assumed)."""
+    if model_dir:
+        sizes = [p.stat().st_size for p in Path(model_dir).expanduser().glob("*")
+                 if p.suffix in WEIGHT_SUFFIXES and p.is_file() and not p.name.startswith("training_args")]
+        if sizes:
+            return float(max(sizes)), True
+    return DEFAULT_SHARD, False
+
+
+def peaks(arch, quantization: str, *, shard_bytes: float) -> dict[str, float]:
+    """Peak RSS a step, GiB: ``train``, ``pth_to_hf``, ``merge`` (its default ``--device cuda``) and
+    ``merge_cpu`` (``--device cpu``)."""
+    params = arch.total_params
+    shard = shard_bytes / GIB
+    build = BASE_GIB + shard + (params * 4 / GIB if quantization == "none" else 0.0)
+    return {"train": round(build, 2), "pth_to_hf": round(build, 2), "merge": round(BASE_GIB + shard, 2),
+            "merge_cpu": round(BASE_GIB + params * 2 / GIB + shard, 2)}
+
+
+def machine_gib() -> float | None:
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check(ctx) -> tuple[list[Finding], dict]:
+    """``stats.host_peak_gib`` a step; G004 when training's exceeds this machine's memory (only on a
+    machine with a GPU, where training would run) or ``--host-mem``."""
+    from xtuner_recipes.validate.memory import Arch, card_gib, run_from_config
+
+    arch = Arch.from_config(ctx.model_config) if ctx.model_config else None
+    if arch is None:
+        return [], {}
+    run = run_from_config(ctx.raw, max_length=1, gpus=1, zero_stage=0)
+    model_dir = ctx.get("model.llm.pretrained_model_name_or_path") or ctx.get("pretrained_model_name_or_path")
+    shard, measured = largest_shard(model_dir if isinstance(model_dir, str) else None)
+    found = peaks(arch, run.quantization, shard_bytes=shard)
+    stats = {"host_peak_gib": found, "host_shard": f"{shard / GIB:.2f} GiB " + (
+        "(the model's largest checkpoint file)" if measured else "(assumed: transformers' 5 GB shards)")}
+    limit = ctx.options.host_mem or (machine_gib() if card_gib() else None)
+    if limit and found["train"] > limit:
+        return [Finding("G004", "warning", f"training is estimated to need {found['train']:.1f} GiB of host memory "
+                        f"(peak RSS), more than the {limit:.0f} GiB here: the process may be killed while the model "
+                        "loads", key="model.llm.quantization_config",
+                        hint="4-bit quantization loads one shard at a time; or a machine with more memory")], stats
+    return [], stats
