@@ -1,7 +1,7 @@
 """Open a page in a real headless browser (Debian's chromium) and say what it did.
 
-    >>> seen = open_page(Path("report.html"), screenshot=Path("report.png"))  # doctest: +SKIP
-    >>> seen.console, seen.requests  # both empty for a self-contained page  # doctest: +SKIP
+``open_page(Path("report.html"), screenshot=Path("report.png"))`` returns what it saw: the DOM
+after load, the console messages and the page's own requests (both empty for a self-contained page).
 
 The page's own network requests are read from chromium's net log (``--log-net-log``): those
 whose network isolation key is the page's ``file://`` site. Chromium's background traffic

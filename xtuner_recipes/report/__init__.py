@@ -1,8 +1,8 @@
 """``validate CONFIG --report report.html``: one self-contained HTML page — the verdict, memory, time,
 data, schedule and the commands — with its charts inline as SVG (no network, no script).
 
-    >>> from xtuner_recipes.report import render  # doctest: +SKIP
-    >>> Path("report.html").write_text(render(report, context, plan))  # doctest: +SKIP
+Called by ``validate --report``: ``render(report, context, plan)`` with the ``ConfigReport``, the
+``Context`` that ``validate_config(..., keep=kept)`` left in ``kept["context"]``, and ``make_plan``'s plan.
 """
 
 import datetime
