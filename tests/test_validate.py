@@ -101,6 +101,7 @@ def test_planted_mistake_is_reported(fixture, tmp_path, tiny_model, cli):
     case = json.loads(fixture.read_text())
     config = plant(case, tmp_path, tiny_model, cli)
     extra = ["--gpu-mem", str(case["gpu_mem"])] if "gpu_mem" in case else []
+    extra += ["--host-mem", str(case["host_mem"])] if "host_mem" in case else []
     rc, (report,) = validate(cli, config, *extra)
     expect = case["expect"]
     found = [f for f in report["findings"] if f["code"] == expect["code"]]

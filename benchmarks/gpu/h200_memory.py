@@ -48,6 +48,10 @@ DEEPSPEED = [("oasst1", 512, "nf4", "deepspeed_zero2"), ("oasst1", 2048, "nf4", 
              ("oasst1", 512, "nf4", "deepspeed_zero3"), ("oasst1", 2048, "nf4", "deepspeed_zero3")]
 # The same on several GPUs of one host (torchrun, as `NPROC_PER_NODE=N xtuner train` launches it).
 DEEPSPEED_MULTI = [("oasst1", 2048, "nf4", "deepspeed_zero2"), ("oasst1", 2048, "nf4", "deepspeed_zero3")]
+# The check of memory_deepspeed.py (built from the rows above): shapes it was not built from, 1 and 2 GPUs.
+DEEPSPEED_CHECK = [("medqa", 1024, "nf4", "deepspeed_zero2", 1), ("oasst1", 1024, "nf4", "deepspeed_zero3", 1),
+                   ("oasst1", 1024, "none", "deepspeed_zero2", 1), ("oasst1", 2048, "nf4", "deepspeed_zero3", 2),
+                   ("medqa", 2048, "nf4", "deepspeed_zero2", 2)]
 WORDS = ("patient dose tablet fever infection pressure heart liver kidney therapy symptom daily weather city "
          "query model agent answer question because therefore however result value search tool call").split()
 
@@ -173,18 +177,27 @@ def estimate_only(out: Path) -> None:
     print(json.dumps(rows, indent=1))
 
 
-def deepspeed_estimate_only(out: Path, gpus: int = 1) -> None:
-    """Before the GPU run: the estimate of each DeepSpeed run, written to OUT/h200-deepspeed[-NGPU]-estimate.json."""
+def deepspeed_runs(gpus: int, check: bool) -> list[tuple]:
+    """(recipe, max_length, quantization, preset, gpus) of the DeepSpeed runs asked for."""
+    if check:
+        return DEEPSPEED_CHECK
+    return [(*run, gpus) for run in (DEEPSPEED if gpus == 1 else DEEPSPEED_MULTI)]
+
+
+def deepspeed_estimate_only(out: Path, gpus: int = 1, check: bool = False) -> None:
+    """Before the GPU run: the estimate of each DeepSpeed run, written to
+    OUT/h200-deepspeed[-NGPU|-check]-estimate.json."""
     from xtuner_recipes.xtuner_info import deepspeed_stage
 
     make_model(weights=False)
     rows = []
-    for recipe, length, quant, preset in (DEEPSPEED if gpus == 1 else DEEPSPEED_MULTI):
+    for recipe, length, quant, preset, gpus in deepspeed_runs(gpus, check):
         estimate, run = estimate_for(make_config(recipe, length, quant), deepspeed_stage(preset), gpus)
         rows.append({"recipe": recipe, "max_length": length, "quantization": quant, "deepspeed": preset, "gpus": gpus,
                      "date": datetime.date.today().isoformat(), "estimated_gib": estimate.peak_gib,
                      "estimated_allocated_gib": estimate.peak_allocated_gib, "estimate_parts_gib": estimate.parts})
-    name = "h200-deepspeed-estimate.json" if gpus == 1 else f"h200-deepspeed-{gpus}gpu-estimate.json"
+    name = ("h200-deepspeed-check-estimate.json" if check else "h200-deepspeed-estimate.json" if gpus == 1
+            else f"h200-deepspeed-{gpus}gpu-estimate.json")
     (out / name).write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
 
@@ -299,25 +312,30 @@ def main() -> None:
     parser.add_argument("--deepspeed", action="store_true",
                         help="the DeepSpeed runs (with --estimate-only: their estimates, committed before the run)")
     parser.add_argument("--gpus", type=int, default=1, help="with --deepspeed: the runs on this many GPUs (torchrun)")
+    parser.add_argument("--check", action="store_true",
+                        help="with --deepspeed: the check runs of memory_deepspeed.py (1 and 2 GPUs)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
     if args.estimate_only:
-        deepspeed_estimate_only(args.out, args.gpus) if args.deepspeed else estimate_only(args.out)
+        deepspeed_estimate_only(args.out, args.gpus, args.check) if args.deepspeed else estimate_only(args.out)
         return
     make_model()
     results_path = args.out / "h200-memory.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else []
-    runs = [(r, n, q, 1, True, "") for r, n, q in RUNS] + [(r, n, q, b, False, "") for r, n, q, b in UNPACKED]
+    runs = [(r, n, q, 1, True, "", 1) for r, n, q in RUNS] + [(r, n, q, b, False, "", 1) for r, n, q, b in UNPACKED]
     if args.deepspeed:
-        runs = [(r, n, q, 1, True, preset) for r, n, q, preset in (DEEPSPEED if args.gpus == 1 else DEEPSPEED_MULTI)]
-    for recipe, length, quant, batch, pack, preset in runs:
+        import torch
+
+        runs = [(r, n, q, 1, True, preset, g) for r, n, q, preset, g in deepspeed_runs(args.gpus, args.check)
+                if g <= torch.cuda.device_count()]
+    for recipe, length, quant, batch, pack, preset, gpus in runs:
         key = (f"{recipe}:{length}:{quant}" + ("" if pack else f":b{batch}:unpacked") + (f":{preset}" if preset else "")
-               + (f":{args.gpus}gpu" if args.gpus > 1 else ""))
+               + (f":{gpus}gpu" if gpus > 1 else ""))
         if args.only is None and not pack or args.only and recipe not in args.only and key not in args.only:
             continue
         start = time.time()
-        row = measure(recipe, length, quant, args.out, batch, pack, preset, args.gpus)
+        row = measure(recipe, length, quant, args.out, batch, pack, preset, gpus)
         results.append(row)
         results_path.write_text(json.dumps(results, indent=1))
         print(f"{key}: estimate {row['estimated_gib']} GiB, measured {row.get('measured_peak_gib')} GiB "

@@ -112,16 +112,12 @@ def estimate(arch: Arch, run: Run) -> Estimate:
     # is not 4-bit to fp32 — embeddings and lm_head always, the whole model without quantization.
     if run.lora_r is None:
         trainable = linear + arch.embedding_params
-        frozen_bytes = 0.0
         weights = trainable * 2  # full fine-tuning keeps the load dtype; AMP master copies not modelled
     else:
         trainable = sum(run.lora_r * (a + b) for a, b in arch.linear_shapes().values()) * arch.layers
         weights = linear * weight_bytes + arch.embedding_params * 4
-        frozen_bytes = weights
     shards = run.gpus if run.zero_stage else 1
     trainable_param_bytes = trainable * 4 / (shards if run.zero_stage >= 3 else 1)
-    if run.zero_stage >= 3 and run.quantization == "none" and run.lora_r is not None:
-        weights = frozen_bytes / shards  # ZeRO-3 shards a frozen fp32 base; it does not shard 4-bit weights
     grads = trainable * 4 / (shards if run.zero_stage >= 2 else 1)
     optimizer = trainable * run.optimizer_state_bytes / (shards if run.zero_stage >= 1 else 1)
     # AMP (fp16 autocast) keeps an fp16 copy of each trainable weight for the step's backward,
@@ -135,26 +131,31 @@ def estimate(arch: Arch, run: Run) -> Estimate:
     # largest weight bitsandbytes dequantizes at a time.
     h, i = arch.hidden, arch.intermediate
     layer_weights = arch.layer_linear_params * 2 if run.quantization == "none" else h * i * 2
-    base = weights + trainable_param_bytes + grads + optimizer
-    at_loss = base + checkpoints + amp_copies + logits
-    in_layers = base + checkpoints + trainable * 2 + layers_live + layer_weights
-    peak = max(at_loss, in_layers)
-    base_parts = {"weights": weights, "lora_params": trainable_param_bytes, "gradients": grads,
-                  "optimizer_states": optimizer, "activation_checkpoints": checkpoints}
-    if at_loss >= in_layers:
-        at_peak = base_parts | {"amp_weight_copies": amp_copies, "logits_and_loss": logits}
-    else:
-        at_peak = base_parts | {"amp_weight_copies": trainable * 2, "layer_recompute": layers_live + layer_weights}
-    at_peak["allocator_overhead"] = peak * (ALLOCATOR_OVERHEAD - 1)
-    parts = {
-        "weights": weights, "lora_params": trainable_param_bytes, "gradients": grads, "optimizer_states": optimizer,
-        "activation_checkpoints": checkpoints, "layer_recompute": layers_live + layer_weights,
-        "amp_weight_copies": amp_copies, "logits_and_loss": logits,
-    }
+    if run.zero_stage >= 1 and run.lora_r is not None:
+        from xtuner_recipes.validate import memory_deepspeed
+
+        at_loss_parts, in_layer_parts, parts = memory_deepspeed.estimate(
+            arch, run, weight_bytes=weight_bytes, tokens=tokens, trainable=trainable, layers_live=layers_live,
+            layer_weights=layer_weights, logits=logits)
+        return _finish(parts, at_loss_parts, in_layer_parts, memory_deepspeed.ALLOCATOR_OVERHEAD)
+    base = {"weights": weights, "lora_params": trainable_param_bytes, "gradients": grads, "optimizer_states": optimizer,
+            "activation_checkpoints": checkpoints}
+    at_loss = base | {"amp_weight_copies": amp_copies, "logits_and_loss": logits}
+    in_layers = base | {"amp_weight_copies": trainable * 2, "layer_recompute": layers_live + layer_weights}
+    parts = base | {"layer_recompute": layers_live + layer_weights, "amp_weight_copies": amp_copies,
+                    "logits_and_loss": logits}
+    return _finish(parts, at_loss, in_layers, ALLOCATOR_OVERHEAD)
+
+
+def _finish(parts: dict, at_loss: dict, in_layers: dict, overhead: float) -> Estimate:
+    """The larger of the two moments is the peak; reserved = allocated x the allocator's overhead."""
+    peak_parts = max(at_loss, in_layers, key=lambda moment: sum(moment.values()))
+    peak = sum(peak_parts.values())
+    at_peak = dict(peak_parts, allocator_overhead=peak * (overhead - 1))
     return Estimate(
         parts={name: round(value / GIB, 3) for name, value in parts.items()},
         peak_allocated_gib=round(peak / GIB, 3),
-        peak_gib=round(peak * ALLOCATOR_OVERHEAD / GIB, 3),
+        peak_gib=round(peak * overhead / GIB, 3),
         peak_parts={name: round(value / GIB, 3) for name, value in at_peak.items() if value},
     )
 

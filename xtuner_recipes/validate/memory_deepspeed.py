@@ -1,0 +1,45 @@
+"""Peak GPU memory of a LoRA/QLoRA run under DeepSpeed ZeRO, as xtuner 0.2.0 launches it with its presets.
+
+What changes against plain AMP (``memory.estimate``), from DeepSpeed 0.16's engine and ZeRO optimizers:
+- the engine casts the whole module to 16 bits (xtuner's presets: bf16 or fp16 "auto"): embeddings,
+  lm_head and the LoRA weights are 2 bytes, not the fp32 peft's ``prepare_model_for_kbit_training``
+  left; there is no autocast, so no fp16 copies, and the residual stream saved at each checkpointed
+  layer is 2 bytes a unit;
+- the optimizer keeps an fp32 master copy of the trainable weights beside AdamW's two states, each
+  sharded over the GPUs (stage ≥ 1); fp32 gradients exist only at the step;
+- gradient buckets of DeepSpeed's default ``reduce_bucket_size`` (5e8 elements, 16-bit): two with
+  ``overlap_comm`` (every xtuner preset sets it) at stages 1–2, one at stage 3;
+- ZeRO-3 shards every weight over the GPUs — 4-bit ones too: xtuner's ``_prepare_for_qlora_zero3``
+  stores them in 16-bit containers (``bnb_4bit_quant_storage``) so that ZeRO-3 can — and gathers one
+  layer's weights at a time to run it.
+
+Offload presets (optimizer states on the CPU) are not modelled: their GPU figure is this one's upper bound.
+The H200 rows it was built from and the check of it are in BENCHMARKS.md.
+"""
+
+BUCKET_ELEMENTS = 5e8
+HALF = 2
+ALLOCATOR_OVERHEAD = 1.14  # reserved / allocated under DeepSpeed: 1.09–1.19 over five H200 runs
+
+
+def estimate(arch, run, *, weight_bytes: float, tokens: int, trainable: int, layers_live: float,
+             layer_weights: float, logits: float):
+    """``(parts_at_loss, parts_in_layers, all_parts)`` in bytes, for ``memory.estimate`` to finish."""
+    shards = run.gpus
+    linear = arch.layer_linear_params * arch.layers
+    quantized = run.quantization in ("nf4", "int8")
+    per_weight = weight_bytes if quantized else HALF
+    if run.zero_stage >= 3:
+        weights = (linear * per_weight + arch.embedding_params * HALF) / shards + arch.layer_linear_params * per_weight
+    else:
+        weights = linear * per_weight + arch.embedding_params * HALF
+    lora = trainable * HALF / (shards if run.zero_stage >= 3 else 1)
+    master = trainable * 4 / shards
+    optimizer = trainable * run.optimizer_state_bytes / shards
+    buckets = BUCKET_ELEMENTS * HALF * (1 if run.zero_stage >= 3 else 2)
+    checkpoints = arch.layers * tokens * arch.hidden * HALF if run.activation_checkpointing else 0
+    base = {"weights": weights, "lora_params": lora, "master_weights": master, "optimizer_states": optimizer,
+            "gradient_buckets": buckets, "activation_checkpoints": checkpoints}
+    at_loss = base | {"logits_and_loss": logits}
+    in_layers = base | {"layer_recompute": layers_live + layer_weights}
+    return at_loss, in_layers, base | {"logits_and_loss": logits, "layer_recompute": layers_live + layer_weights}
