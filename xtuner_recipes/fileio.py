@@ -1,6 +1,6 @@
 """Atomic writes that never overwrite without being told to.
 
-    >>> write_atomic(Path("out.py"), "x = 1\\n", force=False)  # doctest: +SKIP
+For example ``write_atomic(Path("out.py"), "x = 1\\n", force=False)`` writes ``out.py`` unless it exists.
 """
 
 import glob

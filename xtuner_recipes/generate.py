@@ -1,8 +1,7 @@
 """The library call behind ``gen``: a recipe, a model and data in; config source out.
 
-    >>> result = generate("medqa", "./internlm-chat-7b", data="./medqa/train.jsonl")  # doctest: +SKIP
-    >>> result.output.name  # doctest: +SKIP
-    'internlm_chat_7b_qlora_medqa_e3.py'
+``generate("medqa", "./internlm-chat-7b", data="./medqa/train.jsonl").output.name`` is
+``internlm_chat_7b_qlora_medqa_e3.py``.
 """
 
 import difflib

@@ -3,9 +3,8 @@
 The checkpoint name comes from the validator's schedule arithmetic (``--level full``);
 when the data can't be read here, the plan says so and leaves ``iter_<N>`` to fill in.
 
-    >>> plan = make_plan("internlm_chat_7b_qlora_medqa_e3.py", gpus=8)  # doctest: +SKIP
-    >>> plan.steps[0].command  # doctest: +SKIP
-    'NPROC_PER_NODE=8 xtuner train internlm_chat_7b_qlora_medqa_e3.py --deepspeed deepspeed_zero2'
+``make_plan("internlm_chat_7b_qlora_medqa_e3.py", gpus=8).steps[0].command`` is
+``NPROC_PER_NODE=8 xtuner train internlm_chat_7b_qlora_medqa_e3.py --deepspeed deepspeed_zero2``.
 """
 
 import ast

@@ -5,8 +5,8 @@ The format follows the content: a ``.jsonl`` holding a JSON array (the tutorial'
 script writes one) is read as an array. Rows are parsed with ``json``, never evaluated;
 a bad row is a ``Row`` with ``error`` set, and reading goes on.
 
-    >>> [row.where for row in read_rows("train.jsonl")]  # doctest: +SKIP
-    ['train.jsonl:1', 'train.jsonl:2']
+For example ``[row.where for row in read_rows("train.jsonl")]`` is ``['train.jsonl:1', 'train.jsonl:2']``
+for a file of two rows.
 """
 
 import bz2

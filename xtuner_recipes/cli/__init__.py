@@ -2,8 +2,7 @@
 
 Exit status: 0 done (warnings allowed), 1 findings of error severity, 2 usage or internal failure.
 
-    >>> main(["list"])  # doctest: +SKIP
-    0
+``main(["list"])`` prints the recipes and returns 0.
 """
 
 import argparse

@@ -1,8 +1,7 @@
 """Check an xtuner config before any model loads: ``validate_config(path, level="full")``.
 
-    >>> report = validate_config("my_config.py", level="static")  # doctest: +SKIP
-    >>> report.ok, [f.code for f in report.findings]  # doctest: +SKIP
-    (False, ['S003'])
+``validate_config("my_config.py", level="static")`` returns a ``ConfigReport``: ``report.ok`` is False when a
+finding is an error, and ``[f.code for f in report.findings]`` lists them (``['S003']``).
 """
 
 from xtuner_recipes.validate.findings import CODES, ConfigReport, Finding

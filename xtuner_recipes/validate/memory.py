@@ -6,7 +6,7 @@ assumptions written next to each term. The H200 section of BENCHMARKS.md compare
 ``torch.cuda.max_memory_reserved`` (11 runs, all within 5.3%).
 
     >>> arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
-    >>> round(estimate(arch, Run(max_length=2048)).peak_gib, 1)  # doctest: +SKIP
+    >>> round(estimate(arch, Run(max_length=2048)).peak_gib, 1)
     14.3
 """
 

@@ -5,8 +5,8 @@ keeps, the length after the cut and the labelled tokens), so memory grows by 12 
 not by the rows. Counting runs on a worker thread while the next chunk is read and mapped: the
 tokenizer (Rust, or the child process of ``tokenizer_process``) works without the GIL.
 
-    >>> tally = Tally(counting, template, max_length=2048)  # doctest: +SKIP
-    >>> tally.add([row["conversation"] for row in rows]); stats, findings, samples = tally.finish(pack=True)  # doctest: +SKIP
+Used as ``tally = Tally(counting, template, max_length=2048)``, then ``tally.add(conversations)`` per
+chunk, and ``stats, findings, samples = tally.finish(pack=True)`` at the end.
 """
 
 from array import array

@@ -9,9 +9,8 @@ Protocol, one JSON document per line: the child first answers ``{"ready": true, 
 ``{"error": reason}``; then each request ``["text", ...]`` gets back ``[count, ...]``.
 The child's own stdout goes to its stderr, so a chatty tokenizer can't break the protocol.
 
-    >>> counter = TokenizerProcess("./tiny-model")  # doctest: +SKIP
-    >>> counter.error(), counter.count(["hello world"])  # doctest: +SKIP
-    (None, [2])
+With ``counter = TokenizerProcess("./tiny-model")``, ``counter.error()`` is None once it loaded and
+``counter.count(["hello world"])`` is ``[2]`` for a tokenizer that makes two tokens of it.
 """
 
 import json
