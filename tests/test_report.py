@@ -186,6 +186,8 @@ def test_time_is_given_on_the_measured_shape_and_refused_elsewhere(tiny_model, t
     expected = timing.per_iteration(timing.load_model(), "nf4", 0, sequences=1, length=2048)
     assert stats["seconds_per_iter"] == pytest.approx(expected, abs=1e-3)
     assert stats["train_hours"] == pytest.approx(expected * stats["total_iters"] / 3600, abs=0.01)
+    checked = {name: error for name, error in timing.load_model()["checked"].items() if not name.endswith("-none")}
+    assert len(checked) == 3 and all(f"{error:+.1f}%" in stats["time_basis"] for error in checked.values())
     text = cli("validate", tmp_path / "qlora.py", "--report", tmp_path / "qlora.html").stdout
     assert "time: ~" in text and "on one NVIDIA H200" in text
     page = (tmp_path / "qlora.html").read_text(encoding="utf-8")
