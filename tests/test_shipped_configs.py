@@ -138,7 +138,9 @@ def warmup_fails(end: int) -> bool:
 
 
 def test_every_shipped_config_validates_without_false_errors(xtuner_configs, stand_in_model, tmp_path):
-    checked, unread, problems = 0, {}, []
+    from xtuner_recipes.report import render
+
+    checked, unread, problems, pages = 0, {}, [], 0
     for number, path in enumerate(xtuner_configs):
         folder = tmp_path / str(number)
         folder.mkdir()
@@ -150,9 +152,18 @@ def test_every_shipped_config_validates_without_false_errors(xtuner_configs, sta
         if made is None:
             continue
         local, datasets_made = made
-        report = validate_config(str(local), level="full", tokenizer_process=False)
+        keep: dict = {}
+        report = validate_config(str(local), level="full", tokenizer_process=False, keep=keep)
         if report.internal_error:
             problems.append((path.name, report.internal_error))
+        try:  # the HTML report of a config we didn't write: drawn from what validate found
+            page = render(report, keep.get("context"))
+        except Exception as error:  # noqa: BLE001 - any failure of the report is a problem to list
+            problems.append((path.name, f"--report: {type(error).__name__}: {error}"))
+        else:
+            if len(page.encode()) >= 1024 ** 2 or 'id="verdict"' not in page:
+                problems.append((path.name, f"--report: {len(page.encode())} bytes"))
+            pages += 1
         for finding in report.findings:
             if finding.severity != "error":
                 continue
@@ -183,4 +194,5 @@ def test_every_shipped_config_validates_without_false_errors(xtuner_configs, sta
     assert not problems, "\n".join(f"{name}: {why}" for name, why in problems[:40]) + f"\n({len(problems)} in all)"
     # Every config whose datasets are process_hf_dataset leaves was read; the rest say why not.
     assert checked >= 450, (checked, unread)
+    assert pages >= checked
     assert all("hub" not in why or "no local copy" in why for why in unread), unread
