@@ -112,11 +112,11 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         raise RecipeError(f"{path}: cannot read the config: {error}",
                           hint=f"run `xtuner-recipes validate {path}`") from None
     settings = _settings(tree)
-    from xtuner_recipes.xtuner_info import deepspeed_stage
+    from xtuner_recipes.xtuner_info import deepspeed_zero
 
-    stage = deepspeed_stage(deepspeed) if deepspeed else 0  # an unknown preset fails here, as in xtuner
+    stage, *offload = deepspeed_zero(deepspeed) if deepspeed else (0, False, False)  # unknown: fails, as in xtuner
     if report is None:
-        report = validate_config(str(path), level="full", gpus=gpus * nodes, zero_stage=stage)
+        report = validate_config(str(path), level="full", gpus=gpus * nodes, zero_stage=stage, offload=tuple(offload))
     stats, notes = report.stats, []
     errors = [f for f in report.findings if f.severity == "error"]
     if errors:

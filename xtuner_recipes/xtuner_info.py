@@ -141,12 +141,27 @@ def map_function(name: str):
 
 
 def deepspeed_stage(value: str) -> int:
-    """The ZeRO stage of ``xtuner train --deepspeed VALUE``: the JSON file xtuner's train script reads
-    (a path, else the name of one of its presets: ``deepspeed_zero3`` → ``configs/deepspeed/deepspeed_zero3.json``).
+    """The ZeRO stage of ``xtuner train --deepspeed VALUE`` (see ``deepspeed_zero``).
 
         >>> deepspeed_stage("deepspeed_zero3")
         3
     """
+    return deepspeed_zero(value)[0]
+
+
+def deepspeed_offload(value: str) -> tuple[bool, bool]:
+    """Whether ``--deepspeed VALUE`` offloads (optimizer states, parameters) to the CPU.
+
+        >>> deepspeed_offload("deepspeed_zero3_offload")
+        (True, True)
+    """
+    return deepspeed_zero(value)[1:]
+
+
+def deepspeed_zero(value: str) -> tuple[int, bool, bool]:
+    """The ZeRO stage and (optimizer, parameter) offload of ``xtuner train --deepspeed VALUE``: the JSON
+    file xtuner's train script reads (a path, else the name of one of its presets: ``deepspeed_zero3`` →
+    ``configs/deepspeed/deepspeed_zero3.json``)."""
     import json
     import os
 
@@ -166,5 +181,13 @@ def deepspeed_stage(value: str) -> int:
             config = json.load(file)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RecipeError(f"--deepspeed {value}: cannot read {path}: {error}") from None
-    stage = config.get("zero_optimization", {}).get("stage", 0) if isinstance(config, dict) else 0
-    return stage if isinstance(stage, int) and 0 <= stage <= 3 else 0
+    zero = config.get("zero_optimization", {}) if isinstance(config, dict) else {}
+    zero = zero if isinstance(zero, dict) else {}
+    stage = zero.get("stage", 0)
+    stage = stage if isinstance(stage, int) and 0 <= stage <= 3 else 0
+
+    def on_cpu(key: str) -> bool:
+        where = zero.get(key)
+        return isinstance(where, dict) and where.get("device") in ("cpu", "nvme")
+
+    return stage, stage >= 1 and on_cpu("offload_optimizer"), stage >= 3 and on_cpu("offload_param")

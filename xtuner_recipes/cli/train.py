@@ -65,6 +65,17 @@ def training_command(config: str, xtuner_args: list[str], environ=None) -> list[
             script, config, *xtuner_args, "--launcher", "pytorch"]
 
 
+def deepspeed_value(xtuner_args: list[str]) -> str | None:
+    """The value of ``--deepspeed`` among xtuner's arguments (the last one, as argparse takes it)."""
+    value = None
+    for index, word in enumerate(xtuner_args):
+        if word == "--deepspeed" and index + 1 < len(xtuner_args):
+            value = xtuner_args[index + 1]
+        elif word.startswith("--deepspeed="):
+            value = word.split("=", 1)[1]
+    return value
+
+
 def launch_shape(xtuner_args: list[str], environ=None) -> tuple[int, int]:
     """(ZeRO stage, GPUs in all) of the launch: ``--deepspeed`` as xtuner reads it, NPROC_PER_NODE x NNODES.
 
@@ -74,12 +85,8 @@ def launch_shape(xtuner_args: list[str], environ=None) -> tuple[int, int]:
     from xtuner_recipes.xtuner_info import deepspeed_stage
 
     environ = os.environ if environ is None else environ  # at the call (see training_command)
-    stage = 0
-    for index, word in enumerate(xtuner_args):
-        if word == "--deepspeed" and index + 1 < len(xtuner_args):
-            stage = deepspeed_stage(xtuner_args[index + 1])
-        elif word.startswith("--deepspeed="):
-            stage = deepspeed_stage(word.split("=", 1)[1])
+    preset = deepspeed_value(xtuner_args)
+    stage = deepspeed_stage(preset) if preset else 0
     try:
         gpus = int(environ.get("NPROC_PER_NODE", 1)) * int(environ.get("NNODES", 1))
     except ValueError:
@@ -91,9 +98,12 @@ def run(args) -> int:
     from xtuner_recipes.validate.report import render_text, use_colour
     from xtuner_recipes.validate.runner import validate_config
 
+    from xtuner_recipes.xtuner_info import deepspeed_offload
+
     stage, gpus = launch_shape(args.xtuner_args)
+    preset = deepspeed_value(args.xtuner_args)
     report = validate_config(str(args.config), level=args.validate_level, zero_stage=stage, gpus=gpus,
-                             gpu_mem=args.gpu_mem)
+                             gpu_mem=args.gpu_mem, offload=deepspeed_offload(preset) if preset else (False, False))
     # Warnings too, before any GPU time: E003 "deepspeed is not installed" predicts a failure.
     sys.stderr.write(render_text([report], colour=use_colour(sys.stderr)))
     if report.internal_error:

@@ -53,16 +53,18 @@ def run(args) -> int:
     from xtuner_recipes.validate.report import render_json, render_text, use_colour
 
     if args.deepspeed:
-        from xtuner_recipes.xtuner_info import deepspeed_stage
+        from xtuner_recipes.xtuner_info import deepspeed_zero
 
-        args.zero_stage = deepspeed_stage(args.deepspeed)  # an unknown preset: a usage error, said by main
+        args.zero_stage, *offload = deepspeed_zero(args.deepspeed)  # an unknown preset: a usage error, said by main
+    else:
+        offload = (False, False)
     if args.report:
         _refuse_report(args)
     keep: dict = {}
     reports = [
         validate_config(path, level=args.level, sample=args.sample, gpus=args.gpus, strict_env=args.strict_env,
                         progress=_progress(path), gpu_mem=args.gpu_mem, zero_stage=args.zero_stage,
-                        keep=keep if args.report else None, host_mem=args.host_mem)
+                        keep=keep if args.report else None, host_mem=args.host_mem, offload=tuple(offload))
         for path in args.configs
     ]
     if args.report:

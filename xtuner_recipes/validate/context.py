@@ -17,6 +17,7 @@ class Options:
     gpu_mem: float | None = None
     zero_stage: int = 0
     host_mem: float | None = None  # GiB of host memory to check training's estimate against
+    offload: tuple[bool, bool] = (False, False)  # DeepSpeed's (optimizer states, parameters) on the CPU
 
 
 @dataclass

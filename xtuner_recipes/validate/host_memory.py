@@ -37,14 +37,32 @@ def largest_shard(model_dir: str | None) -> tuple[float, bool]:
     return DEFAULT_SHARD, False
 
 
-def peaks(arch, quantization: str, *, shard_bytes: float) -> dict[str, float]:
+def peaks(arch, quantization: str, *, shard_bytes: float, offloaded_bytes: float = 0.0) -> dict[str, float]:
     """Peak RSS a step, GiB: ``train``, ``pth_to_hf``, ``merge`` (its default ``--device cuda``) and
-    ``merge_cpu`` (``--device cpu``)."""
+    ``merge_cpu`` (``--device cpu``). ``offloaded_bytes``: what DeepSpeed's offload keeps on the CPU for
+    one training process (``offloaded``)."""
     params = arch.total_params
     shard = shard_bytes / GIB
     build = BASE_GIB + shard + (params * 4 / GIB if quantization == "none" else 0.0)
-    return {"train": round(build, 2), "pth_to_hf": round(build, 2), "merge": round(BASE_GIB + shard, 2),
-            "merge_cpu": round(BASE_GIB + params * 2 / GIB + shard, 2)}
+    return {"train": round(build + offloaded_bytes / GIB, 2), "pth_to_hf": round(build, 2),
+            "merge": round(BASE_GIB + shard, 2), "merge_cpu": round(BASE_GIB + params * 2 / GIB + shard, 2)}
+
+
+def offloaded(arch, run) -> float:
+    """Bytes one training process keeps on the CPU under DeepSpeed offload: its share of the fp32 master
+    weights and optimizer states, and with parameter offload its share of the 16-bit (or 4-bit) weights.
+    Not measured yet (BENCHMARKS.md)."""
+    from xtuner_recipes.validate.memory import NF4_BYTES, INT8_BYTES
+
+    offload_optimizer, offload_param = run.offload
+    if not (offload_optimizer or offload_param) or run.lora_r is None:
+        return 0.0
+    trainable = sum(run.lora_r * (a + b) for a, b in arch.linear_shapes().values()) * arch.layers
+    total = trainable * (4 + run.optimizer_state_bytes) if offload_optimizer else 0.0
+    if offload_param:
+        per_weight = {"nf4": NF4_BYTES, "int8": INT8_BYTES}.get(run.quantization, 2)
+        total += arch.layer_linear_params * arch.layers * per_weight + arch.embedding_params * 2 + trainable * 2
+    return total / max(run.gpus, 1)
 
 
 def machine_gib() -> float | None:
@@ -64,10 +82,11 @@ def check(ctx) -> tuple[list[Finding], dict]:
     arch = Arch.from_config(ctx.model_config) if ctx.model_config else None
     if arch is None:
         return [], {}
-    run = run_from_config(ctx.raw, max_length=1, gpus=1, zero_stage=0)
+    run = run_from_config(ctx.raw, max_length=1, gpus=ctx.gpus(), zero_stage=ctx.options.zero_stage,
+                          offload=ctx.options.offload)
     model_dir = ctx.get("model.llm.pretrained_model_name_or_path") or ctx.get("pretrained_model_name_or_path")
     shard, measured = largest_shard(model_dir if isinstance(model_dir, str) else None)
-    found = peaks(arch, run.quantization, shard_bytes=shard)
+    found = peaks(arch, run.quantization, shard_bytes=shard, offloaded_bytes=offloaded(arch, run))
     stats = {"host_peak_gib": found, "host_shard": f"{shard / GIB:.2f} GiB " + (
         "(the model's largest checkpoint file)" if measured else "(assumed: transformers' 5 GB shards)")}
     limit = ctx.options.host_mem or (machine_gib() if card_gib() else None)

@@ -93,6 +93,7 @@ class Run:
     optimizer_state_bytes: int = 8  # AdamW: exp_avg and exp_avg_sq in fp32
     zero_stage: int = 0
     gpus: int = 1
+    offload: tuple[bool, bool] = (False, False)  # DeepSpeed's (optimizer states, parameters) on the CPU
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +166,8 @@ def check_config(ctx) -> tuple[list["Finding"], dict]:
     max_length = ctx.max_length()
     if ctx.model_config is None or not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
         return [], {}
-    run = run_from_config(ctx.raw, max_length=max_length, gpus=ctx.gpus(), zero_stage=ctx.options.zero_stage)
+    run = run_from_config(ctx.raw, max_length=max_length, gpus=ctx.gpus(), zero_stage=ctx.options.zero_stage,
+                          offload=ctx.options.offload)
     longest = ctx.longest_sample
     if isinstance(longest, int) and 0 < longest < max_length:
         # xtuner pads a batch to its longest sample: the data can't make a longer batch than its longest.
@@ -204,7 +206,8 @@ def _fragmentation(ctx) -> list[Finding]:
                          "within 5% of the estimate), or pack_to_max_length=True")]
 
 
-def run_from_config(get, *, max_length: int, gpus: int, zero_stage: int) -> Run:
+def run_from_config(get, *, max_length: int, gpus: int, zero_stage: int,
+                    offload: tuple[bool, bool] = (False, False)) -> Run:
     """The ``Run`` a loaded config describes; ``get(key)`` reads a dotted setting."""
     quantization = get("model.llm.quantization_config")
     if not isinstance(quantization, dict):
@@ -226,7 +229,7 @@ def run_from_config(get, *, max_length: int, gpus: int, zero_stage: int) -> Run:
     return Run(max_length=max_length, batch_size=batch_size if isinstance(batch_size, int) and batch_size > 0 else 1,
                quantization=kind, lora_r=lora.get("r", 8) if isinstance(lora, dict) else None,
                activation_checkpointing=True if checkpointing is None else bool(checkpointing),
-               optimizer_state_bytes=state_bytes, zero_stage=zero_stage, gpus=gpus)
+               optimizer_state_bytes=state_bytes, zero_stage=zero_stage, gpus=gpus, offload=offload)
 
 
 def card_gib() -> float | None:

@@ -13,7 +13,9 @@ What changes against plain AMP (``memory.estimate``), from DeepSpeed 0.16's engi
   stores them in 16-bit containers (``bnb_4bit_quant_storage``) so that ZeRO-3 can — and gathers one
   layer's weights at a time to run it.
 
-Offload presets (optimizer states on the CPU) are not modelled: their GPU figure is this one's upper bound.
+- offload (``deepspeed_zero2_offload``, ``deepspeed_zero3_offload``): the master weights and optimizer
+  states live on the CPU (``host_memory`` counts them there); with parameter offload (ZeRO-3) the weights
+  too, the GPU holding the layer being run and, at the loss, ``lm_head``. Not measured yet.
 The H200 rows it was built from and the check of it are in BENCHMARKS.md.
 """
 
@@ -29,13 +31,16 @@ def estimate(arch, run, *, weight_bytes: float, tokens: int, trainable: int, lay
     linear = arch.layer_linear_params * arch.layers
     quantized = run.quantization in ("nf4", "int8")
     per_weight = weight_bytes if quantized else HALF
-    if run.zero_stage >= 3:
+    offload_optimizer, offload_param = run.offload
+    if offload_param:
+        weights = arch.layer_linear_params * per_weight + arch.vocab * arch.hidden * HALF
+    elif run.zero_stage >= 3:
         weights = (linear * per_weight + arch.embedding_params * HALF) / shards + arch.layer_linear_params * per_weight
     else:
         weights = linear * per_weight + arch.embedding_params * HALF
-    lora = trainable * HALF / (shards if run.zero_stage >= 3 else 1)
-    master = trainable * 4 / shards
-    optimizer = trainable * run.optimizer_state_bytes / shards
+    lora = 0 if offload_param else trainable * HALF / (shards if run.zero_stage >= 3 else 1)
+    master = 0 if offload_optimizer else trainable * 4 / shards
+    optimizer = 0 if offload_optimizer else trainable * run.optimizer_state_bytes / shards
     buckets = BUCKET_ELEMENTS * HALF * (1 if run.zero_stage >= 3 else 2)
     checkpoints = arch.layers * tokens * arch.hidden * HALF if run.activation_checkpointing else 0
     base = {"weights": weights, "lora_params": lora, "master_weights": master, "optimizer_states": optimizer,

@@ -29,7 +29,8 @@ def _full_checks():
 def validate_config(path: str, *, level: str = "full", sample: int | None = None, gpus: int | None = None,
                     strict_env: bool = False, progress: Callable[[str, int, int | None], None] | None = None,
                     gpu_mem: float | None = None, zero_stage: int = 0, tokenizer_process: bool = True,
-                    keep: dict | None = None, host_mem: float | None = None) -> ConfigReport:
+                    keep: dict | None = None, host_mem: float | None = None,
+                    offload: tuple[bool, bool] = (False, False)) -> ConfigReport:
     """Check ``path`` at ``level`` and return every finding (checks never stop at the first).
     ``keep``: a dict that receives the full run's ``Context`` (the HTML report draws from it).
 
@@ -61,7 +62,7 @@ def validate_config(path: str, *, level: str = "full", sample: int | None = None
             report.findings += load.required(config)
         if config is not None and level == "full":
             ctx = Context(str(path), config, tree, flat, Options(sample, gpus, strict_env, progress, gpu_mem,
-                                                                 zero_stage, host_mem), early=early)
+                                                                 zero_stage, host_mem, offload), early=early)
             if keep is not None:
                 keep["context"] = ctx
             for check in _full_checks():

@@ -39,7 +39,7 @@ def per_iteration(model: dict, quantization: str, stage: int, *, sequences, leng
 
 
 def outside(model: dict, *, arch, quantization: str, lora: bool, stage: int, gpus: int, sequences: int,
-            length: int) -> str | None:
+            length: int, offload: tuple[bool, bool] = (False, False)) -> str | None:
     """Why the measurements don't cover this run, or None when they do."""
     domain = model["domain"]
     shape = {"hidden": arch.hidden, "layers": arch.layers, "intermediate": arch.intermediate}
@@ -58,6 +58,8 @@ def outside(model: dict, *, arch, quantization: str, lora: bool, stage: int, gpu
         return f"measured at ZeRO stage {' and '.join(sorted(model['stage']))} only"
     if gpus != 1:
         return "measured on one GPU only"
+    if any(offload):
+        return "measured without DeepSpeed's CPU offload"
     if sequences * length > domain["max_tokens"] or length > domain["max_length"]:
         return (f"batches of {sequences} x {length} tokens are past the measured {domain['max_tokens']} tokens "
                 f"({domain['max_length']} a sample)")
@@ -141,7 +143,8 @@ def check(ctx) -> tuple[list[Finding], dict]:
     if model is None or not total or ctx.model_config is None or not isinstance(max_length, int):
         return [], {}
     arch = Arch.from_config(ctx.model_config)
-    run = run_from_config(ctx.raw, max_length=max_length, gpus=ctx.gpus(), zero_stage=ctx.options.zero_stage)
+    run = run_from_config(ctx.raw, max_length=max_length, gpus=ctx.gpus(), zero_stage=ctx.options.zero_stage,
+                          offload=ctx.options.offload)
     if arch is None:
         return [], {}
     packed = not ctx.padded_batches
@@ -150,7 +153,7 @@ def check(ctx) -> tuple[list[Finding], dict]:
         return [], {"time_basis": "not estimated: the samples' lengths were not counted"}
     longest = max_length if packed else int(max(lengths))
     why = outside(model, arch=arch, quantization=run.quantization, lora=run.lora_r is not None,
-                  stage=run.zero_stage, gpus=run.gpus, sequences=run.batch_size, length=longest)
+                  stage=run.zero_stage, gpus=run.gpus, sequences=run.batch_size, length=longest, offload=run.offload)
     card = model["domain"]["card"]
     if why:
         return [], {"time_basis": f"not estimated: {why} (on an {card})"}
