@@ -63,7 +63,6 @@ def example_segments(turns: list[dict], shaped: list, *, bos: int, eos: int | No
 def learning_rates(ctx) -> tuple[list[float], str | None]:
     """The learning rate of every iteration, or ([], why not drawn)."""
     from xtuner_recipes.validate import lr_schedule
-    from xtuner_recipes.validate.schedule import epoch_based
 
     total, per_epoch = ctx.total_iters, ctx.iters_per_epoch
     schedulers = ctx.get("param_scheduler")
@@ -73,7 +72,7 @@ def learning_rates(ctx) -> tuple[list[float], str | None]:
     if total > MAX_DRAWN_ITERS:
         return [], f"{total} iterations: more than {MAX_DRAWN_ITERS} are not drawn"
     loop = ctx.raw("train_cfg") or {}
-    epoch_loop = epoch_based(loop)
+    epoch_loop = _epoch_loop(ctx)
     try:
         built = lr_schedule.build(schedulers, iters_per_epoch=per_epoch, max_epochs=dict.get(loop, "max_epochs"),
                                   epoch_loop=epoch_loop, lr=float(lr))

@@ -57,7 +57,7 @@ def offloaded(arch, run) -> float:
     offload_optimizer, offload_param = run.offload
     if not (offload_optimizer or offload_param) or run.lora_r is None:
         return 0.0
-    trainable = sum(run.lora_r * (a + b) for a, b in arch.linear_shapes().values()) * arch.layers
+    trainable = arch.lora_params(run.lora_r)
     total = trainable * (4 + run.optimizer_state_bytes) if offload_optimizer else 0.0
     if offload_param:
         per_weight = {"nf4": NF4_BYTES, "int8": INT8_BYTES}.get(run.quantization, 2)

@@ -75,6 +75,10 @@ class Arch:
     def embedding_params(self) -> int:
         return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
 
+    def lora_params(self, r: int) -> int:
+        """LoRA's A and B of rank ``r`` on every linear of every layer (xtuner: all but lm_head)."""
+        return sum(r * (a + b) for a, b in self.linear_shapes().values()) * self.layers
+
     @property
     def total_params(self) -> int:
         """Every linear and the embeddings (norms are a rounding error)."""
@@ -115,7 +119,7 @@ def estimate(arch: Arch, run: Run) -> Estimate:
         trainable = linear + arch.embedding_params
         weights = trainable * 2  # full fine-tuning keeps the load dtype; AMP master copies not modelled
     else:
-        trainable = sum(run.lora_r * (a + b) for a, b in arch.linear_shapes().values()) * arch.layers
+        trainable = arch.lora_params(run.lora_r)
         weights = linear * weight_bytes + arch.embedding_params * 4
     shards = run.gpus if run.zero_stage else 1
     trainable_param_bytes = trainable * 4 / (shards if run.zero_stage >= 3 else 1)

@@ -21,6 +21,7 @@ from xtuner_recipes.validate.findings import Finding
 
 MODEL_PATH = Path(__file__).with_name("h200_time_model.json")
 SKIP = 3  # warmup iterations left out of every measured mean
+GOAL_PCT = 15  # a quantization's time is shown when every check run came this close (issue #16)
 WINDOW = 10  # mmengine's LogProcessor logs the mean of the last 10 iterations' times
 
 
@@ -50,10 +51,10 @@ def outside(model: dict, *, arch, quantization: str, lora: bool, stage: int, gpu
         return "measured with LoRA adapters only"
     if quantization not in model["a"]:
         return f"measured with {' and '.join(sorted(model['a']))} only"
-    if quantization not in model.get("shown", model["a"]):
-        missed = [f"{e:+.1f}%" for name, e in model.get("checked", {}).items() if quantization in name]
-        return (f"the check run with quantization {quantization} missed by {', '.join(missed) or 'more than 15%'} "
-                "(BENCHMARKS.md), so no time is given for it")
+    if quantization not in model["shown"]:
+        missed = [f"{c['error_pct']:+.1f}%" for c in model["checked"].values() if c["quantization"] == quantization]
+        return (f"the check run with quantization {quantization} missed by {', '.join(missed) or 'an unchecked amount'}"
+                " (BENCHMARKS.md), so no time is given for it")
     if str(stage) not in model["stage"]:
         return f"measured at ZeRO stage {' and '.join(sorted(model['stage']))} only"
     if gpus != 1:
@@ -85,7 +86,9 @@ def expected(model: dict, quantization: str, stage: int, *, sequences: int, leng
 
 
 def fit(rows: list[dict]) -> dict:
-    """Least squares over the ``phase == "fit"`` rows of ``benchmarks/gpu/h200_time.py``.
+    """Least squares over the ``phase == "fit"`` rows of ``benchmarks/gpu/h200_time.py``; the ``check``
+    rows (estimates committed before they ran) give ``checked``, and ``shown`` the quantizations whose
+    every check came within ``GOAL_PCT``.
 
     Each run gives one point: mmengine logs the mean of the last ``WINDOW`` iterations, so the value
     logged at iteration ``SKIP + WINDOW`` is the mean of iterations ``SKIP+1 .. SKIP+WINDOW`` —
@@ -112,6 +115,8 @@ def fit(rows: list[dict]) -> dict:
         matrix.append([line[c] for c in columns])
         tokens.append(sequences * length)
         target.append(window[-1]["seconds"])
+    checked = {r["name"]: {"quantization": r["quantization"], "error_pct": r["error_pct"]}
+               for r in rows if r.get("phase") == "check" and r.get("error_pct") is not None}
     solution, *_ = np.linalg.lstsq(np.array(matrix), np.array(target), rcond=None)
     value = dict(zip(columns, solution.tolist()))
     fitted = np.array(matrix) @ solution
@@ -126,6 +131,9 @@ def fit(rows: list[dict]) -> dict:
                    "vocab": [80000, 130000], "max_tokens": int(max(tokens) * 1.25),
                    "max_length": 2048},
         "fitted_on": [{"name": r["name"], "date": r["date"], "residual_pct": e} for r, e in zip(points, residuals)],
+        "checked": checked,
+        "shown": [q for q in quants if any(c["quantization"] == q for c in checked.values())
+                  and all(abs(c["error_pct"]) <= GOAL_PCT for c in checked.values() if c["quantization"] == q)],
     }
 
 
@@ -162,8 +170,7 @@ def check(ctx) -> tuple[list[Finding], dict]:
                                       length=max_length))
     else:
         seconds = expected(model, run.quantization, run.zero_stage, sequences=run.batch_size, lengths=lengths)
-    checked = [f"{error:+.1f}%" for name, error in model.get("checked", {}).items()
-               if not any(q in name for q in set(model["a"]) - set(model.get("shown", model["a"])))]
+    checked = [f"{c['error_pct']:+.1f}%" for c in model["checked"].values() if c["quantization"] in model["shown"]]
     return [], {"seconds_per_iter": round(seconds, 3), "train_hours": round(seconds * total / 3600, 2),
                 "time_card": card,
                 "time_basis": f"iterations only (no model load, evaluation or checkpoints), fitted to "
