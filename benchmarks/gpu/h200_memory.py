@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,9 @@ DEEPSPEED_MULTI = [("oasst1", 2048, "nf4", "deepspeed_zero2"), ("oasst1", 2048, 
 DEEPSPEED_CHECK = [("medqa", 1024, "nf4", "deepspeed_zero2", 1), ("oasst1", 1024, "nf4", "deepspeed_zero3", 1),
                    ("oasst1", 1024, "none", "deepspeed_zero2", 1), ("oasst1", 2048, "nf4", "deepspeed_zero3", 2),
                    ("medqa", 2048, "nf4", "deepspeed_zero2", 2)]
+# Committed after the check above, before it ran (h200-deepspeed-check-host-estimate.json): an offload preset,
+# and every check row's training host RSS (host_memory.py) beside its GPU estimate.
+DEEPSPEED_CHECK_OFFLOAD = [("oasst1", 1024, "nf4", "deepspeed_zero2_offload", 1)]
 WORDS = ("patient dose tablet fever infection pressure heart liver kidney therapy symptom daily weather city "
          "query model agent answer question because therefore however result value search tool call").split()
 
@@ -139,17 +143,24 @@ def make_config(recipe: str, max_length: int, quantization: str, batch_size: int
     return out
 
 
-def estimate_for(config: Path, zero_stage: int = 0, gpus: int = 1) -> float:
+def estimate_for(config: Path, deepspeed: str = "", gpus: int = 1) -> tuple:
+    """validate's GPU estimate, its Run, and its training host-RSS estimate (GiB) for ``config`` launched
+    with ``--deepspeed deepspeed`` (stage and offload from the preset) on ``gpus`` GPUs."""
     from mmengine.config import Config
 
     from xtuner_recipes.model_info import read_config
+    from xtuner_recipes.validate.host_memory import largest_shard, offloaded, peaks
     from xtuner_recipes.validate.load import lookup
     from xtuner_recipes.validate.memory import Arch, estimate, run_from_config
+    from xtuner_recipes.xtuner_info import deepspeed_zero
 
+    stage, *offload = deepspeed_zero(deepspeed) if deepspeed else (0, False, False)
     cfg = Config.fromfile(str(config))
     get = lambda key: lookup(cfg, key)  # noqa: E731
-    run = run_from_config(get, max_length=get("max_length"), gpus=gpus, zero_stage=zero_stage)
-    return estimate(Arch.from_config(read_config(str(MODEL))), run), run
+    run = run_from_config(get, max_length=get("max_length"), gpus=gpus, zero_stage=stage, offload=tuple(offload))
+    arch = Arch.from_config(read_config(str(MODEL)))
+    host = peaks(arch, run.quantization, shard_bytes=largest_shard(str(MODEL))[0], offloaded_bytes=offloaded(arch, run))
+    return estimate(arch, run), run, host["train"]
 
 
 def validated_estimate(config: Path) -> dict:
@@ -180,23 +191,22 @@ def estimate_only(out: Path) -> None:
 def deepspeed_runs(gpus: int, check: bool) -> list[tuple]:
     """(recipe, max_length, quantization, preset, gpus) of the DeepSpeed runs asked for."""
     if check:
-        return DEEPSPEED_CHECK
+        return DEEPSPEED_CHECK + DEEPSPEED_CHECK_OFFLOAD
     return [(*run, gpus) for run in (DEEPSPEED if gpus == 1 else DEEPSPEED_MULTI)]
 
 
 def deepspeed_estimate_only(out: Path, gpus: int = 1, check: bool = False) -> None:
     """Before the GPU run: the estimate of each DeepSpeed run, written to
     OUT/h200-deepspeed[-NGPU|-check]-estimate.json."""
-    from xtuner_recipes.xtuner_info import deepspeed_stage
-
     make_model(weights=False)
     rows = []
     for recipe, length, quant, preset, gpus in deepspeed_runs(gpus, check):
-        estimate, run = estimate_for(make_config(recipe, length, quant), deepspeed_stage(preset), gpus)
+        estimate, run, host = estimate_for(make_config(recipe, length, quant), preset, gpus)
         rows.append({"recipe": recipe, "max_length": length, "quantization": quant, "deepspeed": preset, "gpus": gpus,
                      "date": datetime.date.today().isoformat(), "estimated_gib": estimate.peak_gib,
-                     "estimated_allocated_gib": estimate.peak_allocated_gib, "estimate_parts_gib": estimate.parts})
-    name = ("h200-deepspeed-check-estimate.json" if check else "h200-deepspeed-estimate.json" if gpus == 1
+                     "estimated_allocated_gib": estimate.peak_allocated_gib, "estimate_parts_gib": estimate.parts,
+                     "estimated_host_gib": host})
+    name = ("h200-deepspeed-check-host-estimate.json" if check else "h200-deepspeed-estimate.json" if gpus == 1
             else f"h200-deepspeed-{gpus}gpu-estimate.json")
     (out / name).write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
@@ -221,12 +231,13 @@ def train_child(config: str, work_dir: str, result_path: str, deepspeed: str = "
         launcher = ["--launcher", "pytorch"]
         result_path = f"{result_path}.{os.environ['RANK']}"
     elif deepspeed:  # one process, no launcher: DeepSpeed's init reads the rendezvous from the environment
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511")
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ.get("H200_PORT", "29511"))
     _run_tool("xtuner.tools.train", [config, "--work-dir", work_dir, *launcher,
                                      *(["--deepspeed", deepspeed] if deepspeed else [])])
     Path(result_path).write_text(json.dumps({
         "max_memory_reserved": torch.cuda.max_memory_reserved(), "max_memory_allocated": torch.cuda.max_memory_allocated(),
         "seconds": time.time() - start, "notes": notes,
+        "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # Linux: KiB
     }))
 
 
@@ -240,10 +251,8 @@ def logged(work_dir: Path, key: str) -> list[float]:
 
 def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_size: int = 1, pack: bool = True,
             deepspeed: str = "", gpus: int = 1) -> dict:
-    from xtuner_recipes.xtuner_info import deepspeed_stage
-
     config = make_config(recipe, max_length, quantization, batch_size, pack)
-    estimate, run = estimate_for(config, deepspeed_stage(deepspeed) if deepspeed else 0, gpus)
+    estimate, run, host = estimate_for(config, deepspeed, gpus)
     # DeepSpeed's reserved peak rises until the second optimizer step (REFERENCE.md): run past it.
     if deepspeed:
         from mmengine.config import Config
@@ -279,6 +288,7 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_si
             round(r["max_memory_reserved"] / 1024 ** 3, 3) for r in ranks]}
     else:
         peaks = json.loads(result_path.read_text())
+        ranks = [peaks]
     times = logged(work_dir, "time")
     # mmengine's logger resets the peak statistics at every log, so the process-wide
     # max_memory_allocated covers only the last iteration: take the per-iteration peaks it
@@ -292,11 +302,14 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_si
         "estimated_allocated_gib": estimate.peak_allocated_gib,
         "tokens_per_s": round(run.batch_size * max_length / steady, 1) if steady else None,
         "iterations": len(times), "train_seconds": round(peaks["seconds"], 1),
+        "estimated_host_gib": host, "measured_host_gib": round(max(
+            r["max_rss_bytes"] for r in ranks) / 1024 ** 3, 3),
         **({"per_rank_reserved_gib": peaks["per_rank_reserved_gib"]} if gpus > 1 else {}),
     })
     if validated is not None:
         row["tokens_per_s"] = None  # padded batches: tokens per second would count padding
     row["error_pct"] = round(100 * (row["estimated_gib"] - row["measured_peak_gib"]) / row["measured_peak_gib"], 1)
+    row["host_error_pct"] = round(100 * (host - row["measured_host_gib"]) / row["measured_host_gib"], 1)
     return row
 
 
@@ -340,7 +353,8 @@ def main() -> None:
         results_path.write_text(json.dumps(results, indent=1))
         print(f"{key}: estimate {row['estimated_gib']} GiB, measured {row.get('measured_peak_gib')} GiB "
               f"(allocated {row.get('measured_allocated_gib')}), {row.get('tokens_per_s')} tokens/s, "
-              f"{row.get('error_pct')}% {row.get('error', '')} [{time.time() - start:.0f} s]", flush=True)
+              f"{row.get('error_pct')}%; host {row.get('estimated_host_gib')} vs {row.get('measured_host_gib')} GiB "
+              f"{row.get('host_error_pct')}% {row.get('error', '')} [{time.time() - start:.0f} s]", flush=True)
 
 
 if __name__ == "__main__":
