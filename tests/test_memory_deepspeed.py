@@ -49,10 +49,10 @@ def test_the_measured_rows_are_within_ten_percent():
         assert abs(found.peak_gib - row["measured_peak_gib"]) <= 0.1 * row["measured_peak_gib"], row
 
 
-@pytest.mark.parametrize("name", ["h200-deepspeed-check-estimate.json", "h200-deepspeed-check-host-estimate.json"])
-def test_the_committed_check_estimates_are_what_the_code_says(name):
-    """Committed before the H200 ran them: the GPU estimate, and (second file) the training host RSS
-    with an offload preset. The second file repeats the first's GPU estimates, unchanged."""
+def test_the_committed_check_estimates_are_what_the_code_says():
+    """The latest check, committed before the H200 ran it: the GPU estimate and the training host RSS.
+    (The earlier check files are the record of what was predicted then; BENCHMARKS.md compares them.)"""
+    name = "h200-deepspeed-check-zero3-estimate.json"
     from xtuner_recipes.validate.host_memory import DEFAULT_SHARD, offloaded, peaks
     from xtuner_recipes.xtuner_info import deepspeed_zero
 
@@ -63,10 +63,9 @@ def test_the_committed_check_estimates_are_what_the_code_says(name):
                   quantization=row["quantization"], offload=tuple(offload))
         assert estimate(SEVEN_B, run).peak_gib == pytest.approx(row["estimated_gib"], abs=0.002), row
         if "estimated_host_gib" in row:
-            host = peaks(SEVEN_B, row["quantization"], shard_bytes=DEFAULT_SHARD, offloaded_bytes=offloaded(SEVEN_B, run))
+            host = peaks(SEVEN_B, row["quantization"], shard_bytes=DEFAULT_SHARD, offloaded_bytes=offloaded(SEVEN_B, run),
+                         zero_stage=stage)
             assert host["train"] == pytest.approx(row["estimated_host_gib"], abs=0.01), row
-    if "host" in name:
-        assert any(row["deepspeed"].endswith("_offload") for row in rows)
 
 
 def test_the_offload_preset_reaches_validate_and_the_host_estimate(tiny_model, tmp_path, cli):

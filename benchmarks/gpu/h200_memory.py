@@ -56,6 +56,10 @@ DEEPSPEED_CHECK = [("medqa", 1024, "nf4", "deepspeed_zero2", 1), ("oasst1", 1024
 # Committed after the check above, before it ran (h200-deepspeed-check-host-estimate.json): an offload preset,
 # and every check row's training host RSS (host_memory.py) beside its GPU estimate.
 DEEPSPEED_CHECK_OFFLOAD = [("oasst1", 1024, "nf4", "deepspeed_zero2_offload", 1)]
+# After that check missed ZeRO-3 on two GPUs (gathered weights) and ZeRO-3's host memory (the quantized
+# model held on the CPU while it loads), memory_deepspeed.py and host_memory.py gained both; their check,
+# committed before it ran (h200-deepspeed-check-zero3-estimate.json):
+DEEPSPEED_CHECK_ZERO3 = [("medqa", 1024, "nf4", "deepspeed_zero3", 2), ("oasst1", 512, "nf4", "deepspeed_zero3", 2)]
 WORDS = ("patient dose tablet fever infection pressure heart liver kidney therapy symptom daily weather city "
          "query model agent answer question because therefore however result value search tool call").split()
 
@@ -159,7 +163,8 @@ def estimate_for(config: Path, deepspeed: str = "", gpus: int = 1) -> tuple:
     get = lambda key: lookup(cfg, key)  # noqa: E731
     run = run_from_config(get, max_length=get("max_length"), gpus=gpus, zero_stage=stage, offload=tuple(offload))
     arch = Arch.from_config(read_config(str(MODEL)))
-    host = peaks(arch, run.quantization, shard_bytes=largest_shard(str(MODEL))[0], offloaded_bytes=offloaded(arch, run))
+    host = peaks(arch, run.quantization, shard_bytes=largest_shard(str(MODEL))[0], offloaded_bytes=offloaded(arch, run),
+                 zero_stage=run.zero_stage)
     return estimate(arch, run), run, host["train"]
 
 
@@ -188,14 +193,16 @@ def estimate_only(out: Path) -> None:
     print(json.dumps(rows, indent=1))
 
 
-def deepspeed_runs(gpus: int, check: bool) -> list[tuple]:
+def deepspeed_runs(gpus: int, check: str | None) -> list[tuple]:
     """(recipe, max_length, quantization, preset, gpus) of the DeepSpeed runs asked for."""
+    if check == "zero3":
+        return DEEPSPEED_CHECK_ZERO3
     if check:
         return DEEPSPEED_CHECK + DEEPSPEED_CHECK_OFFLOAD
     return [(*run, gpus) for run in (DEEPSPEED if gpus == 1 else DEEPSPEED_MULTI)]
 
 
-def deepspeed_estimate_only(out: Path, gpus: int = 1, check: bool = False) -> None:
+def deepspeed_estimate_only(out: Path, gpus: int = 1, check: str | None = None) -> None:
     """Before the GPU run: the estimate of each DeepSpeed run, written to
     OUT/h200-deepspeed[-NGPU|-check]-estimate.json."""
     make_model(weights=False)
@@ -206,7 +213,8 @@ def deepspeed_estimate_only(out: Path, gpus: int = 1, check: bool = False) -> No
                      "date": datetime.date.today().isoformat(), "estimated_gib": estimate.peak_gib,
                      "estimated_allocated_gib": estimate.peak_allocated_gib, "estimate_parts_gib": estimate.parts,
                      "estimated_host_gib": host})
-    name = ("h200-deepspeed-check-host-estimate.json" if check else "h200-deepspeed-estimate.json" if gpus == 1
+    name = (f"h200-deepspeed-check-{check}-estimate.json" if check == "zero3" else
+            "h200-deepspeed-check-host-estimate.json" if check else "h200-deepspeed-estimate.json" if gpus == 1
             else f"h200-deepspeed-{gpus}gpu-estimate.json")
     (out / name).write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
@@ -267,7 +275,8 @@ def measure(recipe: str, max_length: int, quantization: str, out: Path, batch_si
     log = out / f"{name}.log"
     with open(log, "w") as handle:
         launch = [sys.executable] if gpus == 1 else [sys.executable, "-m", "torch.distributed.run",
-                                                     f"--nproc_per_node={gpus}", "--master_port=29523"]
+                                                     f"--nproc_per_node={gpus}",
+                                                     f"--master_port={os.environ.get('H200_PORT', '29523')}"]
         status = subprocess.run([*launch, __file__, "--child", str(config), str(work_dir), str(result_path),
                                  deepspeed, str(steps)], stdout=handle, stderr=subprocess.STDOUT).returncode
     row = {"recipe": recipe, "max_length": max_length, "batch_size": run.batch_size, "quantization": quantization,
@@ -325,8 +334,9 @@ def main() -> None:
     parser.add_argument("--deepspeed", action="store_true",
                         help="the DeepSpeed runs (with --estimate-only: their estimates, committed before the run)")
     parser.add_argument("--gpus", type=int, default=1, help="with --deepspeed: the runs on this many GPUs (torchrun)")
-    parser.add_argument("--check", action="store_true",
-                        help="with --deepspeed: the check runs of memory_deepspeed.py (1 and 2 GPUs)")
+    parser.add_argument("--check", nargs="?", const="first", choices=["first", "zero3"],
+                        help="with --deepspeed: the check runs of memory_deepspeed.py (1 and 2 GPUs, and an "
+                             "offload preset); `--check zero3`: the later check of ZeRO-3 on two GPUs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)

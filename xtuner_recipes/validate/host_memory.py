@@ -8,6 +8,10 @@ What stays in host memory, by step (xtuner 0.2.0, transformers 4.48, peft 0.14):
 - training without quantization: xtuner builds the model on the CPU and peft's
   ``prepare_model_for_kbit_training`` casts every 16-bit parameter to fp32 there, before the
   runner moves it to the GPU: 4 bytes a parameter, beside the shard being read;
+- training a 4-bit or 8-bit model under DeepSpeed ZeRO-3: transformers quantizes each weight on the GPU
+  and moves it back to the CPU (``_load_state_dict_into_meta_model``), so the whole quantized model
+  gathers in host memory, beside the shard being read, before DeepSpeed partitions it onto the GPUs
+  (``zero3_quantized_load``);
 - ``pth_to_hf``: builds the config's model the same way (then loads the adapter's weights, which are
   small); ``merge --device cpu``: the whole model in fp16 on the CPU.
 
@@ -37,15 +41,58 @@ def largest_shard(model_dir: str | None) -> tuple[float, bool]:
     return DEFAULT_SHARD, False
 
 
-def peaks(arch, quantization: str, *, shard_bytes: float, offloaded_bytes: float = 0.0) -> dict[str, float]:
+def peaks(arch, quantization: str, *, shard_bytes: float, offloaded_bytes: float = 0.0,
+          zero_stage: int = 0) -> dict[str, float]:
     """Peak RSS a step, GiB: ``train``, ``pth_to_hf``, ``merge`` (its default ``--device cuda``) and
     ``merge_cpu`` (``--device cpu``). ``offloaded_bytes``: what DeepSpeed's offload keeps on the CPU for
     one training process (``offloaded``)."""
     params = arch.total_params
     shard = shard_bytes / GIB
     build = BASE_GIB + shard + (params * 4 / GIB if quantization == "none" else 0.0)
-    return {"train": round(build + offloaded_bytes / GIB, 2), "pth_to_hf": round(build, 2),
+    train = build
+    if zero_stage >= 3 and quantization in ("nf4", "int8"):
+        train = BASE_GIB + zero3_quantized_load(arch, quantization, shard_bytes) / GIB
+    return {"train": round(train + offloaded_bytes / GIB, 2), "pth_to_hf": round(build, 2),
             "merge": round(BASE_GIB + shard, 2), "merge_cpu": round(BASE_GIB + params * 2 / GIB + shard, 2)}
+
+
+def zero3_quantized_load(arch, quantization: str, shard_bytes: float) -> float:
+    """Peak bytes, past the process itself, of loading a checkpoint into a quantized model under ZeRO-3.
+
+    The checkpoint is read a shard at a time, in its tensors' order (embeddings, then each layer's
+    linear weights and norms, the final norm, ``lm_head``), in 16-bit shards of at most ``shard_bytes``
+    (transformers' ``save_pretrained`` starts a new shard when the next tensor would not fit). While a
+    shard is read, host memory holds what earlier shards left (quantized linear weights, 16-bit
+    everything else), the shard itself, and the quantized copies made from it so far. Only a quantized
+    weight's data comes back to the CPU (its scales stay on the GPU), and the 16-bit tensors that are not
+    quantized stay as they were read, so they are counted once.
+
+        >>> from xtuner_recipes.validate.memory import Arch
+        >>> arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
+        >>> round(zero3_quantized_load(arch, "nf4", 5e9) / GIB, 2)
+        8.15
+    """
+    per_weight = {"nf4": 0.5, "int8": 1.0}[quantization]
+    embedding = arch.vocab * arch.hidden * 2
+    tensors = [(embedding, 0.0)]  # (bytes read, bytes a quantized copy adds)
+    for _ in range(arch.layers):
+        tensors += [(a * b * 2, a * b * per_weight) for a, b in arch.linear_shapes().values()]
+        tensors += [(arch.hidden * 2, 0.0)] * 2
+    tensors += [(arch.hidden * 2, 0.0)] + ([] if arch.tied_embeddings else [(embedding, 0.0)])
+    shards, current = [], []
+    for tensor in tensors:
+        if current and sum(read for read, _ in current) + tensor[0] > shard_bytes:
+            shards.append(current)
+            current = []
+        current.append(tensor)
+    shards.append(current)
+    held = peak = 0.0
+    for shard in shards:
+        read = sum(size for size, _ in shard)
+        made = sum(copy for _, copy in shard)
+        peak = max(peak, held + read + made)
+        held += made + sum(size for size, copy in shard if not copy)
+    return peak
 
 
 def offloaded(arch, run) -> float:
@@ -86,7 +133,8 @@ def check(ctx) -> tuple[list[Finding], dict]:
                           offload=ctx.options.offload)
     model_dir = ctx.get("model.llm.pretrained_model_name_or_path") or ctx.get("pretrained_model_name_or_path")
     shard, measured = largest_shard(model_dir if isinstance(model_dir, str) else None)
-    found = peaks(arch, run.quantization, shard_bytes=shard, offloaded_bytes=offloaded(arch, run))
+    found = peaks(arch, run.quantization, shard_bytes=shard, offloaded_bytes=offloaded(arch, run),
+                  zero_stage=run.zero_stage)
     stats = {"host_peak_gib": found, "host_shard": f"{shard / GIB:.2f} GiB " + (
         "(the model's largest checkpoint file)" if measured else "(assumed: transformers' 5 GB shards)")}
     limit = ctx.options.host_mem or (machine_gib() if card_gib() else None)

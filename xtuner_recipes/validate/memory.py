@@ -142,7 +142,7 @@ def estimate(arch: Arch, run: Run) -> Estimate:
         at_loss_parts, in_layer_parts, parts = memory_deepspeed.estimate(
             arch, run, weight_bytes=weight_bytes, tokens=tokens, trainable=trainable, layers_live=layers_live,
             layer_weights=layer_weights, logits=logits)
-        return _finish(parts, at_loss_parts, in_layer_parts, memory_deepspeed.ALLOCATOR_OVERHEAD)
+        return _finish(parts, at_loss_parts, in_layer_parts, memory_deepspeed.allocator_overhead(run))
     base = {"weights": weights, "lora_params": trainable_param_bytes, "gradients": grads, "optimizer_states": optimizer,
             "activation_checkpoints": checkpoints}
     at_loss = base | {"amp_weight_copies": amp_copies, "logits_and_loss": logits}

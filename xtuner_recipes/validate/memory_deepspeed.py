@@ -10,8 +10,12 @@ What changes against plain AMP (``memory.estimate``), from DeepSpeed 0.16's engi
 - gradient buckets of DeepSpeed's default ``reduce_bucket_size`` (5e8 elements, 16-bit): two with
   ``overlap_comm`` (every xtuner preset sets it) at stages 1–2, one at stage 3;
 - ZeRO-3 shards every weight over the GPUs — 4-bit ones too: xtuner's ``_prepare_for_qlora_zero3``
-  stores them in 16-bit containers (``bnb_4bit_quant_storage``) so that ZeRO-3 can — and gathers one
-  layer's weights at a time to run it.
+  stores them in 16-bit containers (``bnb_4bit_quant_storage``) so that ZeRO-3 can. On one GPU a
+  gathered weight is its own partition, and one layer's weights are counted as gathered. On several,
+  gathered weights are full copies beside the partitions, and DeepSpeed keeps them until they are more
+  than ``stage3_max_live_parameters`` (1e9 elements, which no xtuner preset changes) or will not be used
+  again within ``stage3_max_reuse_distance`` (also 1e9): with activation checkpointing the last layers run
+  forward come back first in backward, so about 1e9 elements stay gathered (16-bit: 1.86 GiB);
 
 - offload (``deepspeed_zero2_offload``, ``deepspeed_zero3_offload``): the master weights and optimizer
   states live on the CPU (``host_memory`` counts them there); with parameter offload (ZeRO-3) the weights
@@ -20,8 +24,18 @@ The H200 rows it was built from and the check of it are in BENCHMARKS.md.
 """
 
 BUCKET_ELEMENTS = 5e8
+MAX_LIVE_ELEMENTS = 1e9  # DeepSpeed's stage3_max_live_parameters and stage3_max_reuse_distance defaults
 HALF = 2
 ALLOCATOR_OVERHEAD = 1.14  # reserved / allocated under DeepSpeed: 1.09–1.19 over five H200 runs
+# ZeRO-3 on several GPUs: gathered copies are allocated and freed every layer, and the cache holds more:
+# 12.13 GiB reserved for 9.40 allocated on two H200s (one run, oasst1 at 2048; checked on another).
+ALLOCATOR_OVERHEAD_GATHERING = 1.29
+
+
+def allocator_overhead(run) -> float:
+    """reserved / allocated for ``run``: larger when ZeRO-3 gathers weights from other GPUs."""
+    return ALLOCATOR_OVERHEAD_GATHERING if run.zero_stage >= 3 and run.gpus > 1 and not run.offload[1] \
+        else ALLOCATOR_OVERHEAD
 
 
 def estimate(arch, run, *, weight_bytes: float, tokens: int, trainable: int, layers_live: float,
@@ -35,7 +49,10 @@ def estimate(arch, run, *, weight_bytes: float, tokens: int, trainable: int, lay
     if offload_param:
         weights = arch.layer_linear_params * per_weight + arch.vocab * arch.hidden * HALF
     elif run.zero_stage >= 3:
-        weights = (linear * per_weight + arch.embedding_params * HALF) / shards + arch.layer_linear_params * per_weight
+        partitioned = linear * per_weight + arch.embedding_params * HALF + trainable * HALF
+        gathered = arch.layer_linear_params * per_weight if shards == 1 else \
+            min(MAX_LIVE_ELEMENTS * HALF, partitioned)
+        weights = (linear * per_weight + arch.embedding_params * HALF) / shards + gathered
     else:
         weights = linear * per_weight + arch.embedding_params * HALF
     lora = 0 if offload_param else trainable * HALF / (shards if run.zero_stage >= 3 else 1)
