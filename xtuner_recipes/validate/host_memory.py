@@ -98,7 +98,7 @@ def zero3_quantized_load(arch, quantization: str, shard_bytes: float) -> float:
 def offloaded(arch, run) -> float:
     """Bytes one training process keeps on the CPU under DeepSpeed offload: its share of the fp32 master
     weights and optimizer states, and with parameter offload its share of the 16-bit (or 4-bit) weights.
-    Not measured yet (BENCHMARKS.md)."""
+    Measured for ``deepspeed_zero2_offload`` (+4.6%, BENCHMARKS.md); parameter offload is not."""
     from xtuner_recipes.validate.memory import NF4_BYTES, INT8_BYTES
 
     offload_optimizer, offload_param = run.offload
