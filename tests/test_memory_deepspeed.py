@@ -64,11 +64,10 @@ def test_every_measured_row_is_within_ten_percent():
 def test_the_committed_check_estimates_are_what_the_code_says():
     """The latest check, committed before the H200 ran it: the GPU estimate and the training host RSS.
     (The earlier check files are the record of what was predicted then; BENCHMARKS.md compares them.)"""
-    name = "h200-deepspeed-check-zero3-estimate.json"
     from xtuner_recipes.validate.host_memory import DEFAULT_SHARD, offloaded, peaks
     from xtuner_recipes.xtuner_info import deepspeed_zero
 
-    rows = json.loads((ROOT / "benchmarks/results" / name).read_text())
+    rows = json.loads((ROOT / "benchmarks/results/h200-deepspeed-check-zero3-estimate.json").read_text())
     for row in rows:
         stage, *offload = deepspeed_zero(row["deepspeed"])
         run = Run(max_length=row["max_length"], zero_stage=stage, gpus=row["gpus"],

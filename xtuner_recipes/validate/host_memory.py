@@ -79,12 +79,13 @@ def zero3_quantized_load(arch, quantization: str, shard_bytes: float) -> float:
         tensors += [(a * b * 2, a * b * per_weight) for a, b in arch.linear_shapes().values()]
         tensors += [(arch.hidden * 2, 0.0)] * 2
     tensors += [(arch.hidden * 2, 0.0)] + ([] if arch.tied_embeddings else [(embedding, 0.0)])
-    shards, current = [], []
+    shards, current, size = [], [], 0.0
     for tensor in tensors:
-        if current and sum(read for read, _ in current) + tensor[0] > shard_bytes:
+        if current and size + tensor[0] > shard_bytes:
             shards.append(current)
-            current = []
+            current, size = [], 0.0
         current.append(tensor)
+        size += tensor[0]
     shards.append(current)
     held = peak = 0.0
     for shard in shards:

@@ -29,7 +29,7 @@ MAX_LIVE_ELEMENTS = 1e9  # DeepSpeed's stage3_max_live_parameters and stage3_max
 HALF = 2
 ALLOCATOR_OVERHEAD = 1.14  # reserved / allocated under DeepSpeed: 1.09–1.19 over five H200 runs
 # ZeRO-3 on several GPUs: gathered copies are allocated and freed every layer, and the cache holds more:
-# 12.13 GiB reserved for 9.40 allocated on two H200s (one run, oasst1 at 2048; checked on another).
+# 12.13 GiB reserved for 9.40 allocated on two H200s (one run, oasst1 at 2048; checked on two others).
 ALLOCATOR_OVERHEAD_GATHERING = 1.29
 
 
