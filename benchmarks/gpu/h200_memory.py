@@ -60,6 +60,12 @@ DEEPSPEED_CHECK_OFFLOAD = [("oasst1", 1024, "nf4", "deepspeed_zero2_offload", 1)
 # model held on the CPU while it loads), memory_deepspeed.py and host_memory.py gained both; their check,
 # committed before it ran (h200-deepspeed-check-zero3-estimate.json):
 DEEPSPEED_CHECK_ZERO3 = [("medqa", 1024, "nf4", "deepspeed_zero3", 2), ("oasst1", 512, "nf4", "deepspeed_zero3", 2)]
+# ZeRO-2 on two GPUs at the lengths not yet run there (h200-deepspeed-check-zero2-estimate.json).
+DEEPSPEED_CHECK_ZERO2 = [("oasst1", 512, "nf4", "deepspeed_zero2", 2), ("medqa", 1024, "nf4", "deepspeed_zero2", 2)]
+# `--check NAME`: the run set and its estimate file.
+CHECKS = {"first": (DEEPSPEED_CHECK + DEEPSPEED_CHECK_OFFLOAD, "h200-deepspeed-check-host-estimate.json"),
+          "zero3": (DEEPSPEED_CHECK_ZERO3, "h200-deepspeed-check-zero3-estimate.json"),
+          "zero2": (DEEPSPEED_CHECK_ZERO2, "h200-deepspeed-check-zero2-estimate.json")}
 WORDS = ("patient dose tablet fever infection pressure heart liver kidney therapy symptom daily weather city "
          "query model agent answer question because therefore however result value search tool call").split()
 
@@ -195,10 +201,8 @@ def estimate_only(out: Path) -> None:
 
 def deepspeed_runs(gpus: int, check: str | None) -> list[tuple]:
     """(recipe, max_length, quantization, preset, gpus) of the DeepSpeed runs asked for."""
-    if check == "zero3":
-        return DEEPSPEED_CHECK_ZERO3
     if check:
-        return DEEPSPEED_CHECK + DEEPSPEED_CHECK_OFFLOAD
+        return CHECKS[check][0]
     return [(*run, gpus) for run in (DEEPSPEED if gpus == 1 else DEEPSPEED_MULTI)]
 
 
@@ -213,8 +217,7 @@ def deepspeed_estimate_only(out: Path, gpus: int = 1, check: str | None = None) 
                      "date": datetime.date.today().isoformat(), "estimated_gib": estimate.peak_gib,
                      "estimated_allocated_gib": estimate.peak_allocated_gib, "estimate_parts_gib": estimate.parts,
                      "estimated_host_gib": host})
-    name = (f"h200-deepspeed-check-{check}-estimate.json" if check == "zero3" else
-            "h200-deepspeed-check-host-estimate.json" if check else "h200-deepspeed-estimate.json" if gpus == 1
+    name = (CHECKS[check][1] if check else "h200-deepspeed-estimate.json" if gpus == 1
             else f"h200-deepspeed-{gpus}gpu-estimate.json")
     (out / name).write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
@@ -334,9 +337,9 @@ def main() -> None:
     parser.add_argument("--deepspeed", action="store_true",
                         help="the DeepSpeed runs (with --estimate-only: their estimates, committed before the run)")
     parser.add_argument("--gpus", type=int, default=1, help="with --deepspeed: the runs on this many GPUs (torchrun)")
-    parser.add_argument("--check", nargs="?", const="first", choices=["first", "zero3"],
+    parser.add_argument("--check", nargs="?", const="first", choices=list(CHECKS),
                         help="with --deepspeed: the check runs of memory_deepspeed.py (1 and 2 GPUs, and an "
-                             "offload preset); `--check zero3`: the later check of ZeRO-3 on two GPUs")
+                             "offload preset); `--check zero3`/`zero2`: the later checks on two GPUs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
