@@ -39,15 +39,16 @@ def test_sharding_and_offload_only_lower_a_gpus_share(length):
 
 def test_every_measured_row_is_within_ten_percent():
     """Every H200 row under DeepSpeed: the five the DeepSpeed terms were built from, the first check (six
-    rows, two of them missed and led to the ZeRO-3 terms) and the check of those terms (two rows). GPU
-    reserved peak and, where measured, the training process's host RSS."""
+    rows, two of them missed and led to the ZeRO-3 terms), the check of those terms and ZeRO-2 on two GPUs
+    at two more lengths (two rows each). GPU reserved peak and, where measured, the training process's
+    host RSS."""
     from xtuner_recipes.validate.host_memory import DEFAULT_SHARD, offloaded, peaks
     from xtuner_recipes.xtuner_info import deepspeed_zero
 
     names = ["h200-deepspeed.json", "h200-deepspeed-2gpu.json", "h200-deepspeed-check.json",
-             "h200-deepspeed-check-zero3.json"]
+             "h200-deepspeed-check-zero3.json", "h200-deepspeed-check-zero2.json"]
     rows = [row for name in names for row in json.loads((ROOT / "benchmarks/results" / name).read_text())]
-    assert len(rows) == 13 and sum("measured_host_gib" in row for row in rows) == 8
+    assert len(rows) == 15 and sum("measured_host_gib" in row for row in rows) == 10
     assert {row["deepspeed"] for row in rows} == {"deepspeed_zero2", "deepspeed_zero3", "deepspeed_zero2_offload"}
     for row in rows:
         stage, *offload = deepspeed_zero(row["deepspeed"])
