@@ -95,6 +95,38 @@ def test_smoke_keep_refuses_a_folder_with_files(tmp_path, tiny_model, cli):
     assert (keep / "precious.txt").read_text() == "mine" and len(list(keep.iterdir())) == 1
 
 
+def test_smoke_deepspeed_is_checked_before_any_stage(tmp_path, tiny_model, cli):
+    config = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "m.py")
+    keep = tmp_path / "keep"
+    result = cli("smoke", config, "--deepspeed", "deepspeed_zero2", "--keep", keep)
+    assert result.returncode == 2 and "DeepSpeed trains on a GPU only" in result.stderr and "--device cuda" in result.stderr
+    result = cli("smoke", config, "--deepspeed", "deepspeed_zero9", "--keep", keep)
+    assert result.returncode == 2 and "deepspeed_zero9" in result.stderr
+    assert not keep.exists()  # nothing ran, nothing was made
+
+
+def test_smoke_trains_with_the_deepspeed_arguments_xtuner_reads(monkeypatch):
+    """The train stage's arguments as xtuner's own train script parses them, and the one-process
+    rendezvous DeepSpeed's init needs (xtuner train without a launcher sets none)."""
+    import xtuner.tools.train as xtuner_train
+
+    from xtuner_recipes.smoke.worker import train_argv
+
+    plan = {"config": "cfg.py", "work_dir": "/w", "deepspeed": "deepspeed_zero3"}
+    environ = {}
+    monkeypatch.setattr(sys, "argv", ["train", *train_argv(plan, environ)])
+    args = xtuner_train.parse_args()
+    assert (args.config, args.work_dir, args.deepspeed) == ("cfg.py", "/w", "deepspeed_zero3")
+    assert environ["RANK"] == environ["LOCAL_RANK"] == "0" and environ["WORLD_SIZE"] == "1"
+    assert 0 < int(environ["MASTER_PORT"]) < 65536
+    kept = {"MASTER_PORT": "29555"}
+    train_argv(plan, kept)
+    assert kept["MASTER_PORT"] == "29555"
+    plain = {}
+    monkeypatch.setattr(sys, "argv", ["train", *train_argv(plan | {"deepspeed": None}, plain)])
+    assert xtuner_train.parse_args().deepspeed is None and plain == {}
+
+
 def test_smoke_needs_a_local_model(tmp_path, cli):
     config = tmp_path / "hub.py"
     cli("gen", "medqa", "--model", "internlm/internlm-chat-7b", "-o", config, check_rc=0)

@@ -9,6 +9,7 @@ from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_OK, add_command, print
 EXAMPLES = """  xtuner-recipes smoke internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes smoke my_config.py --steps 8 --keep ./smoke-run
   xtuner-recipes smoke my_config.py --device cuda --json
+  xtuner-recipes smoke my_config.py --device cuda --deepspeed deepspeed_zero2
   xtuner-recipes smoke my_config.py --steps all   # the config's whole schedule"""
 
 
@@ -22,6 +23,9 @@ def add_parser(commands) -> None:
                         help="training steps, or 'all' for the config's own schedule (default: %(default)s)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cpu adapts what needs a GPU and says what (default: %(default)s)")
+    parser.add_argument("--deepspeed", metavar="PRESET",
+                        help="train as `xtuner train CONFIG --deepspeed PRESET` (a preset name or a JSON file; "
+                             "needs --device cuda)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="work in DIR (new or empty) and keep it: model, checkpoint, adapter, logs")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -42,7 +46,8 @@ def _progress(stage) -> None:
 
 def render_text(result) -> str:
     steps = "the config's schedule" if result.steps is None else f"{result.steps} steps"
-    lines = [f"smoke: {result.config} ({steps} on {result.device})"]
+    launch = f", --deepspeed {result.deepspeed}" if result.deepspeed else ""
+    lines = [f"smoke: {result.config} ({steps} on {result.device}{launch})"]
     if result.adaptations:
         lines.append("adapted for this run:")
         lines += [f"  - {note}" for note in result.adaptations]
@@ -65,7 +70,7 @@ def run(args) -> int:
     from xtuner_recipes.smoke import run_smoke
 
     result = run_smoke(args.config, steps=args.steps, device=args.device, keep=args.keep,
-                       progress=None if args.json else _progress)
+                       progress=None if args.json else _progress, deepspeed=args.deepspeed)
     if args.json:
         print_json(result.to_json())
     else:

@@ -32,6 +32,7 @@ class SmokeResult:
     device: str
     steps: int | None
     stages: list[Stage]
+    deepspeed: str | None = None
     adaptations: list[str] = dataclasses.field(default_factory=list)
     losses: list[float] = dataclasses.field(default_factory=list)
     checkpoint: str | None = None
@@ -117,13 +118,21 @@ def _after_train(plan: dict, result: SmokeResult, stage: Stage) -> None:
 
 
 def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu", keep: Path | None = None,
-              progress: Callable[[Stage], None] | None = None) -> SmokeResult:
+              progress: Callable[[Stage], None] | None = None, deepspeed: str | None = None) -> SmokeResult:
     """Run every stage on ``config``; stop at the first failure (later stages are skipped).
 
     ``steps=None`` trains for the config's own schedule (``max_epochs``) instead of N steps.
+    ``deepspeed``: train as ``xtuner train CONFIG --deepspeed PRESET`` does, in one process (GPU only).
     """
     if steps is not None and steps < 1:
         raise RecipeError(f"--steps must be at least 1, got {steps}")
+    if deepspeed:
+        from xtuner_recipes.xtuner_info import deepspeed_zero
+
+        deepspeed_zero(deepspeed)  # an unknown preset or a missing file fails here, before any stage
+        if device != "cuda":
+            raise RecipeError(f"--deepspeed {deepspeed}: DeepSpeed trains on a GPU only",
+                              hint="add --device cuda, on a machine with a GPU")
     if device == "cuda":
         import torch
 
@@ -135,10 +144,10 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
     plan = {
         "config": str(config), "model_from": written, "model_source": str(source), "device": device,
         "steps": steps, "model": str(workdir / "model"), "work_dir": str(workdir / "train"),
-        "adapter": str(workdir / "hf_adapter"), "merged": str(workdir / "merged"),
+        "adapter": str(workdir / "hf_adapter"), "merged": str(workdir / "merged"), "deepspeed": deepspeed,
     }
     result = SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGES],
-                         kept=str(workdir) if keep else None)
+                         kept=str(workdir) if keep else None, deepspeed=deepspeed)
     # The stages run in the current folder, as `xtuner train CONFIG` run here would: the config's
     # relative data, model and work paths resolve the same way for both.
     here = Path.cwd()

@@ -6,7 +6,9 @@ beside the plan. A failing stage raises, so the process exits non-zero.
 """
 
 import json
+import os
 import runpy
+import socket
 import sys
 from pathlib import Path
 
@@ -42,9 +44,25 @@ def stage_model(plan: dict, notes: list[str]) -> None:
     notes.append("shrunk: " + ("; ".join(changes) if changes else "already tiny"))
 
 
+def train_argv(plan: dict, environ: dict) -> list[str]:
+    """xtuner train's arguments for the plan. With ``deepspeed``: ``--deepspeed PRESET``, and in ``environ``
+    the rendezvous of a one-process group (DeepSpeed's init reads it; ``xtuner train`` without a
+    launcher sets none), on a free local port unless one is set."""
+    argv = [plan["config"], "--work-dir", plan["work_dir"]]
+    if not plan.get("deepspeed"):
+        return argv
+    if "MASTER_PORT" not in environ:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            environ["MASTER_PORT"] = str(probe.getsockname()[1])
+    for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
+        environ.setdefault(name, value)
+    return [*argv, "--deepspeed", plan["deepspeed"]]
+
+
 def stage_train(plan: dict, notes: list[str]) -> None:
     _adapt_on_load(plan, notes)
-    _run_tool("xtuner.tools.train", [plan["config"], "--work-dir", plan["work_dir"]])
+    _run_tool("xtuner.tools.train", train_argv(plan, os.environ))
 
 
 def stage_pth_to_hf(plan: dict, notes: list[str]) -> None:
