@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import FIXTURES, write_jsonl
 
@@ -55,3 +57,33 @@ def test_validate_reports_it_and_warns_past_host_mem(tiny_model, tmp_path, cli):
     assert warned.returncode == 0  # an estimate: a warning, never an error
     assert "warning G004" in warned.stdout and f"{expected['train']:.1f} GiB of host memory" in warned.stdout
     assert f"host memory: {expected['train']:.1f} GiB to train" in warned.stdout
+
+
+@settings(max_examples=25, deadline=None)
+@given(heads=st.sampled_from([2, 4, 8]), kv_div=st.sampled_from([1, 2]), head_dim=st.sampled_from([8, 16]),
+       layers=st.integers(1, 6), intermediate=st.integers(8, 96), vocab=st.integers(16, 600),
+       tied=st.booleans(), shard_bytes=st.integers(2_000, 200_000))
+def test_checkpoint_shards_split_as_save_pretrained_does(heads, kv_div, head_dim, layers, intermediate, vocab,
+                                                         tied, shard_bytes):
+    """The shards ``zero3_quantized_load`` walks are the ones huggingface_hub's splitter (what
+    transformers' ``save_pretrained`` calls) makes of a real Llama state dict, tensor for tensor."""
+    import torch
+    from huggingface_hub import split_torch_state_dict_into_shards
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from xtuner_recipes.validate.host_memory import checkpoint_shards
+    from xtuner_recipes.validate.memory import Arch
+
+    config = LlamaConfig(hidden_size=heads * head_dim, num_hidden_layers=layers, num_attention_heads=heads,
+                         num_key_value_heads=heads // kv_div, intermediate_size=intermediate, vocab_size=vocab,
+                         tie_word_embeddings=tied, torch_dtype="bfloat16")
+    with torch.device("meta"):
+        state = LlamaForCausalLM(config).to(torch.bfloat16).state_dict()
+    if tied:
+        state.pop("lm_head.weight")  # save_pretrained drops the tied copy
+    split = split_torch_state_dict_into_shards(state, max_shard_size=shard_bytes)
+    theirs = [[state[name].numel() * 2 for name in split.filename_to_tensors[file]]
+              for file in sorted(split.filename_to_tensors)]
+    arch = Arch.from_config(config.to_dict())
+    ours = [[read for read, _ in shard] for shard in checkpoint_shards(arch, "nf4", shard_bytes)]
+    assert ours == theirs

@@ -72,28 +72,38 @@ def zero3_quantized_load(arch, quantization: str, shard_bytes: float) -> float:
         >>> round(zero3_quantized_load(arch, "nf4", 5e9) / GIB, 2)
         8.15
     """
+    held = peak = 0.0
+    for shard in checkpoint_shards(arch, quantization, shard_bytes):
+        read = sum(size for size, _ in shard)
+        made = sum(copy for _, copy in shard)
+        peak = max(peak, held + read + made)
+        held += made + sum(size for size, copy in shard if not copy)
+    return peak
+
+
+def checkpoint_shards(arch, quantization: str, shard_bytes: float) -> list[list[tuple[float, float]]]:
+    """The 16-bit checkpoint's shards as ``save_pretrained`` splits it (huggingface_hub's
+    ``split_torch_state_dict_into_shards``: in the state dict's order, a new shard when the next tensor
+    would not fit, a tensor larger than a shard on its own), in the order transformers loads them, each a
+    list of (bytes read, bytes its quantized copy adds) a tensor."""
     per_weight = {"nf4": 0.5, "int8": 1.0}[quantization]
     embedding = arch.vocab * arch.hidden * 2
-    tensors = [(embedding, 0.0)]  # (bytes read, bytes a quantized copy adds)
+    tensors = [(embedding, 0.0)]
     for _ in range(arch.layers):
         tensors += [(a * b * 2, a * b * per_weight) for a, b in arch.linear_shapes().values()]
         tensors += [(arch.hidden * 2, 0.0)] * 2
     tensors += [(arch.hidden * 2, 0.0)] + ([] if arch.tied_embeddings else [(embedding, 0.0)])
     shards, current, size = [], [], 0.0
     for tensor in tensors:
-        if current and size + tensor[0] > shard_bytes:
+        if tensor[0] > shard_bytes:  # too big for any shard: one of its own, numbered before the open one
+            shards.append([tensor])
+            continue
+        if size + tensor[0] > shard_bytes:
             shards.append(current)
             current, size = [], 0.0
         current.append(tensor)
         size += tensor[0]
-    shards.append(current)
-    held = peak = 0.0
-    for shard in shards:
-        read = sum(size for size, _ in shard)
-        made = sum(copy for _, copy in shard)
-        peak = max(peak, held + read + made)
-        held += made + sum(size for size, copy in shard if not copy)
-    return peak
+    return shards + ([current] if current else [])
 
 
 def offloaded(arch, run) -> float:
