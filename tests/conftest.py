@@ -1,8 +1,10 @@
-"""Shared test helpers: the real console script, the installed xtuner's configs, fixture data."""
+"""Shared test helpers: the CLI (in this process, or the real console script), the installed xtuner's configs
+(loaded once a session), the tiny models and tokenizers (built once a session), fixture data."""
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,36 @@ def _cli_command() -> list[str]:
 
 
 @pytest.fixture
-def cli(tmp_path):
+def cli(tmp_path, capfd):
+    """Run the CLI in this process (``main(argv)``, torch imported once a session) in ``tmp_path``; returns a
+    CompletedProcess with what it and its child processes wrote. ``cli_process`` runs the console script."""
+    from xtuner_recipes.cli import main
+
+    def run(*args, cwd=None, check_rc=None):
+        capfd.readouterr()
+        previous, handler, colour = os.getcwd(), signal.getsignal(signal.SIGTERM), os.environ.get("NO_COLOR")
+        os.chdir(cwd or tmp_path)
+        os.environ["NO_COLOR"] = "1"
+        try:
+            status = main([*map(str, args)])
+        finally:
+            os.chdir(previous)
+            signal.signal(signal.SIGTERM, handler)  # main() installs one for the writing commands
+            if colour is None:
+                os.environ.pop("NO_COLOR", None)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        out, err = capfd.readouterr()
+        result = subprocess.CompletedProcess(["xtuner-recipes", *map(str, args)], status, out, err)
+        if check_rc is not None:
+            assert result.returncode == check_rc, (result.stdout, result.stderr)
+        return result
+
+    return run
+
+
+@pytest.fixture
+def cli_process(tmp_path):
     """Run the real ``xtuner-recipes`` console script in ``tmp_path``; returns CompletedProcess."""
 
     def run(*args, cwd=None, check_rc=None):
@@ -57,6 +88,26 @@ def tiny_model(tmp_path_factory) -> Path:
     from tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")
+
+
+@pytest.fixture(scope="session")
+def tokenizer_folders(tmp_path_factory, tiny_model) -> dict[str, Path]:
+    """One model folder (config.json and tokenizer, no weights) per tokenizer family xtuner treats differently,
+    built once a session: llama (sentencepiece, bos), internlm2 (remote code, chat markers), qwen (byte-level
+    BPE, no bos), no-bos (a llama tokenizer without a bos token, which xtuner's encode_fn fails on)."""
+    import json
+
+    from tiny_model import build_internlm2_style_tokenizer, build_tiny_model, build_tiny_qwen2
+
+    base = tmp_path_factory.mktemp("tokenizers")
+    folders = {"llama": tiny_model, "internlm2": build_internlm2_style_tokenizer(base / "internlm2"),
+               "qwen": build_tiny_qwen2(base / "tiny-qwen2-chat"),
+               "no-bos": build_tiny_model(base / "no-bos", weights=False)}
+    for name, update in (("tokenizer_config.json", {"bos_token": None, "add_bos_token": False}),
+                         ("special_tokens_map.json", {"bos_token": None})):
+        settings = json.loads((folders["no-bos"] / name).read_text())
+        (folders["no-bos"] / name).write_text(json.dumps({**settings, **update}))
+    return folders
 
 
 def write_jsonl(path: Path, rows) -> Path:

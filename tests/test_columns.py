@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xtuner_recipes.rows import read_rows
-from xtuner_recipes.validate.columns import columns, with_columns
+from xtuner_recipes.validate.data.columns import columns, with_columns
 
 KEYS = st.sampled_from(["text", "input", "output", "system", "answer", "q"])
 ROW = st.dictionaries(KEYS, st.text(max_size=8) | st.none(), max_size=4)
@@ -28,7 +28,7 @@ def test_rows_with_columns_equal_what_datasets_loads(rows, tmp_path_factory):
 
 def test_a_file_of_rows_with_and_without_a_key_fails_in_the_map_function_as_in_xtuner(tmp_path):
     """xtuner's own oasst1_map_fn on the row without `text`: datasets gives it None, and `.strip()` fails."""
-    from xtuner_recipes.validate.data import scan
+    from xtuner_recipes.validate.data.scan import scan
     from xtuner_recipes.xtuner_info import map_function
 
     path = tmp_path / "d.jsonl"

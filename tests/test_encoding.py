@@ -10,9 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tiny_model import build_internlm2_style_tokenizer, build_tiny_model, build_tiny_qwen2
-from xtuner_recipes.validate import encoding, packing, tokens
-from xtuner_recipes.validate.tally import Tally
+from xtuner_recipes.validate.tokens import layout as encoding, packing, tokenizer as tokens
+from xtuner_recipes.validate.tokens.tally import Tally
 from xtuner_recipes.xtuner_info import prompt_template
 
 FAMILIES = ("llama", "internlm2", "qwen")
@@ -20,11 +19,8 @@ TEMPLATES = (None, "default", "internlm2_chat", "llama2_chat", "qwen_chat", "int
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    base = tmp_path_factory.mktemp("tokenizers")
-    return {"llama": build_tiny_model(base / "llama", weights=False),
-            "internlm2": build_internlm2_style_tokenizer(base / "internlm2"),
-            "qwen": build_tiny_qwen2(base / "qwen")}
+def folders(tokenizer_folders):
+    return {name: tokenizer_folders[name] for name in FAMILIES}
 
 
 @pytest.fixture(scope="module")

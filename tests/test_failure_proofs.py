@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_jsonl
+from xtuner_recipes.compat.mmengine import settings
 
 XTUNER = shutil.which("xtuner", path=str(Path(sys.executable).parent))
 
@@ -103,7 +104,7 @@ def test_a_map_function_defined_in_the_config_passes_xtuners_preflight(tmp_path)
     path.write_text("from xtuner.dataset.map_fns import alpaca_map_fn\n\n\ndef my_map(example):\n    return example\n\n\n"
                     "train_dataloader = dict(batch_size=1, dataset=dict(dataset_map_fn=my_map))\n")
     cfg = Config.fromfile(str(path))
-    register_function(cfg._cfg_dict)
+    register_function(settings(cfg))
     assert "my_map" in cfg.pretty_text
 
 
@@ -172,7 +173,7 @@ def _lrs_of_a_real_run(tmp_path, cosine: dict) -> list[float]:
 
 
 def test_C007_a_cosine_with_T_max_and_no_end_freezes_the_lr_after_one_epoch(tmp_path):
-    from xtuner_recipes.validate.lr_schedule import build
+    from xtuner_recipes.validate.schedule.lr import build
 
     frozen = _lrs_of_a_real_run(tmp_path / "a", {"T_max": 3})
     assert len(frozen) == 30 and len(set(frozen[10:])) == 1 and len(set(frozen[:10])) > 5  # stuck after epoch 1
@@ -189,19 +190,13 @@ def test_C007_a_cosine_with_T_max_and_no_end_freezes_the_lr_after_one_epoch(tmp_
     assert spans == [(0, 3), (3, 10)]
 
 
-def test_T005_xtuners_encode_fn_fails_on_a_tokenizer_without_bos(tmp_path):
+def test_T005_xtuners_encode_fn_fails_on_a_tokenizer_without_bos(tokenizer_folders):
     """The T005 fixture's tokenizer (a Llama tokenizer saved without bos_token): xtuner's encode_fn adds
     `bos_token_id` (None) to every sample and raises TypeError."""
     from transformers import AutoTokenizer
     from xtuner.dataset.utils import encode_fn
 
-    from tiny_model import build_tiny_model
-
-    folder = build_tiny_model(tmp_path / "no-bos", weights=False)
-    for name, update in (("tokenizer_config.json", {"bos_token": None, "add_bos_token": False}),
-                         ("special_tokens_map.json", {"bos_token": None})):
-        settings = json.loads((folder / name).read_text())
-        (folder / name).write_text(json.dumps({**settings, **update}))
+    folder = tokenizer_folders["no-bos"]
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     assert tokenizer.bos_token_id is None
     with pytest.raises(TypeError):

@@ -16,8 +16,8 @@ SEVEN_B = dict(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008
 
 def test_the_committed_estimate_is_what_the_code_says():
     """benchmarks/results/h200-host-estimate.json was written by this code before the H200 run."""
-    from xtuner_recipes.validate.host_memory import DEFAULT_SHARD, peaks
-    from xtuner_recipes.validate.memory import Arch
+    from xtuner_recipes.validate.estimate.host import DEFAULT_SHARD, peaks
+    from xtuner_recipes.validate.estimate.gpu import Arch
 
     committed = json.loads((ROOT / "benchmarks" / "results" / "h200-host-estimate.json").read_text())
     assert not committed["shard_measured"]
@@ -26,8 +26,8 @@ def test_the_committed_estimate_is_what_the_code_says():
 
 
 def test_sixteen_bit_training_holds_the_model_in_fp32_on_the_cpu():
-    from xtuner_recipes.validate.host_memory import BASE_GIB, GIB, peaks
-    from xtuner_recipes.validate.memory import Arch
+    from xtuner_recipes.validate.estimate.host import BASE_GIB, GIB, peaks
+    from xtuner_recipes.validate.estimate.gpu import Arch
 
     arch = Arch(**SEVEN_B)
     nf4, none = peaks(arch, "nf4", shard_bytes=2e9), peaks(arch, "none", shard_bytes=2e9)
@@ -38,8 +38,8 @@ def test_sixteen_bit_training_holds_the_model_in_fp32_on_the_cpu():
 
 def test_validate_reports_it_and_warns_past_host_mem(tiny_model, tmp_path, cli):
     from xtuner_recipes.model_info import read_config
-    from xtuner_recipes.validate.host_memory import largest_shard, peaks
-    from xtuner_recipes.validate.memory import Arch
+    from xtuner_recipes.validate.estimate.host import largest_shard, peaks
+    from xtuner_recipes.validate.estimate.gpu import Arch
 
     rows = (FIXTURES / "data" / "medqa_us.jsonl").read_text(encoding="utf-8").splitlines() * 40
     data = tmp_path / "medqa.jsonl"
@@ -71,8 +71,8 @@ def test_checkpoint_shards_split_as_save_pretrained_does(heads, kv_div, head_dim
     from huggingface_hub import split_torch_state_dict_into_shards
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from xtuner_recipes.validate.host_memory import checkpoint_shards
-    from xtuner_recipes.validate.memory import Arch
+    from xtuner_recipes.validate.estimate.host import checkpoint_shards
+    from xtuner_recipes.validate.estimate.gpu import Arch
 
     config = LlamaConfig(hidden_size=heads * head_dim, num_hidden_layers=layers, num_attention_heads=heads,
                          num_key_value_heads=heads // kv_div, intermediate_size=intermediate, vocab_size=vocab,

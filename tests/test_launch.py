@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from xtuner_recipes.cli import main
-from xtuner_recipes.cli.train import launch_shape
+from xtuner_recipes.cli.train import launch_of
 from xtuner_recipes.errors import RecipeError
+from xtuner_recipes.validate.inputs import Launch, Options
 from xtuner_recipes.validate.runner import validate_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -32,6 +33,11 @@ def full_finetune_7b(tmp_path_factory) -> Path:
     return path
 
 
+def launch_shape(args, environ):
+    launch = launch_of(args, environ)
+    return launch.stage, launch.gpus
+
+
 def test_the_stage_is_read_from_xtuners_own_presets_and_files(tmp_path):
     assert launch_shape(["--deepspeed", "deepspeed_zero3"], {"NPROC_PER_NODE": "8"}) == (3, 8)
     assert launch_shape(["--deepspeed=deepspeed_zero2_offload"], {"NPROC_PER_NODE": "4", "NNODES": "2"}) == (2, 8)
@@ -44,8 +50,8 @@ def test_the_stage_is_read_from_xtuners_own_presets_and_files(tmp_path):
 
 
 def test_zero3_on_8_gpus_fits_where_one_gpus_copy_of_everything_does_not(full_finetune_7b):
-    alone = validate_config(str(full_finetune_7b), gpus=8, zero_stage=0, gpu_mem=80)
-    sharded = validate_config(str(full_finetune_7b), gpus=8, zero_stage=3, gpu_mem=80)
+    alone = validate_config(str(full_finetune_7b), launch=Launch(gpus=8, stage=0), options=Options(gpu_mem=80))
+    sharded = validate_config(str(full_finetune_7b), launch=Launch(gpus=8, stage=3), options=Options(gpu_mem=80))
     assert "G001" in {f.code for f in alone.findings if f.severity == "error"}
     assert "G001" not in {f.code for f in sharded.findings}
     assert alone.stats["estimated_peak_gib"] > 80 > sharded.stats["estimated_peak_gib"]

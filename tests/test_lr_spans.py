@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xtuner_recipes.validate import lr_schedule, lr_spans
+from xtuner_recipes.validate.schedule import lr as lr_schedule, lr_spans
+from xtuner_recipes.compat.mmengine import settings as loaded_settings
 
 NAMES = ("LinearLR", "CosineAnnealingLR", "ConstantLR") * 3 + ("MultiStepLR",)  # the last is never answered
 FACTOR = st.floats(0, 1) | st.sampled_from([0, 1, 1e-5]) | st.floats(-0.5, 1.5)  # mostly in mmengine's range
@@ -88,8 +89,8 @@ def test_every_shipped_schedule_is_answered_and_equals_mmengines(xtuner_configs)
     """xtuner's own configs: lr_spans answers every schedule they define, as mmengine builds it."""
     from mmengine.config import Config
 
-    from xtuner_recipes.validate.load import lookup
-    from xtuner_recipes.validate.schedule import epoch_based
+    from xtuner_recipes.validate.inputs import setting
+    from xtuner_recipes.validate.inputs import epoch_based
 
     compared, refused, unanswered = 0, 0, []
     for path in xtuner_configs:
@@ -97,7 +98,7 @@ def test_every_shipped_schedule_is_answered_and_equals_mmengines(xtuner_configs)
             config = Config.fromfile(str(path))
         except Exception:  # noqa: BLE001 - a config mmengine can't load (L001's business) has no schedule to read
             continue
-        raw, loop = dict.get(config._cfg_dict, "param_scheduler"), dict.get(config._cfg_dict, "train_cfg") or {}
+        raw, loop = dict.get(loaded_settings(config), "param_scheduler"), dict.get(loaded_settings(config), "train_cfg") or {}
         max_epochs = dict.get(loop, "max_epochs")
         if not raw or not isinstance(max_epochs, int | float):
             continue
@@ -105,7 +106,7 @@ def test_every_shipped_schedule_is_answered_and_equals_mmengines(xtuner_configs)
             shape = dict(iters_per_epoch=iters_per_epoch, max_epochs=max_epochs, epoch_loop=epoch_based(loop))
             fast = lr_spans.spans(raw, **shape)
             try:
-                built = lr_schedule.build(lookup(config, "param_scheduler"), **shape)
+                built = lr_schedule.build(setting(config, "param_scheduler", build=True), **shape)
             except ValueError as error:
                 assert fast is None and "end should be larger than begin" in str(error), path.name
                 refused += 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xtuner_recipes.validate.memory import Arch, Run, estimate
+from xtuner_recipes.validate.estimate.gpu import Arch, Run, estimate
 
 ROOT = Path(__file__).parents[1]
 SEVEN_B = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
@@ -42,7 +42,7 @@ def test_every_measured_row_is_within_ten_percent():
     rows, two of them missed and led to the ZeRO-3 terms), the check of those terms and ZeRO-2 on two GPUs
     at two more lengths (two rows each). GPU reserved peak and, where measured, the training process's
     host RSS."""
-    from xtuner_recipes.validate.host_memory import DEFAULT_SHARD, offloaded, peaks
+    from xtuner_recipes.validate.estimate.host import DEFAULT_SHARD, offloaded, peaks
     from xtuner_recipes.xtuner_info import deepspeed_zero
 
     names = ["h200-deepspeed.json", "h200-deepspeed-2gpu.json", "h200-deepspeed-check.json",
@@ -66,7 +66,7 @@ def test_every_measured_row_is_within_ten_percent():
 def test_the_committed_check_estimates_are_what_the_code_says(check):
     """The latest checks, committed before the H200 ran them: the GPU estimate and the training host RSS.
     (The first check's files are the record of what was predicted then; BENCHMARKS.md compares them.)"""
-    from xtuner_recipes.validate.host_memory import DEFAULT_SHARD, offloaded, peaks
+    from xtuner_recipes.validate.estimate.host import DEFAULT_SHARD, offloaded, peaks
     from xtuner_recipes.xtuner_info import deepspeed_zero
 
     rows = json.loads((ROOT / f"benchmarks/results/h200-deepspeed-check-{check}-estimate.json").read_text())

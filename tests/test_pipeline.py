@@ -95,6 +95,20 @@ def test_smoke_keep_refuses_a_folder_with_files(tmp_path, tiny_model, cli):
     assert (keep / "precious.txt").read_text() == "mine" and len(list(keep.iterdir())) == 1
 
 
+def test_smoke_stops_on_what_xtuner_would_stop_on_before_any_stage(tmp_path, tiny_model, cli):
+    """A config with a static or load error (here S003: batch_size 0, which torch's sampler refuses) gets its
+    findings and exit 1 in seconds, not a failing train stage after the model stage."""
+    config = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "m.py")
+    config.write_text(config.read_text().replace("batch_size = 1", "batch_size = 0"))
+    keep = tmp_path / "keep"
+    result = cli("smoke", config, "--keep", keep, "--json")
+    found = json.loads(result.stdout)
+    assert result.returncode == 1 and [f["code"] for f in found["findings"]] == ["S003"]
+    assert all(stage["status"] == "skipped" for stage in found["stages"]) and not keep.exists()
+    text = cli("smoke", config)
+    assert text.returncode == 1 and "S003 [batch_size]" in text.stdout and "0/5 stages passed" in text.stdout
+
+
 def test_smoke_deepspeed_is_checked_before_any_stage(tmp_path, tiny_model, cli):
     config = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "m.py")
     keep = tmp_path / "keep"

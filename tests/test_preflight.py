@@ -2,10 +2,13 @@
 
 import math
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xtuner_recipes.validate.preflight import printable
+from xtuner_recipes.compat.mmengine import settings as loaded_settings
+from xtuner_recipes.validate.load.preflight import printable
 
 
 class Helper:  # a class as a config value: mmengine prints it as <class ...>
@@ -65,7 +68,7 @@ def test_xtuners_train_script_functions_compiled_from_source_equal_the_imported_
     from mmengine.config import Config
     from xtuner.tools import train
 
-    from xtuner_recipes.validate.preflight import train_script_functions
+    from xtuner_recipes.validate.load.preflight import train_script_functions
 
     values = {"use_varlen_attn": varlen, "model": {"llm": {} if attn is None else {"attn_implementation": attn}},
               "train_dataloader": {"batch_size": batch_size,
@@ -79,9 +82,48 @@ def test_xtuners_train_script_functions_compiled_from_source_equal_the_imported_
     for register, check in (train_script_functions(), (train.register_function, train.check_cfg)):
         cfg = Config(values)
         try:
-            register(cfg._cfg_dict)
+            register(loaded_settings(cfg))
             check(cfg, argparse.Namespace(deepspeed=deepspeed))
-            outcomes.append(("ok", cfg._cfg_dict["helper"].startswith("<function helper_function")))
+            outcomes.append(("ok", loaded_settings(cfg)["helper"].startswith("<function helper_function")))
         except Exception as error:  # noqa: BLE001 - comparing failures is the point
             outcomes.append((type(error).__name__, str(error)))
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_launch_without_deepspeed_reaches_xtuners_check_as_none(tiny_model, tmp_path, monkeypatch, capsys):
+    """`--deepspeed none` (validate, plan) or a `train` without --deepspeed: xtuner's check_cfg is given
+    deepspeed=None, and refuses sequence parallel without DeepSpeed, as `xtuner train` would."""
+    import argparse
+    import json
+
+    from mmengine.config import Config
+    from xtuner.tools import train
+
+    from conftest import FIXTURES
+    from xtuner_recipes.cli import main
+    from xtuner_recipes.validate.inputs import Launch
+    from xtuner_recipes.validate.load import preflight
+    from xtuner_recipes.validate.runner import validate_config
+
+    config = tmp_path / "sp.py"
+    assert main(["gen", "oasst1", "--model", str(tiny_model), "--data", str(FIXTURES / "data" / "oasst1.jsonl"),
+                 "-o", str(config)]) == 0
+    config.write_text(config.read_text() + "\nsequence_parallel_size = 2\n")
+    # A machine with flash-attn 2, where sequence parallel gets past check_cfg's first rule.
+    monkeypatch.setattr(preflight._FlashAttention2, "__bool__", lambda self: True)
+    monkeypatch.setattr(train, "SUPPORT_FLASH2", True)
+    capsys.readouterr()
+
+    def l003(report):
+        return [f.message for f in report.findings if f.code == "L003"]
+
+    without = l003(validate_config(str(config), launch=Launch.from_preset("none")))
+    assert len(without) == 1 and "Sequence parallel training without DeepSpeed" in without[0]
+    assert l003(validate_config(str(config), launch=Launch.from_preset("deepspeed_zero2"))) == []
+    assert main(["validate", str(config), "--deepspeed", "none", "--format", "json"]) == 1
+    codes = [f["code"] for f in json.loads(capsys.readouterr().out)[0]["findings"]]
+    assert "L003" in codes
+    # The proof: xtuner's own imported check_cfg fails on this config with deepspeed=None, and only then.
+    with pytest.raises(AssertionError, match="without DeepSpeed"):
+        train.check_cfg(Config.fromfile(str(config)), argparse.Namespace(deepspeed=None))
+    train.check_cfg(Config.fromfile(str(config)), argparse.Namespace(deepspeed="deepspeed_zero2"))

@@ -102,7 +102,7 @@ turns = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0
 @given(turns, st.integers(0, 2), st.sampled_from([None, 0, 1, 2]), st.integers(1, 150))
 def test_sample_segments_match_xtuner_layout(shapes, bos, eos, max_length):
     from xtuner_recipes.report.sections import example_segments
-    from xtuner_recipes.validate.encoding import Turn, layout
+    from xtuner_recipes.validate.tokens.layout import Turn, layout
 
     shaped = [Turn(i, o, s, eos=e, loss=loss) for i, o, s, e, loss in shapes]
     rendered = [{"input": "q" * i, "output": "a" * o, "sep": "\n" * s} for i, o, s, _, _ in shapes]
@@ -118,36 +118,42 @@ def test_learning_rates_follow_the_config(reports):
     """mmengine's schedulers, stepped by its ParamSchedulerHook: warmup from lr x start_factor to lr at
     the warmup's end, cosine down to eta_min at the last iteration."""
     from xtuner_recipes.report.sections import learning_rates, marks
+    from xtuner_recipes.validate.inputs import setting
     from xtuner_recipes.validate.runner import validate_config
 
     config, _, _ = reports["oasst1"]
     keep: dict = {}
     report = validate_config(str(config), keep=keep)
-    ctx = keep["context"]
-    rates, why = learning_rates(ctx)
-    lr, warmup = ctx.get("optim_wrapper.optimizer.lr"), report.stats["warmup_iters"]
-    start = ctx.get("param_scheduler")[0]["start_factor"]
+    facts = keep["context"]
+    rates, why = learning_rates(facts.config, facts.settings, facts.schedule)
+    lr, warmup = setting(facts.config, "optim_wrapper.optimizer.lr"), report.stats["warmup_iters"]
+    start = setting(facts.config, "param_scheduler")[0]["start_factor"]
     assert why is None and len(rates) == report.stats["total_iters"]
     assert rates[0] == pytest.approx(lr * start) and rates[warmup] == pytest.approx(lr)
     assert max(rates) == pytest.approx(lr) and rates[-1] < lr * 0.01
     assert all(a <= b for a, b in zip(rates[:warmup], rates[1:warmup + 1]))
-    saves, evaluations = marks(ctx)
+    saves, evaluations = marks(facts.config, facts.settings, facts.schedule)
     assert saves[-1] == report.stats["total_iters"] and evaluations[0] == 0
 
 
 def test_the_time_model_is_the_fit_of_the_committed_runs():
-    """h200_time_model.json is what timing.fit makes of benchmarks/results/h200-time.json (no hand edits):
+    """h200_time_model.json is what benchmarks/gpu/fit_time.fit makes of benchmarks/results/h200-time.json (no hand edits):
     coefficients from the fit runs, and which quantizations are shown from the check runs."""
-    from xtuner_recipes.validate import timing
+    from xtuner_recipes.validate.estimate import timing
 
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fit_time", ROOT / "benchmarks" / "gpu" / "fit_time.py")
+    fit_time = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit_time)
     committed = timing.load_model()
-    refit = timing.fit(json.loads((ROOT / "benchmarks" / "results" / "h200-time.json").read_text()))
+    refit = fit_time.fit(json.loads((ROOT / "benchmarks" / "results" / "h200-time.json").read_text()))
     assert json.loads(json.dumps(refit)) == committed
     assert committed["shown"] == ["nf4"] and committed["checked"]["uniform700-b4-none"]["error_pct"] == -17.7
 
 
 def test_expected_iteration_time_over_random_batches():
-    from xtuner_recipes.validate.timing import expected, per_iteration
+    from xtuner_recipes.validate.estimate.timing import expected, per_iteration
 
     model = {"a": {"nf4": 0.1}, "b": {"nf4": 1e-4}, "c": 1e-8, "stage": {"0": 0.0}}
     lengths = [100, 300, 700, 900] * 50
@@ -174,7 +180,7 @@ def seven_b_model(folder: Path, tiny_model: Path) -> Path:
 
 
 def test_time_is_given_on_the_measured_shape_and_refused_elsewhere(tiny_model, tmp_path, cli, reports):
-    from xtuner_recipes.validate import timing
+    from xtuner_recipes.validate.estimate import timing
     from xtuner_recipes.validate.runner import validate_config
 
     model = seven_b_model(tmp_path / "internlm-chat-7b-shape", tiny_model)

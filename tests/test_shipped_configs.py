@@ -17,7 +17,8 @@ import pytest
 from tiny_model import build_tiny_model
 from xtuner_recipes.rewrite import apply_overrides, parse_override
 from xtuner_recipes.validate import validate_config
-from xtuner_recipes.validate.leaves import find, qualified
+from xtuner_recipes.validate.data.leaves import find, qualified
+from xtuner_recipes.compat.mmengine import settings
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +98,7 @@ def make_local(path: Path, model: Path, folder: Path) -> tuple[Path, int] | None
         if "pretrained_model_name_or_path" in _string_variables(source) else []
     result = apply_overrides(source, overrides, filename=str(path))
     source = result.code
-    leaves, _ = find(dict.get(config._cfg_dict, "train_dataloader"))
+    leaves, _ = find(dict.get(settings(config), "train_dataloader"))
     made = 0
     for number, leaf in enumerate(leaves):
         loader = leaf.get("dataset")

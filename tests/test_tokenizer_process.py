@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tiny_model import build_tiny_model
-from xtuner_recipes.validate import tokens
-from xtuner_recipes.validate.tokenizer_process import TokenizerProcess
+from xtuner_recipes.validate.tokens import tokenizer as tokens
+from xtuner_recipes.validate.tokens.child import TokenizerProcess
 
 TEXTS = ["", "hello world", "<|User|>:what is 2+2?<eoh>\n", "Zürich · 東京 · 🙂", "a\u0000b", "   "]
 

@@ -232,7 +232,7 @@ def test_no_false_alarms_on_shipped_configs(xtuner_configs, cli):
 
 def test_text_report_puts_data_row_lines_on_the_data_file():
     from xtuner_recipes.validate import ConfigReport, Finding
-    from xtuner_recipes.validate.report import render_text
+    from xtuner_recipes.validate.reporters import render_text
 
     report = ConfigReport("cfg.py", [
         Finding("D002", "error", "train.jsonl:7 cannot be read: not valid JSON", key="data_path", line=7),
@@ -245,7 +245,7 @@ def test_text_report_puts_data_row_lines_on_the_data_file():
 
 
 def test_memory_estimate_parts_and_scaling():
-    from xtuner_recipes.validate.memory import NF4_BYTES, Arch, Run, estimate
+    from xtuner_recipes.validate.estimate.gpu import NF4_BYTES, Arch, Run, estimate
 
     arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
     short, long = estimate(arch, Run(max_length=512)), estimate(arch, Run(max_length=2048))
@@ -325,7 +325,9 @@ def test_progress_follows_reading_and_tokenizing(tmp_path, tiny_model, cli):
 
     config = plant({"recipe": "medqa", "rows": [json.dumps(r) for r in medqa_rows(1200)]}, tmp_path, tiny_model, cli)
     calls = []
-    report = validate_config(str(config), progress=lambda *call: calls.append(call))
+    from xtuner_recipes.validate.inputs import Options
+
+    report = validate_config(str(config), options=Options(progress=lambda *call: calls.append(call)))
     assert report.ok, report.findings
     stages = {what: [(done, total) for w, done, total in calls if w == what] for what, _, _ in calls}
     assert list(stages) == ["rows read", "texts tokenized"]
@@ -511,10 +513,8 @@ def test_the_models_own_chat_template_decides_gen_and_validate(tmp_path, tiny_mo
 
 
 @pytest.fixture(scope="module")
-def model_families(tmp_path_factory, tiny_model) -> dict:
-    from tiny_model import build_tiny_qwen2
-
-    return {"llama": tiny_model, "qwen2": build_tiny_qwen2(tmp_path_factory.mktemp("qwen2") / "tiny-qwen2-chat")}
+def model_families(tokenizer_folders) -> dict:
+    return {"llama": tokenizer_folders["llama"], "qwen2": tokenizer_folders["qwen"]}
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
@@ -537,7 +537,7 @@ def test_machine_findings_follow_what_is_installed_here():
     """E002-E004 against this machine's own imports (each check can go either way on another machine)."""
     import importlib.util
 
-    from xtuner_recipes.validate.environment import check_environment
+    from xtuner_recipes.validate.machine.environment import check_environment
 
     codes = {f.code: f for f in check_environment(quantized=True, uses_lora=True, strict=False)}
     probe = subprocess.run([sys.executable, "-c", "import bitsandbytes"], capture_output=True)

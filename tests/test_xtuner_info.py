@@ -57,6 +57,6 @@ def test_builder_defaults_are_process_hf_datasets():
     ("xtuner.dataset.map_fns", "oasst1_map_fx", False),
 ])
 def test_star_imports_are_followed_in_the_source(module, name, expected):
-    from xtuner_recipes.validate.imports import defines
+    from xtuner_recipes.validate.load.imports import defines
 
     assert defines(module, name) is expected

@@ -12,6 +12,7 @@ from xtuner_recipes.rewrite.api import parse_config
 from xtuner_recipes.rewrite.locate import bindings, code_of
 from xtuner_recipes.rewrite.overrides import Override
 from xtuner_recipes.rewrite.values import literal
+from xtuner_recipes.values import is_positive_int
 
 
 def accumulation_for(*, batch_size: int, accumulative_counts: int, gpus: int) -> tuple[int, int]:
@@ -23,7 +24,7 @@ def accumulation_for(*, batch_size: int, accumulative_counts: int, gpus: int) ->
 def _setting(source: str, name: str, filename: str) -> int:
     binding = bindings(parse_config(source, filename)).get(name)
     is_literal, value = literal(code_of(binding.value)) if binding else (False, None)
-    if not is_literal or not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_literal or not is_positive_int(value):
         raise OverrideError(f"{filename}: --gpus needs {name} as a positive integer literal, got "
                             f"{code_of(binding.value) if binding else 'no such setting'}",
                             hint=f"set it first, e.g. --set {name}=16")

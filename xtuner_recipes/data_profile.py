@@ -15,11 +15,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from xtuner_recipes.map_fns.medqa import SYSTEM_PROMPTS, language
+from xtuner_recipes.map_fns.medqa import DRUGQA_SYSTEM, SYSTEM_PROMPTS, language
 
-# The tutorial's Medication QA (MedInfo 2019) answers consumers' questions about drugs.
-DRUGQA_SYSTEM = ("You are an experienced physician and pharmacist. Answer the question about the "
-                 "medication accurately and clearly.")
 MEDICATION_QUESTIONS = [
     "How long does it take for amoxicillin to start working?",
     "Can I drink alcohol while taking metronidazole?",

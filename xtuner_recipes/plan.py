@@ -12,6 +12,7 @@ import dataclasses
 import shlex
 from pathlib import Path
 
+from xtuner_recipes.config_source import literals, uses_msagent_mapper
 from xtuner_recipes.errors import RecipeError
 
 
@@ -32,25 +33,6 @@ class Plan:
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _settings(tree: ast.Module) -> dict[str, object]:
-    """Top-level settings written as literals (``SYSTEM``, ``pretrained_model_name_or_path`` …)."""
-    from xtuner_recipes.validate.static import top_level_values
-
-    found = {}
-    for name, value in top_level_values(tree).items():
-        try:
-            found[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError, TypeError):
-            pass
-    return found
-
-
-def _uses_msagent_mapper(tree: ast.Module) -> bool:
-    """The config maps MS-Agent data (ours or xtuner's mapper): it trains the ReAct tool loop."""
-    return any(alias.name in ("msagent_map_fn", "msagent_react_map_fn")
-               for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names)
 
 
 def launch_command(config, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None,
@@ -100,7 +82,8 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
               report=None) -> Plan:
     """The commands for ``config`` on ``nodes`` machines of ``gpus`` GPUs each, launched with ``deepspeed``
     (a preset or JSON file; None: without DeepSpeed). ``report``: a full ``validate`` of it already made."""
-    from xtuner_recipes.validate import static
+    from xtuner_recipes.config_source import template_name
+    from xtuner_recipes.validate.inputs import Launch
     from xtuner_recipes.validate.runner import validate_config
 
     if gpus < 1 or nodes < 1:
@@ -111,12 +94,10 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
     except (OSError, UnicodeDecodeError, SyntaxError) as error:
         raise RecipeError(f"{path}: cannot read the config: {error}",
                           hint=f"run `xtuner-recipes validate {path}`") from None
-    settings = _settings(tree)
-    from xtuner_recipes.xtuner_info import deepspeed_zero
-
-    stage, *offload = deepspeed_zero(deepspeed) if deepspeed else (0, False, False)  # unknown: fails, as in xtuner
+    settings = literals(tree)
+    launch = Launch.from_preset(deepspeed, gpus=gpus * nodes, nodes=nodes)  # an unknown preset fails, as in xtuner
     if report is None:
-        report = validate_config(str(path), level="full", gpus=gpus * nodes, zero_stage=stage, offload=tuple(offload))
+        report = validate_config(str(path), level="full", launch=launch)
     stats, notes = report.stats, []
     errors = [f for f in report.findings if f.severity == "error"]
     if errors:
@@ -140,14 +121,14 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
                          f"reads the last checkpoint's path from {last_file}, which training writes")
     launch, where = launch_command(path, gpus=gpus, nodes=nodes, work_dir=work_dir, deepspeed=deepspeed)
     model = settings.get("pretrained_model_name_or_path", "MODEL")
-    template = static.template_name(tree)
+    template = template_name(tree)
     chat = f"xtuner chat {q(out + '/merged')}"
     if template:
         chat += f" --prompt-template {template}"
     if settings.get("SYSTEM"):
         chat += f" --system {shlex.quote(settings['SYSTEM'])}"
     chat_note = "type a question; RESET clears, EXIT leaves"
-    if _uses_msagent_mapper(tree):
+    if uses_msagent_mapper(tree):
         chat += " --lagent"
         chat_note = ("--lagent runs the ReAct tool loop the MS-Agent data taught: it needs `pip install lagent` and a "
                      "search tool key, `export SERPER_API_KEY=...` (serper.dev), before it starts")

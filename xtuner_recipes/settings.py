@@ -9,11 +9,11 @@
 """
 
 import json
-import math
 import re
 from functools import lru_cache
 
 from xtuner_recipes.resources import resource_path
+from xtuner_recipes.values import is_int, is_number
 
 
 @lru_cache(maxsize=1)
@@ -25,9 +25,8 @@ def _validator():
     # Types as the consumers take them: torch's sampler refuses batch_size=2.0, which JSON
     # Schema counts as an integer; an infinite lr or max_norm is no number training can use.
     checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({
-        "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
-        "number": lambda _, value: (isinstance(value, int | float) and not isinstance(value, bool)
-                                    and math.isfinite(value)),
+        "integer": lambda _, value: is_int(value),
+        "number": lambda _, value: is_number(value),
     })
     strict = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
     return strict(schema)

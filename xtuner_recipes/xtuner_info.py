@@ -135,27 +135,16 @@ def map_function(name: str):
             else:
                 body.append(node)
         namespace = {"__name__": f"xtuner.dataset.map_fns.dataset_map_fns.{path.stem}", "__xtuner_utils__": values}
-        exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102 - xtuner's own code
-        return namespace.get(name)
+        return run_own_code(body, path, namespace).get(name)
     return None
 
 
-def deepspeed_stage(value: str) -> int:
-    """The ZeRO stage of ``xtuner train --deepspeed VALUE`` (see ``deepspeed_zero``).
-
-        >>> deepspeed_stage("deepspeed_zero3")
-        3
-    """
-    return deepspeed_zero(value)[0]
-
-
-def deepspeed_offload(value: str) -> tuple[bool, bool]:
-    """Whether ``--deepspeed VALUE`` offloads (optimizer states, parameters) to the CPU.
-
-        >>> deepspeed_offload("deepspeed_zero3_offload")
-        (True, True)
-    """
-    return deepspeed_zero(value)[1:]
+def run_own_code(body: list[ast.stmt], path: Path, namespace: dict) -> dict:
+    """Run statements taken from xtuner's own file ``path`` (never data) in ``namespace``, and return it: its
+    functions without importing their module, which imports torch and more (see ``map_function`` and
+    ``validate.load.preflight.train_script_functions``; tests hold each to the imported one)."""
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102 - xtuner's installed code
+    return namespace
 
 
 def deepspeed_zero(value: str) -> tuple[int, bool, bool]:

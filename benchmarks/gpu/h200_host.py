@@ -5,7 +5,7 @@
 
 Each step runs as xtuner's own tool in a child process (`pth_to_hf CFG PTH ADAPTER`, then
 `merge MODEL ADAPTER MERGED`, its default `--device cuda`); the peak is the child's
-`ru_maxrss`. The estimate is `xtuner_recipes.validate.host_memory.peaks` for the same model.
+`ru_maxrss`. The estimate is `xtuner_recipes.validate.estimate.host.peaks` for the same model.
 """
 
 import argparse
@@ -23,8 +23,8 @@ import h200_memory as mem  # noqa: E402
 
 def estimate() -> dict:
     from xtuner_recipes.model_info import read_config
-    from xtuner_recipes.validate.host_memory import largest_shard, peaks
-    from xtuner_recipes.validate.memory import Arch
+    from xtuner_recipes.validate.estimate.host import largest_shard, peaks
+    from xtuner_recipes.validate.estimate.arch import Arch
 
     shard, measured = largest_shard(str(mem.MODEL))
     return {"shard_gib": round(shard / 1024 ** 3, 3), "shard_measured": measured,

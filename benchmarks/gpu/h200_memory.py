@@ -8,7 +8,7 @@ For each run: `gen` writes the config (packing on, batch 1), xtuner's own train 
 it for 20 iterations (`smoke`'s adaptation for the GPU: only max_iters, logging every
 iteration and short chat samples), and the training process records
 `torch.cuda.max_memory_reserved` and `max_memory_allocated`. The estimate comes from
-`xtuner_recipes.validate.memory` on the same config. Results append to OUT/h200-memory.json.
+`xtuner_recipes.validate.estimate.gpu` on the same config. Results append to OUT/h200-memory.json.
 """
 
 import argparse
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from xtuner_recipes.validate.memory import ALLOCATOR_OVERHEAD  # noqa: E402 - after the path is set
+from xtuner_recipes.validate.estimate.gpu import ALLOCATOR_OVERHEAD  # noqa: E402 - after the path is set
 
 WORK = Path(os.environ.get("H200_WORK", "/tmp/h200"))
 MODEL = WORK / "internlm-chat-7b-shape"
@@ -159,15 +159,13 @@ def estimate_for(config: Path, deepspeed: str = "", gpus: int = 1) -> tuple:
     from mmengine.config import Config
 
     from xtuner_recipes.model_info import read_config
-    from xtuner_recipes.validate.host_memory import largest_shard, offloaded, peaks
-    from xtuner_recipes.validate.load import lookup
-    from xtuner_recipes.validate.memory import Arch, estimate, run_from_config
-    from xtuner_recipes.xtuner_info import deepspeed_zero
+    from xtuner_recipes.validate.estimate.host import largest_shard, offloaded, peaks
+    from xtuner_recipes.validate.estimate.arch import Arch
+    from xtuner_recipes.validate.estimate.gpu import Run, estimate
+    from xtuner_recipes.validate.inputs import Launch, Settings
 
-    stage, *offload = deepspeed_zero(deepspeed) if deepspeed else (0, False, False)
     cfg = Config.fromfile(str(config))
-    get = lambda key: lookup(cfg, key)  # noqa: E731
-    run = run_from_config(get, max_length=get("max_length"), gpus=gpus, zero_stage=stage, offload=tuple(offload))
+    run = Run.of(Settings.parse(cfg, None), Launch.from_preset(deepspeed or None, gpus=gpus))
     arch = Arch.from_config(read_config(str(MODEL)))
     host = peaks(arch, run.quantization, shard_bytes=largest_shard(str(MODEL))[0], offloaded_bytes=offloaded(arch, run),
                  zero_stage=run.zero_stage)
@@ -179,7 +177,9 @@ def validated_estimate(config: Path) -> dict:
     (unpacked) and at max_length."""
     from xtuner_recipes.validate.runner import validate_config
 
-    report = validate_config(str(config), level="full", gpus=1)
+    from xtuner_recipes.validate.inputs import Launch
+
+    report = validate_config(str(config), level="full", launch=Launch(gpus=1))
     keys = ("estimated_peak_gib", "estimated_peak_gib_at_max_length", "memory_bound", "longest_sample", "tokens_max",
             "estimated_memory_gib")
     return {key: report.stats.get(key) for key in keys} | {"g_findings": [

@@ -122,9 +122,10 @@ def child(config: str, work_dir: str, result_path: str, deepspeed: str, steps: s
 def predicted(config: Path, deepspeed: str) -> dict:
     """What `validate --level full [--deepspeed]` estimates before the run: seconds an iteration, at the data's lengths."""
     from xtuner_recipes.validate.runner import validate_config
-    from xtuner_recipes.xtuner_info import deepspeed_stage
+    from xtuner_recipes.validate.inputs import Launch
 
-    report = validate_config(str(config), level="full", gpus=1, zero_stage=deepspeed_stage(deepspeed) if deepspeed else 0)
+    stage = Launch.from_preset(deepspeed or None).stage
+    report = validate_config(str(config), level="full", launch=Launch(gpus=1, stage=stage))
     return {key: report.stats.get(key) for key in ("seconds_per_iter", "time_basis", "longest_sample", "samples")}
 
 
@@ -151,7 +152,7 @@ def measure(run: tuple, out: Path, check: bool) -> dict:
     # mmengine logs one time per iteration; the model saw one batch per iteration (plus none at eval)
     row.update(got, iterations=[{"sequences": s[0], "length": s[1], "seconds": t}
                                 for s, t in zip(shapes[SKIP:], times[SKIP:])])
-    # fit runs: mmengine's mean of the last 10 (see timing.fit); check runs: every iteration after the warmup
+    # fit runs: mmengine's mean of the last 10 (see fit_time.fit); check runs: every iteration after the warmup
     row["mean_seconds"] = round(statistics.fmean(times[SKIP:]) if check else times[-1], 4)
     if check and row["estimate"].get("seconds_per_iter"):
         row["error_pct"] = round(100 * (row["estimate"]["seconds_per_iter"] - row["mean_seconds"]) / row["mean_seconds"], 1)
@@ -169,9 +170,11 @@ def main() -> None:
     parser.add_argument("--fit", type=Path, metavar="RESULTS", help="fit the model to RESULTS' fit rows and write it")
     args = parser.parse_args()
     if args.fit:
-        from xtuner_recipes.validate import timing
+        from fit_time import fit
 
-        model = timing.fit(json.loads(args.fit.read_text()))
+        from xtuner_recipes.validate.estimate import timing
+
+        model = fit(json.loads(args.fit.read_text()))
         timing.MODEL_PATH.write_text(json.dumps(model, indent=1) + "\n")
         print(json.dumps(model, indent=1))
         return

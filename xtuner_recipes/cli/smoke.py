@@ -48,6 +48,11 @@ def render_text(result) -> str:
     steps = "the config's schedule" if result.steps is None else f"{result.steps} steps"
     launch = f", --deepspeed {result.deepspeed}" if result.deepspeed else ""
     lines = [f"smoke: {result.config} ({steps} on {result.device}{launch})"]
+    if result.findings:
+        lines.append(f"not run: `xtuner-recipes validate --level load` finds {len(result.findings)} error(s) that "
+                     "xtuner would stop on:")
+        lines += [f"  {f.code}" + (f" [{f.key}]" if f.key else "") + (f" line {f.line}" if f.line else "")
+                  + f": {f.message}" for f in result.findings]
     if result.adaptations:
         lines.append("adapted for this run:")
         lines += [f"  - {note}" for note in result.adaptations]

@@ -76,34 +76,34 @@ def deepspeed_value(xtuner_args: list[str]) -> str | None:
     return value
 
 
-def launch_shape(xtuner_args: list[str], environ=None) -> tuple[int, int]:
-    """(ZeRO stage, GPUs in all) of the launch: ``--deepspeed`` as xtuner reads it, NPROC_PER_NODE x NNODES.
+def launch_of(xtuner_args: list[str], environ=None):
+    """The ``Launch`` that ``xtuner train`` with these arguments starts: ``--deepspeed`` as xtuner reads it
+    (none given: without DeepSpeed), NPROC_PER_NODE x NNODES GPUs.
 
-        >>> launch_shape(["--work-dir", "w"], {"NPROC_PER_NODE": "8"})
-        (0, 8)
+        >>> launch = launch_of(["--work-dir", "w"], {"NPROC_PER_NODE": "8"})
+        >>> launch.preset, launch.stage, launch.gpus
+        (None, 0, 8)
     """
-    from xtuner_recipes.xtuner_info import deepspeed_stage
+    from xtuner_recipes.validate.inputs import Launch
 
     environ = os.environ if environ is None else environ  # at the call (see training_command)
-    preset = deepspeed_value(xtuner_args)
-    stage = deepspeed_stage(preset) if preset else 0
     try:
-        gpus = int(environ.get("NPROC_PER_NODE", 1)) * int(environ.get("NNODES", 1))
+        nodes = max(int(environ.get("NNODES", 1)), 1)
+        gpus = int(environ.get("NPROC_PER_NODE", 1)) * nodes
     except ValueError:
-        gpus = 1  # training_command says what is wrong with them
-    return stage, max(gpus, 1)
+        nodes, gpus = 1, 1  # training_command says what is wrong with them
+    return Launch.from_preset(deepspeed_value(xtuner_args), gpus=max(gpus, 1), nodes=nodes)
 
 
 def run(args) -> int:
-    from xtuner_recipes.validate.report import render_text, use_colour
+    from xtuner_recipes.validate.inputs import Launch, Options
+    from xtuner_recipes.validate.reporters import render_text, use_colour
     from xtuner_recipes.validate.runner import validate_config
 
-    from xtuner_recipes.xtuner_info import deepspeed_offload
-
-    stage, gpus = launch_shape(args.xtuner_args)
-    preset = deepspeed_value(args.xtuner_args)
-    report = validate_config(str(args.config), level=args.validate_level, zero_stage=stage, gpus=gpus,
-                             gpu_mem=args.gpu_mem, offload=deepspeed_offload(preset) if preset else (False, False))
+    launch: Launch = launch_of(args.xtuner_args)
+    stage, gpus = launch.stage, launch.gpus
+    report = validate_config(str(args.config), level=args.validate_level, launch=launch,
+                             options=Options(gpu_mem=args.gpu_mem))
     # Warnings too, before any GPU time: E003 "deepspeed is not installed" predicts a failure.
     sys.stderr.write(render_text([report], colour=use_colour(sys.stderr)))
     if report.internal_error:

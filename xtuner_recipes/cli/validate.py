@@ -9,6 +9,7 @@ EXAMPLES = """  xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes validate configs/*.py --level static --format json
   xtuner-recipes validate my.py --sample 1000 --gpus 8 --strict-env
   xtuner-recipes validate my.py --gpu-mem 24   # will it fit on a 24 GiB card?
+  xtuner-recipes validate my.py --deepspeed none   # launched without DeepSpeed
   xtuner-recipes validate my.py --report report.html   # memory, time, data and schedule, to open in a browser"""
 
 
@@ -29,7 +30,8 @@ def add_parser(commands) -> None:
     stage.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3), default=0,
                        help="DeepSpeed ZeRO stage for the memory estimate (default: 0, none)")
     stage.add_argument("--deepspeed", metavar="PRESET",
-                       help="the launch's --deepspeed (deepspeed_zero3, or a JSON file): its ZeRO stage, as xtuner reads it")
+                       help="the launch's --deepspeed (deepspeed_zero3, or a JSON file; none: without DeepSpeed): its "
+                            "ZeRO stage, as xtuner reads it, and xtuner's own launch checks")
     parser.add_argument("--strict-env", action="store_true", help="machine findings (no GPU, ...) are errors")
     parser.add_argument("--report", metavar="FILE", help="also write a one-file HTML report (one CONFIG only)")
     parser.add_argument("--force", action="store_true", help="overwrite the --report FILE if it exists")
@@ -50,25 +52,24 @@ def _progress(config: str):
 
 def run(args) -> int:
     from xtuner_recipes.validate import validate_config
-    from xtuner_recipes.validate.report import render_json, render_text, use_colour
+    from xtuner_recipes.validate.inputs import Launch, Options
+    from xtuner_recipes.validate.reporters import render_json, render_text, use_colour
 
-    if args.deepspeed:
-        from xtuner_recipes.xtuner_info import deepspeed_zero
-
-        args.zero_stage, *offload = deepspeed_zero(args.deepspeed)  # an unknown preset: a usage error, said by main
+    if args.deepspeed:  # an unknown preset: a usage error, said by main
+        launch = Launch.from_preset(args.deepspeed, gpus=args.gpus)
     else:
-        offload = (False, False)
+        launch = Launch(stage=args.zero_stage, gpus=args.gpus)
     if args.report:
         _refuse_report(args)
     keep: dict = {}
     reports = [
-        validate_config(path, level=args.level, sample=args.sample, gpus=args.gpus, strict_env=args.strict_env,
-                        progress=_progress(path), gpu_mem=args.gpu_mem, zero_stage=args.zero_stage,
-                        keep=keep if args.report else None, host_mem=args.host_mem, offload=tuple(offload))
+        validate_config(path, level=args.level, launch=launch, keep=keep if args.report else None,
+                        options=Options(sample=args.sample, strict_env=args.strict_env, gpu_mem=args.gpu_mem,
+                                        host_mem=args.host_mem, progress=_progress(path)))
         for path in args.configs
     ]
     if args.report:
-        _write_report(args, reports[0], keep.get("context"))
+        _write_report(args, reports[0], keep.get("context"), launch)
     if args.format == "json":
         sys.stdout.write(render_json(reports))
     else:
@@ -94,7 +95,7 @@ def _refuse_report(args) -> None:
     refuse_existing(Path(args.report), force=args.force)
 
 
-def _write_report(args, report, context) -> None:
+def _write_report(args, report, facts, launch) -> None:
     from pathlib import Path
 
     from xtuner_recipes.errors import RecipeError
@@ -102,13 +103,12 @@ def _write_report(args, report, context) -> None:
     from xtuner_recipes.report import render
 
     plan = None
-    if context is not None:
+    if facts is not None and facts.values.get("settings") is not None:
         from xtuner_recipes.plan import make_plan
 
         try:
-            plan = make_plan(report.config, gpus=args.gpus or 1, deepspeed=args.deepspeed or "deepspeed_zero2",
-                             report=report)
+            plan = make_plan(report.config, gpus=args.gpus or 1, deepspeed=launch.preset, report=report)
         except RecipeError:
             plan = None  # the page says there is no plan; validate's findings say why
-    write_atomic(Path(args.report), render(report, context, plan), force=args.force)
+    write_atomic(Path(args.report), render(report, facts, plan), force=args.force)
     print(f"report: {args.report}", file=sys.stderr)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 from xtuner_recipes.doctor.fixes import fix_for, why
-from xtuner_recipes.validate.findings import Finding
+from xtuner_recipes.findings import Finding
 
 PROBE_SECONDS = 300  # importing the whole stack cold (xtuner's train script, deepspeed) takes ~20 s here
 

@@ -23,15 +23,14 @@ def needs_of_config(path: Path, launch: Needs) -> Needs:
 
 
 def needs_of_source(source: str, launch: Needs, filename: str = "<config>") -> Needs:
-    from xtuner_recipes.plan import _uses_msagent_mapper
-    from xtuner_recipes.validate import static
+    from xtuner_recipes.config_source import flatten, imported_names, parse, uses_msagent_mapper
 
-    tree, flat, findings = static.check(source, filename)
-    if tree is None:
-        raise RecipeError(f"{filename} is not valid Python: {findings[0].message if findings else 'cannot parse'}")
-    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-    names |= {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-              for alias in node.names}
+    try:
+        tree = parse(source, filename)
+    except SyntaxError as error:
+        raise RecipeError(f"{filename} is not valid Python: invalid Python: {error.msg}") from None
+    flat = flatten(tree)
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} | imported_names(tree)
     sequence_parallel = (flat.get("sequence_parallel_size") or (1,))[0]
     return dataclasses.replace(
         launch,
@@ -41,7 +40,7 @@ def needs_of_source(source: str, launch: Needs, filename: str = "<config>") -> N
         lora=any(key.startswith("model.lora") and value is not None for key, (value, _) in flat.items())
         or "LoraConfig" in names,
         paged_optimizer=any(name.startswith(("PagedAdamW", "PagedLion", "AdamW8bit", "Adam8bit")) for name in names),
-        lagent=_uses_msagent_mapper(tree),
+        lagent=uses_msagent_mapper(tree),
         flash_attn=(flat.get("use_varlen_attn") or (False,))[0] is True
         or (isinstance(sequence_parallel, int) and sequence_parallel > 1),
         here=True,

@@ -12,6 +12,11 @@ from collections.abc import Mapping
 from xtuner_recipes.map_fns.conversation import passed_through
 from xtuner_recipes.map_fns.errors import MedQAFormatError
 
+# The system prompt of the tutorial's Medication QA (MedQA2019, MedInfo 2019: consumers' questions about drugs),
+# the rows `prepare medqa` makes of its xlsx.
+DRUGQA_SYSTEM = ("You are an experienced physician and pharmacist. Answer the question about the "
+                 "medication accurately and clearly.")
+
 SYSTEM_PROMPTS = {
     "en": (
         "You are a medical expert. Answer the multiple-choice question with the letter "

@@ -6,8 +6,8 @@
 
 from collections.abc import Callable, Mapping
 
-from xtuner_recipes.data_profile import DRUGQA_SYSTEM
 from xtuner_recipes.map_fns import guanaco_map_fn, medqa_map_fn, msagent_map_fn
+from xtuner_recipes.map_fns.medqa import DRUGQA_SYSTEM
 from xtuner_recipes.map_fns.errors import MapFnError, MedQAFormatError
 
 

@@ -1,22 +1,23 @@
 """``validate CONFIG --report report.html``: one self-contained HTML page — the verdict, memory, time,
 data, schedule and the commands — with its charts inline as SVG (no network, no script).
 
-Called by ``validate --report``: ``render(report, context, plan)`` with the ``ConfigReport``, the
-``Context`` that ``validate_config(..., keep=kept)`` left in ``kept["context"]``, and ``make_plan``'s plan.
+Called by ``validate --report``: ``render(report, facts, plan)`` with the ``ConfigReport``, the
+``Facts`` that ``validate_config(..., keep=kept)`` left in ``kept["context"]``, and ``make_plan``'s plan.
 """
 
 import datetime
 from pathlib import Path
 
 from xtuner_recipes.report import charts, sections
-from xtuner_recipes.validate.findings import DATA_ROW_CODES
-from xtuner_recipes.validate.report import ACTIVATION_PARTS, CARDS_GB, summary
+from xtuner_recipes.findings import DATA_ROW_CODES
+from xtuner_recipes.validate.reporters import ACTIVATION_PARTS, CARDS_GB, summary
 
 TEMPLATE = Path(__file__).with_name("report.html.j2")
 
 
-def render(report, ctx=None, plan=None) -> str:
-    """The page for one ``ConfigReport``; ``ctx``: its full run's context (data, schedule), ``plan``: its commands."""
+def render(report, facts=None, plan=None) -> str:
+    """The page for one ``ConfigReport``; ``facts``: what its run's checks found (data, schedule), ``plan``: its
+    commands."""
     import jinja2
 
     from xtuner_recipes import __version__
@@ -27,7 +28,7 @@ def render(report, ctx=None, plan=None) -> str:
     return template.render(
         config=report.config, ok=report.ok, internal_error=report.internal_error, summary=summary(report.stats),
         findings=_findings(report), memory=_memory(report.stats), time=_time(report.stats),
-        data=_data(report.stats, ctx), schedule=_schedule(report.stats, ctx), plan=plan,
+        data=_data(report.stats, facts), schedule=_schedule(report.stats, facts), plan=plan,
         version=__version__, generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
 
 
@@ -53,11 +54,12 @@ def _time(stats: dict) -> dict:
     return {key: stats.get(key) for key in ("seconds_per_iter", "train_hours", "time_card", "time_basis", "total_iters")}
 
 
-def _data(stats: dict, ctx) -> dict:
+def _data(stats: dict, facts) -> dict:
     out = {"rows": stats.get("rows"), "usable": stats.get("usable_rows"), "samples": stats.get("samples"),
            "packed": stats.get("samples_after_packing"), "packed_range": stats.get("samples_after_packing_range"),
            "charts": [], "examples": []}
-    for key, tally in (ctx.tallies if ctx is not None else []):
+    samples = facts.values.get("samples") if facts is not None else None
+    for key, tally in (samples.tallies if samples is not None else ()):
         if not len(tally.full):
             continue
         out["charts"].append({"key": key, "svg": charts.lengths_svg(tally.full, tally.kept, tally.labelled,
@@ -69,13 +71,14 @@ def _data(stats: dict, ctx) -> dict:
     return out
 
 
-def _schedule(stats: dict, ctx) -> dict:
-    if ctx is None:
+def _schedule(stats: dict, facts) -> dict:
+    if facts is None or facts.values.get("settings") is None:
         return {"svg": None, "why": "the config did not load"}
-    rates, why = sections.learning_rates(ctx)
+    schedule = facts.values.get("schedule")
+    rates, why = sections.learning_rates(facts.config, facts.settings, schedule)
     if not rates:
         return {"svg": None, "why": why}
-    saves, evaluations = sections.marks(ctx)
+    saves, evaluations = sections.marks(facts.config, facts.settings, schedule)
     return {"svg": charts.schedule_svg(rates, warmup=stats.get("warmup_iters"), checkpoints=saves,
                                        evaluations=evaluations), "why": None, "peak_lr": max(rates),
             "final_lr": rates[-1], "iterations": len(rates)}

@@ -60,21 +60,22 @@ def example_segments(turns: list[dict], shaped: list, *, bos: int, eos: int | No
     return segments
 
 
-def learning_rates(ctx) -> tuple[list[float], str | None]:
+def learning_rates(config, settings, schedule) -> tuple[list[float], str | None]:
     """The learning rate of every iteration, or ([], why not drawn)."""
-    from xtuner_recipes.validate import lr_schedule
+    from xtuner_recipes.validate.inputs import setting
+    from xtuner_recipes.validate.schedule import lr as lr_schedule
 
-    total, per_epoch = ctx.total_iters, ctx.iters_per_epoch
-    schedulers = ctx.get("param_scheduler")
-    lr = ctx.get("optim_wrapper.optimizer.lr")
+    total = schedule.total_iters if schedule is not None else None
+    per_epoch = schedule.iters_per_epoch if schedule is not None else None
+    schedulers = setting(config, "param_scheduler", build=True)
+    lr = setting(config, "optim_wrapper.optimizer.lr", build=True)
     if not total or not per_epoch or not schedulers or not isinstance(lr, int | float):
         return [], "the schedule needs the data's sample count and a param_scheduler"
     if total > MAX_DRAWN_ITERS:
         return [], f"{total} iterations: more than {MAX_DRAWN_ITERS} are not drawn"
-    loop = ctx.raw("train_cfg") or {}
-    epoch_loop = _epoch_loop(ctx)
+    epoch_loop = settings.epoch_loop
     try:
-        built = lr_schedule.build(schedulers, iters_per_epoch=per_epoch, max_epochs=dict.get(loop, "max_epochs"),
+        built = lr_schedule.build(schedulers, iters_per_epoch=per_epoch, max_epochs=settings.max_epochs,
                                   epoch_loop=epoch_loop, lr=float(lr))
     except Exception as error:  # noqa: BLE001 - mmengine refusing it: C006 reports it
         return [], f"mmengine refuses the schedule ({type(error).__name__})"
@@ -100,32 +101,30 @@ def learning_rates(ctx) -> tuple[list[float], str | None]:
     return rates, None
 
 
-def marks(ctx) -> tuple[list[int], list[int]]:
+def marks(config, settings, schedule) -> tuple[list[int], list[int]]:
     """Iterations where CheckpointHook saves and where the chat evaluation hook runs."""
-    total, per_epoch = ctx.total_iters or 0, ctx.iters_per_epoch or 1
-    checkpoint = ctx.get("default_hooks.checkpoint") or {}
+    from xtuner_recipes.validate.inputs import setting
+
+    total = (schedule.total_iters if schedule is not None else None) or 0
+    per_epoch = (schedule.iters_per_epoch if schedule is not None else None) or 1
+    checkpoint = setting(config, "default_hooks.checkpoint", build=True) or {}
     interval = dict.get(checkpoint, "interval") if isinstance(checkpoint, dict) else None
     saves = []
+    evaluations = _evaluations(setting(config, "custom_hooks", build=True) or [], total)
     if isinstance(interval, int) and interval > 0:
         by_epoch = dict.get(checkpoint, "by_epoch", True)
-        if by_epoch and not _epoch_loop(ctx):
-            return [], _evaluations(ctx, total)  # an iteration loop ends no epoch: nothing to mark
+        if by_epoch and not settings.epoch_loop:
+            return [], evaluations  # an iteration loop ends no epoch: nothing to mark
         step = interval * per_epoch if by_epoch else interval
         saves = list(range(step, total + 1, step))
         if total and (not saves or saves[-1] != total):
             saves.append(total)
-    return saves, _evaluations(ctx, total)
+    return saves, evaluations
 
 
-def _evaluations(ctx, total: int) -> list[int]:
-    for hook in ctx.get("custom_hooks") or []:
+def _evaluations(hooks, total: int) -> list[int]:
+    for hook in hooks:
         every = dict.get(hook, "every_n_iters") if isinstance(hook, dict) else None
         if isinstance(hook, dict) and "evaluation_inputs" in hook and isinstance(every, int) and every > 0:
             return [0, *range(every, total + 1, every)]  # EvaluateChatHook also runs before training
     return []
-
-
-def _epoch_loop(ctx) -> bool:
-    from xtuner_recipes.validate.schedule import epoch_based
-
-    return epoch_based(ctx.raw("train_cfg") or {})

@@ -7,8 +7,9 @@ that need a GPU.
 
 import os
 
-from xtuner_recipes.validate.leaves import type_name
-from xtuner_recipes.validate.schedule import epoch_based
+from xtuner_recipes.compat.mmengine import settings
+from xtuner_recipes.validate.data.leaves import type_name
+from xtuner_recipes.validate.inputs import epoch_based
 
 EVAL_TOKENS = 16
 GPU_ONLY_WRAPPERS = {"AmpOptimWrapper": ("loss_scale", "dtype")}
@@ -42,7 +43,7 @@ def _datasets(node):
 def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str) -> list[str]:
     """Change ``cfg`` in place for the smoke run; one sentence per change."""
     notes = []
-    places = _replace_string(cfg._cfg_dict, model_from, model_to)
+    places = _replace_string(settings(cfg), model_from, model_to)
     notes.append(f"model: {model_from} replaced by a tiny random copy of its architecture ({places} places)")
 
     if steps is not None:  # None: the config's own schedule

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from xtuner_recipes.config_source import top_level_values
 from xtuner_recipes.errors import RecipeError
 from xtuner_recipes.smoke.worker import STAGES
-from xtuner_recipes.validate.static import top_level_values
+
 
 @dataclasses.dataclass
 class Stage:
@@ -38,10 +39,11 @@ class SmokeResult:
     checkpoint: str | None = None
     reply: str | None = None
     kept: str | None = None
+    findings: list = dataclasses.field(default_factory=list)  # the config's static and load errors: nothing ran
 
     @property
     def ok(self) -> bool:
-        return all(stage.status == "passed" for stage in self.stages)
+        return not self.findings and all(stage.status == "passed" for stage in self.stages)
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "ok": self.ok}
@@ -139,6 +141,15 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
         if not torch.cuda.is_available():
             raise RecipeError("--device cuda: no CUDA GPU is visible here", hint="use --device cpu, or run on the GPU machine")
     config = Path(config).resolve()
+    # What xtuner would fail on before training starts (the source, the load, its imports): said in a second,
+    # not after the model stage.
+    from xtuner_recipes.validate import validate_config
+
+    checked = validate_config(str(config), level="load")
+    errors = [f for f in checked.findings if f.severity == "error"]
+    if errors:
+        return SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGES],
+                           deepspeed=deepspeed, findings=errors)
     written, source = target_model(config)
     workdir = _workdir(keep).resolve()  # the stages run elsewhere: every path they are given is absolute
     plan = {

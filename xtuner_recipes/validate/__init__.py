@@ -4,7 +4,7 @@
 finding is an error, and ``[f.code for f in report.findings]`` lists them (``['S003']``).
 """
 
-from xtuner_recipes.validate.findings import CODES, ConfigReport, Finding
+from xtuner_recipes.findings import CODES, ConfigReport, Finding
 from xtuner_recipes.validate.runner import LEVELS, validate_config
 
 __all__ = ["CODES", "LEVELS", "ConfigReport", "Finding", "validate_config"]

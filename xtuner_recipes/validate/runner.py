@@ -1,87 +1,84 @@
 """Run the checks of a level over one config and collect one report.
 
-Levels: ``static`` (source only, no torch), ``load`` (+ mmengine loads it and its
-imports resolve), ``full`` (+ model directory, data, tokens, schedule, machine).
+Levels: ``static`` (source only, no torch), ``load`` (+ mmengine loads it and its imports resolve), ``full``
+(+ model directory, data, tokens, schedule, estimates, machine). The checks and their order come from
+``checks``: each declares what it reads and provides.
 """
 
 import dataclasses
 import os
-from collections.abc import Callable
 from pathlib import Path
 
-from xtuner_recipes.validate import static
-from xtuner_recipes.validate.context import Context, Options
-from xtuner_recipes.validate.findings import DATA_ROW_CODES, ConfigReport, Finding
+from xtuner_recipes.config_source import line_of
+from xtuner_recipes.findings import DATA_ROW_CODES, ConfigReport, Finding
+from xtuner_recipes.validate import checks
+from xtuner_recipes.validate.inputs import MODEL_PATH_KEYS, Facts, Launch, Options
 
-LEVELS = ("static", "load", "full")
-
-
-def _full_checks():
-    """The checks of a ``full`` run, in order; each is ``check(context) -> (findings, stats)``.
-    Later checks read what earlier ones left on the context (the model's config.json, the samples)."""
-    from xtuner_recipes.validate import (dataset, environment, host_memory, lr_schedule, memory, model, preflight,
-                                         schedule, timing)
-
-    return (preflight.check, model.check, dataset.check, schedule.check, lr_schedule.check, memory.check_config,
-            host_memory.check, timing.check, environment.check)
+LEVELS = checks.LEVELS
+# The runner's own facts; the rest come from checks. These may be None (no progress display, no tokenizer child).
+BASE = ("path", "text", "launch", "options", "progress", "early")
 
 
-def validate_config(path: str, *, level: str = "full", sample: int | None = None, gpus: int | None = None,
-                    strict_env: bool = False, progress: Callable[[str, int, int | None], None] | None = None,
-                    gpu_mem: float | None = None, zero_stage: int = 0, tokenizer_process: bool = True,
-                    keep: dict | None = None, host_mem: float | None = None,
-                    offload: tuple[bool, bool] = (False, False)) -> ConfigReport:
-    """Check ``path`` at ``level`` and return every finding (checks never stop at the first).
-    ``keep``: a dict that receives the full run's ``Context`` (the HTML report draws from it).
+def validate_config(path: str, *, level: str = "full", launch: Launch | None = None, options: Options | None = None,
+                    tokenizer_process: bool = True, keep: dict | None = None) -> ConfigReport:
+    """Check ``path`` at ``level`` for ``launch`` (default: the tutorial's) and return every finding (checks
+    never stop at the first). ``keep``: a dict that receives the run's ``Facts`` (the HTML report draws from
+    them). ``tokenizer_process``: load the model's tokenizer in a child process while torch imports.
 
-    A check that fails unexpectedly ends the run: ``report.internal_error`` says where, and the
-    findings gathered so far are kept.
+    A check that fails unexpectedly (a bug of this tool's) sets ``report.internal_error``; the checks that
+    need what it would have provided are skipped, the rest still run.
     """
     report = ConfigReport(config=str(path))
     try:
-        source = _read(path)
+        text = _read(path)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         report.findings.append(Finding("L001", "error", f"cannot read the config: {error}"))
         return report
-    tree, flat, findings = static.check(source, str(path))
-    report.findings += findings
-    if tree is None or level == "static" or any(f.code == "S001" for f in findings):
-        return report
-
-    # A second process loads the tokenizer while torch imports; in a process that validates many
-    # configs (tokenizer_process=False) the tokenizer is loaded once and kept instead.
-    early = _early_tokenizer(flat) if level == "full" and tokenizer_process else None
-    stage = "load"
+    options = options or Options()
+    facts = Facts(dict(zip(BASE, (str(path), text, launch or Launch(), options, options.progress, None))))
+    if keep is not None:
+        keep["context"] = facts
     try:
-        from xtuner_recipes.validate import load
-
-        config, findings = load.load(str(path))
-        report.findings += findings
-        if config is not None:
-            report.findings += load.resolve_imports(config)
-            report.findings += load.required(config)
-        if config is not None and level == "full":
-            ctx = Context(str(path), config, tree, flat, Options(sample, gpus, strict_env, progress, gpu_mem,
-                                                                 zero_stage, host_mem, offload), early=early)
-            if keep is not None:
-                keep["context"] = ctx
-            for check in _full_checks():
-                stage = check.__module__.rsplit(".", 1)[-1]
-                findings, stats = check(ctx)
-                report.findings += findings
-                report.stats.update(stats)
-    except Exception as error:  # noqa: BLE001 - our bug, not the user's: say so, keep what was found
-        report.internal_error = f"internal error in the {stage} check: {type(error).__name__}: {error}"
+        for check in checks.ordered(checks.up_to(level), set(facts.values)):
+            _run(check, facts, report, tokenizer_process and level == "full")
     finally:
-        if early is not None:
-            early.close()
+        if facts.early is not None:
+            facts.early.close()
     # Checks past the source know the setting, not the line: find it once, here.
+    tree, flat = facts.values.get("tree"), facts.values.get("flat")
     report.findings = [
-        dataclasses.replace(f, line=static.line_of(flat, tree, f.key))
-        if f.key and f.line is None and f.code not in DATA_ROW_CODES else f
+        dataclasses.replace(f, line=line_of(flat, tree, f.key))
+        if tree is not None and f.key and f.line is None and f.code not in DATA_ROW_CODES else f
         for f in report.findings
     ]
     return report
+
+
+def _run(check: checks.Check, facts: Facts, report: ConfigReport, early_tokenizer: bool) -> None:
+    values = facts.values
+    failed = [name for name in check.reads if name not in values]
+    if failed:  # a check before failed to provide it: say so
+        report.skipped.append(f"{check.name}: not run, it needs {', '.join(failed)}, which a failing check did "
+                              "not provide")
+        return
+    if any(values[name] is None for name in check.reads if name not in BASE):
+        return  # nothing to build on: a finding already says why (no config.json, the config does not load)
+    if check.name == "load" and early_tokenizer:
+        # A second process loads the tokenizer while mmengine imports torch (see tokens.child).
+        values["early"] = _early_tokenizer(values["flat"])
+    try:
+        result = check.run(**{name: values[name] for name in check.reads})
+        undeclared = {f.code for f in result.findings} - set(check.codes)
+        if undeclared or set(result.provides) != set(check.provides):
+            raise RuntimeError(f"it gave codes {sorted(undeclared)} and facts {sorted(result.provides)} beyond or "
+                               f"short of what it declares ({check.codes}, {check.provides})")
+    except Exception as error:  # noqa: BLE001 - our bug, not the user's: say so, keep what was found
+        if report.internal_error is None:
+            report.internal_error = f"internal error in the {check.name} check: {type(error).__name__}: {error}"
+        return
+    report.findings += result.findings
+    report.stats.update(result.stats)
+    values.update(result.provides)
 
 
 def _read(path: str) -> str:
@@ -101,11 +98,11 @@ def _read(path: str) -> str:
 
 def _early_tokenizer(flat: dict):
     """Start loading the tokenizer of the model the source names, if it is a local folder,
-    so that it loads on another core while mmengine imports torch (see ``tokenizer_process``)."""
-    model_path = (flat.get("model.llm.pretrained_model_name_or_path") or flat.get("pretrained_model_name_or_path")
-                  or (None,))[0]
+    so that it loads on another core while mmengine imports torch (see ``tokens.child``)."""
+    model_path = (flat.get(MODEL_PATH_KEYS[0]) or flat.get(MODEL_PATH_KEYS[1]) or (None,))[0]
     if not (isinstance(model_path, str) and Path(model_path).expanduser().is_dir()):
         return None
-    from xtuner_recipes.validate.tokenizer_process import TokenizerProcess
+    from xtuner_recipes.validate.tokens.child import TokenizerProcess
 
     return TokenizerProcess(model_path)
+

@@ -15,7 +15,7 @@ What stays in host memory, by step (xtuner 0.2.0, transformers 4.48, peft 0.14):
 - ``pth_to_hf``: builds the config's model the same way (then loads the adapter's weights, which are
   small); ``merge --device cpu``: the whole model in fp16 on the CPU.
 
-    >>> from xtuner_recipes.validate.memory import Arch
+    >>> from xtuner_recipes.validate.estimate.gpu import Arch
     >>> arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
     >>> peaks(arch, "nf4", shard_bytes=5e9)["train"]
     5.91
@@ -23,7 +23,7 @@ What stays in host memory, by step (xtuner 0.2.0, transformers 4.48, peft 0.14):
 
 from pathlib import Path
 
-from xtuner_recipes.validate.findings import Finding
+from xtuner_recipes.findings import Finding
 
 GIB = 1024 ** 3
 BASE_GIB = 1.25  # H200, 2026-11-29: NF4 training peaked at 5.91 GiB with 4.66 GiB shards (BENCHMARKS.md)
@@ -67,7 +67,7 @@ def zero3_quantized_load(arch, quantization: str, shard_bytes: float) -> float:
     weight's data comes back to the CPU (its scales stay on the GPU), and the 16-bit tensors that are not
     quantized stay as they were read, so they are counted once.
 
-        >>> from xtuner_recipes.validate.memory import Arch
+        >>> from xtuner_recipes.validate.estimate.gpu import Arch
         >>> arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
         >>> round(zero3_quantized_load(arch, "nf4", 5e9) / GIB, 2)
         8.15
@@ -110,7 +110,7 @@ def offloaded(arch, run) -> float:
     """Bytes one training process keeps on the CPU under DeepSpeed offload: its share of the fp32 master
     weights and optimizer states, and with parameter offload its share of the 16-bit (or 4-bit) weights.
     Measured for ``deepspeed_zero2_offload`` (+4.6%, BENCHMARKS.md); parameter offload is not."""
-    from xtuner_recipes.validate.memory import NF4_BYTES, INT8_BYTES
+    from xtuner_recipes.validate.estimate.gpu import NF4_BYTES, INT8_BYTES
 
     offload_optimizer, offload_param = run.offload
     if not (offload_optimizer or offload_param) or run.lora_r is None:
@@ -130,28 +130,3 @@ def machine_gib() -> float | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def check(ctx) -> tuple[list[Finding], dict]:
-    """``stats.host_peak_gib`` a step; G004 when training's exceeds this machine's memory (only on a
-    machine with a GPU, where training would run) or ``--host-mem``."""
-    from xtuner_recipes.validate.memory import Arch, card_gib, run_from_config
-
-    arch = Arch.from_config(ctx.model_config) if ctx.model_config else None
-    if arch is None:
-        return [], {}
-    run = run_from_config(ctx.raw, max_length=1, gpus=ctx.gpus(), zero_stage=ctx.options.zero_stage,
-                          offload=ctx.options.offload)
-    model_dir = ctx.get("model.llm.pretrained_model_name_or_path") or ctx.get("pretrained_model_name_or_path")
-    shard, measured = largest_shard(model_dir if isinstance(model_dir, str) else None)
-    found = peaks(arch, run.quantization, shard_bytes=shard, offloaded_bytes=offloaded(arch, run),
-                  zero_stage=run.zero_stage)
-    stats = {"host_peak_gib": found, "host_shard": f"{shard / GIB:.2f} GiB " + (
-        "(the model's largest checkpoint file)" if measured else "(assumed: transformers' 5 GB shards)")}
-    limit = ctx.options.host_mem or (machine_gib() if card_gib() else None)
-    if limit and found["train"] > limit:
-        return [Finding("G004", "warning", f"training is estimated to need {found['train']:.1f} GiB of host memory "
-                        f"(peak RSS), more than the {limit:.0f} GiB here: the process may be killed while the model "
-                        "loads", key="model.llm.quantization_config",
-                        hint="4-bit quantization loads one shard at a time; or a machine with more memory")], stats
-    return [], stats

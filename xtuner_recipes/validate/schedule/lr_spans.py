@@ -17,9 +17,10 @@ mmengine may refuse) returns None and the caller builds the schedulers with mmen
     [Span(begin=0, end=9, by_epoch=False), Span(begin=9, end=300, by_epoch=False)]
 """
 
-import math
 import sys
 from typing import NamedTuple
+
+from xtuner_recipes.values import is_number
 
 INF = int(1e9)  # mmengine's "no end" (mmengine.optim.scheduler.param_scheduler.INF)
 
@@ -39,16 +40,15 @@ class Span(NamedTuple):
     by_epoch: bool
 
 
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _type_name(value) -> str | None:
     """The scheduler's name when ``value`` is surely mmengine's own class (lazy or already imported)."""
     from mmengine.config.lazy import LazyObject
 
+    from xtuner_recipes.compat.mmengine import lazy_import
+
     if isinstance(value, LazyObject):
-        return value._imported if value._module in MODULES and value._imported in ARGUMENTS else None
+        modules, name = lazy_import(value)
+        return name if len(modules) == 1 and modules[0] in MODULES and name in ARGUMENTS else None
     if isinstance(value, type) and value.__name__ in ARGUMENTS:
         module = sys.modules.get("mmengine.optim")
         return value.__name__ if module is not None and getattr(module, value.__name__, None) is value else None
@@ -68,7 +68,7 @@ def _one(scheduler, *, iters_per_epoch: int, max_epochs: int, max_iters: int) ->
         return None
     begin = items.get("begin", 0)
     end = items.get("end", max_epochs if by_epoch else max_iters)  # the Runner's default end
-    if not (_number(begin) and _number(end)):
+    if not (is_number(begin) and is_number(end)):
         return None
     if name == "LinearLR":
         factors = (items.get("start_factor", 1.0 / 3), items.get("end_factor", 1.0))
@@ -79,9 +79,9 @@ def _one(scheduler, *, iters_per_epoch: int, max_epochs: int, max_iters: int) ->
         if eta_min is not None and ratio is not None:
             return None  # mmengine asserts one or the other
         factors = ()
-        if not all(v is None or _number(v) for v in (eta_min, ratio, t_max)):
+        if not all(v is None or is_number(v) for v in (eta_min, ratio, t_max)):
             return None
-    if not all(_number(f) and 0 <= f <= 1 for f in factors):
+    if not all(is_number(f) and 0 <= f <= 1 for f in factors):
         return None
     if convert:
         if not by_epoch or iters_per_epoch <= 0:
@@ -99,7 +99,7 @@ def spans(schedulers, *, iters_per_epoch: int, max_epochs, epoch_loop: bool) -> 
     config values) for ``iters_per_epoch`` x ``max_epochs``; None when only mmengine can tell."""
     if isinstance(schedulers, dict):
         schedulers = [schedulers]
-    if not isinstance(schedulers, list | tuple) or not schedulers or not _number(max_epochs):
+    if not isinstance(schedulers, list | tuple) or not schedulers or not is_number(max_epochs):
         return None
     epochs = int(max_epochs) if epoch_loop else 1  # xtuner's iteration loop reports one epoch
     max_iters = int(iters_per_epoch * max_epochs)

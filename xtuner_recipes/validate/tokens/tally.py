@@ -13,8 +13,8 @@ from array import array
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from xtuner_recipes.validate import encoding, packing
-from xtuner_recipes.validate.findings import Finding
+from xtuner_recipes.validate.tokens import layout as encoding, packing
+from xtuner_recipes.findings import Finding
 
 BATCH = 1000  # texts per request to the tokenizer
 EXAMPLES = 3  # samples kept whole, for the report to show through the template

@@ -49,11 +49,12 @@ class Unread:
 def qualified(value) -> str | None:
     """A config ``type`` as written: ``load_dataset``, ``MsDataset.load`` (a lazy import or
     attribute, a dotted string, a class or a function), without building it."""
-    kind = type(value).__name__
-    if kind == "LazyAttr":
+    from xtuner_recipes.compat.mmengine import is_lazy, lazy_import
+
+    if is_lazy(value) and type(value).__name__ == "LazyAttr":
         return f"{qualified(value.source)}.{value.name}"
-    if kind == "LazyObject":
-        return value._imported or str(value)
+    if is_lazy(value):
+        return lazy_import(value)[1] or str(value)
     if isinstance(value, str):
         return value
     return getattr(value, "__qualname__", None) or getattr(value, "__name__", None)

@@ -6,7 +6,7 @@ The JSON keys are public API, documented in ``schemas/report.schema.json``.
 import json
 import os
 
-from xtuner_recipes.validate.findings import DATA_ROW_CODES, SEVERITIES
+from xtuner_recipes.findings import DATA_ROW_CODES, SEVERITIES
 
 _COLOURS = {"error": "31", "warning": "33", "info": "36", "ok": "32"}
 

@@ -1,13 +1,16 @@
-"""Load the config with mmengine (this runs it, as ``xtuner train`` would) and resolve its imports.
+"""The L checks: mmengine loads the config (this runs it, as ``xtuner train`` would), its imports resolve, and it
+defines what xtuner's train script needs.
 
-mmengine reads xtuner configs in lazy-import mode: an import becomes a lazy object
-resolved when training builds it. Building each one here turns a misspelt import
-into a finding now instead of an error after the model has loaded.
+mmengine reads xtuner configs in lazy-import mode: an import becomes a lazy object resolved when training
+builds it. Building each one here turns a misspelt import into a finding now instead of an error after the
+model has loaded.
 """
 
 from collections.abc import Iterator
 
-from xtuner_recipes.validate.findings import Finding
+from xtuner_recipes.compat.mmengine import is_lazy, lazy_import, settings
+from xtuner_recipes.findings import Finding
+from xtuner_recipes.validate.checks import Result, check
 
 
 def load(path: str):
@@ -18,6 +21,12 @@ def load(path: str):
         return Config.fromfile(path), []
     except Exception as error:  # noqa: BLE001 - any failure here is the user's config failing to load
         return None, [Finding("L001", "error", f"mmengine cannot load the config: {type(error).__name__}: {error}")]
+
+
+@check("load", level="load", codes=("L001",), reads=("path", "tree"), provides=("config",))
+def load_check(path: str, tree) -> Result:
+    config, findings = load(path)
+    return Result(findings, provides={"config": config})
 
 
 def _raw_items(node, prefix: str) -> Iterator[tuple[str, object]]:
@@ -38,20 +47,20 @@ def _shown_by_source(value) -> bool:
 
     from mmengine.config.lazy import LazyAttr
 
-    from xtuner_recipes.validate.imports import defines
+    from xtuner_recipes.validate.load.imports import defines
 
     chain = []
     while isinstance(value, LazyAttr):  # PROMPT_TEMPLATE.x, torch.float16: check the object they hang on
         chain.append(value.name)
         value = value.source
-    modules = value._module if isinstance(value._module, list | tuple) else [value._module]
+    modules, imported = lazy_import(value)
     if chain and all(module in sys.modules for module in modules):
         return False  # already imported: resolving `torch.float61` for real costs a getattr, and is exact
-    if value._imported is None:  # `import torch`
+    if imported is None:  # `import torch`
         if chain:
             return defines(modules[0], chain[-1]) is True
         return all(module in sys.modules or defines(module, None) for module in modules)
-    return defines(modules[0], value._imported) is True
+    return defines(modules[0], imported) is True
 
 
 def resolve_imports(config) -> list[Finding]:
@@ -60,11 +69,9 @@ def resolve_imports(config) -> list[Finding]:
     Names their module's source shows are not imported (that costs seconds); the rest
     are built for real, so a misspelt or missing import reports Python's own error.
     """
-    from mmengine.config.lazy import LazyAttr, LazyObject
-
     findings, failed = [], set()
-    for key, value in _raw_items(config._cfg_dict, ""):
-        if not isinstance(value, LazyObject | LazyAttr) or _shown_by_source(value):
+    for key, value in _raw_items(settings(config), ""):
+        if not is_lazy(value) or _shown_by_source(value):
             continue
         try:
             value.build()
@@ -77,6 +84,11 @@ def resolve_imports(config) -> list[Finding]:
     return findings
 
 
+@check("imports", level="load", codes=("L002",), reads=("config",))
+def imports_check(config) -> Result:
+    return Result(resolve_imports(config))
+
+
 # What mmengine's Runner needs to train: without `model` Runner.from_cfg raises KeyError; without
 # the other three, runner.train() raises "`self._train_loop` should not be None" after the model loaded.
 REQUIRED = ("model", "train_dataloader", "train_cfg", "optim_wrapper")
@@ -87,26 +99,20 @@ REQUIRED_HF = ("model", "train_dataset")
 
 
 def is_huggingface(config) -> bool:
-    framework = dict.get(config._cfg_dict, "framework", "mmengine")
+    framework = dict.get(settings(config), "framework", "mmengine")
     return isinstance(framework, str) and framework.lower() == "huggingface"
 
 
 def required(config) -> list[Finding]:
     """One finding for each top-level setting xtuner's train script needs that the config lacks."""
     wanted = REQUIRED_HF if is_huggingface(config) else REQUIRED
-    missing = [name for name in wanted if dict.get(config._cfg_dict, name) is None]
+    missing = [name for name in wanted if dict.get(settings(config), name) is None]
     if not missing:
         return []
     return [Finding("L003", "error", f"the config defines no {', '.join(missing)}: xtuner train cannot train it",
                     key=missing[0], hint="start from `xtuner copy-cfg` or `xtuner-recipes gen`")]
 
 
-def lookup(config, key: str):
-    """``config`` at a dotted ``key`` (building lazy objects on the way), or None."""
-    node = config
-    for part in key.split("."):
-        try:
-            node = node[int(part)] if isinstance(node, list | tuple) else node[part]
-        except (KeyError, IndexError, ValueError, TypeError):
-            return None
-    return node
+@check("required", level="load", codes=("L003",), reads=("config",))
+def required_check(config) -> Result:
+    return Result(required(config))

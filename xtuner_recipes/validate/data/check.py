@@ -7,26 +7,34 @@ stats sum the leaves (a ``ConcatDataset`` trains on all of them) and list each u
 
 import dataclasses
 
-from xtuner_recipes.validate import data, leaves, tokens
-from xtuner_recipes.validate.tally import Tally, TokenizeError
-from xtuner_recipes.validate.findings import Finding
+from xtuner_recipes.compat.mmengine import is_lazy, lazy_import
+from xtuner_recipes.findings import Finding
+from xtuner_recipes.validate.checks import Result, check
+from xtuner_recipes.validate.data import leaves, loader, scan as data
+from xtuner_recipes.validate.inputs import Samples
+from xtuner_recipes.values import is_int, is_positive_int
+from xtuner_recipes.validate.tokens import tokenizer as tokens
+from xtuner_recipes.validate.tokens.tally import Tally, TokenizeError
 
 PLAIN_TEMPLATE = {"INSTRUCTION": "{input}"}  # no template_map_fn: xtuner encodes the turns as they are
 
 
-def check(ctx) -> tuple[list[Finding], dict]:
-    from xtuner_recipes.validate.load import is_huggingface
+CODES = ("D001", "D002", "D003", "D004", "D005", "D006", "D007", "D008", "D009", "D010",
+         "T001", "T002", "T003", "T004", "T005")
 
-    if is_huggingface(ctx.config):  # HF's Trainer takes the top-level train_dataset
-        found, unread = leaves.find({"dataset": ctx.raw("train_dataset")}, prefix="train_dataset")
+
+@check("data", level="full", codes=CODES, reads=("settings", "options", "early"), provides=("samples",))
+def data_check(settings, options, early) -> Result:
+    if settings.huggingface:  # HF's Trainer takes the top-level train_dataset
+        found, unread = leaves.find({"dataset": settings.train_dataset}, prefix="train_dataset")
         found, unread = ([dataclasses.replace(x, key=x.key.replace("train_dataset.dataset", "train_dataset", 1))
                           for x in part] for part in (found, unread))
     else:
-        found, unread = leaves.find(ctx.raw("train_dataloader"))
+        found, unread = leaves.find(settings.train_dataloader)
     findings = [Finding("D006", "warning", f"{u.key}: data not checked: {u.why}", key=u.key) for u in unread]
-    per_leaf, low, high, known, estimated, longest = [], 0, 0, True, False, []
+    per_leaf, low, high, known, estimated, longest, tallies = [], 0, 0, True, False, [], []
     for leaf in found:
-        leaf_findings, stats, samples, leaf_estimated = _check_leaf(ctx, leaf)
+        leaf_findings, stats, samples, leaf_estimated = _check_leaf(leaf, settings, options, early, tallies)
         findings += leaf_findings
         per_leaf.append({"key": leaf.key, **stats})
         if samples is None:
@@ -46,22 +54,25 @@ def check(ctx) -> tuple[list[Finding], dict]:
         if len(per_leaf) == 1:  # one dataset: its token figures are the config's
             stats.update({k: v for k, v in per_leaf[0].items()
                           if k.startswith(("tokens_", "cut_share", "samples", "input_", "output_", "longest_"))})
-    if found and known and not unread:
-        ctx.samples, ctx.samples_range, ctx.samples_estimated = low, (low, high), estimated
-    if found and not unread and all(_is_int(n) for n in longest):
-        ctx.longest_sample = max(longest)
-    ctx.padded_batches = any(not leaf.setting("pack_to_max_length") for leaf in found)
-    if found and not unread and len(ctx.tallies) == len(found):
+    counted = bool(found) and not unread
+    lengths = None
+    if counted and len(tallies) == len(found):
         import numpy as np
 
-        ctx.sample_lengths = np.concatenate([np.frombuffer(t.kept, dtype=np.int32) for _, t in ctx.tallies])
-    return findings, stats
+        lengths = np.concatenate([np.frombuffer(t.kept, dtype=np.int32) for _, t in tallies])
+    samples = Samples(
+        count=low if counted and known else None, range=(low, high) if counted and known else None,
+        estimated=estimated if counted and known else False,
+        padded=any(not leaf.setting("pack_to_max_length") for leaf in found),
+        longest=max(longest) if counted and all(is_int(n) for n in longest) else None,
+        lengths=lengths, tallies=tuple(tallies))
+    return Result(findings, stats, {"samples": samples})
 
 
-def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, tuple[int, int] | None, bool]:
+def _check_leaf(leaf, settings, options, early, tallies: list) -> tuple[list[Finding], dict, tuple[int, int] | None, bool]:
     """Findings, stats, the (fewest, most) training samples (None when unknown) and whether they
-    are an estimate."""
-    source = data.source(leaf.get("dataset"), f"{leaf.key}.dataset")
+    are an estimate; the leaf's ``(key, Tally)`` joins ``tallies`` when its tokens were counted."""
+    source = loader.source(leaf.get("dataset"), f"{leaf.key}.dataset")
     findings = [source.finding] if source.finding else []
     if source.files is None:
         findings.append(Finding("D006", "warning", f"{leaf.key}: data not checked: {source.unread}",
@@ -83,18 +94,18 @@ def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, tuple[int, int] | None,
                                 hint="import the map function in the config (from xtuner.dataset.map_fns import ...)"))
         return findings, {"data_files": source.files}, None, False
     max_length, pack = leaf.get("max_length"), bool(leaf.setting("pack_to_max_length"))
-    tally, findings = _tally(ctx, leaf, max_length, findings)
+    tally, findings = _tally(leaf, max_length, findings, settings, options, early)
     try:
-        scan = data.scan(source.files, map_fn, sample=ctx.options.sample, progress=ctx.options.progress,
+        scan = data.scan(source.files, map_fn, sample=options.sample, progress=options.progress,
                          key=f"{leaf.key}.dataset", sink=tally.add if tally is not None else None)
         counted = None
         if tally is not None and scan.usable:
             counted = tally.finish(pack=pack, num_proc=_num_proc(leaf), shuffle=bool(leaf.setting("shuffle_before_pack")))
-            ctx.tallies.append((leaf.key, tally))
+            tallies.append((leaf.key, tally))
     except TokenizeError as error:  # the tokenizer (or xtuner's template) failing on the data: a finding
         findings.append(Finding("T002", "error", f"the tokenizer fails on the data: {error}",
                                 key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path"))
-        scan, counted = data.scan(source.files, map_fn, sample=ctx.options.sample, key=f"{leaf.key}.dataset"), None
+        scan, counted = data.scan(source.files, map_fn, sample=options.sample, key=f"{leaf.key}.dataset"), None
     finally:
         if tally is not None:
             tally.close()
@@ -113,18 +124,18 @@ def _check_leaf(ctx, leaf) -> tuple[list[Finding], dict, tuple[int, int] | None,
     if estimated and scan.sampled_rows:
         samples = tuple(round(n * scan.rows / scan.sampled_rows) for n in samples)  # extrapolate to every row
     cap = leaf.setting("max_dataset_length")
-    if _is_int(cap) and 0 <= cap < scan.rows:
+    if is_int(cap) and 0 <= cap < scan.rows:
         # xtuner trains on `cap` rows drawn at random: the counts scale, as an estimate
         samples, estimated = tuple(round(n * cap / scan.rows) for n in samples), True
     return findings, stats, samples, estimated
 
 
-def _tally(ctx, leaf, max_length, findings):
+def _tally(leaf, max_length, findings, settings, options, early):
     """A ``Tally`` for the leaf's template and tokenizer, or None (with the finding saying why)."""
-    if not _is_int(max_length):
+    if not is_int(max_length):
         return None, findings
     template, why = _template(leaf)
-    counting, reason = _counter(ctx, leaf)
+    counting, reason = _counter(leaf, settings.model_path, early)
     if template is None:
         return None, findings + [Finding("T004", "info", f"{leaf.key}: tokens not counted: {why}",
                                          key=f"{leaf.key}.template_map_fn")]
@@ -138,23 +149,19 @@ def _tally(ctx, leaf, max_length, findings):
                                          key=f"{leaf.key}.tokenizer.pretrained_model_name_or_path",
                                          hint="set the tokenizer's bos_token/eos_token (tokenizer_config.json)")]
     return Tally(counting, None if template is PLAIN_TEMPLATE else template, max_length,
-                 ctx.options.progress), findings
+                 options.progress), findings
 
 
 def _num_proc(leaf) -> int | None:
     value = leaf.setting("map_num_proc")
-    return value if _is_int(value) and value > 0 else None
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return value if is_positive_int(value) else None
 
 
 def _map_fn(value):
     """The leaf's map function as xtuner's ``process_hf_dataset`` resolves it, or (None, why not)."""
-    if value is None or callable(value) and type(value).__name__ not in ("LazyObject", "LazyAttr"):
+    if value is None or callable(value) and not is_lazy(value):
         return value, None
-    if type(value).__name__ in ("LazyObject", "LazyAttr"):
+    if is_lazy(value):
         light = _light_map_fn(value)
         if light is not None:
             return light, None
@@ -181,8 +188,10 @@ def _light_map_fn(value):
 
     from xtuner_recipes.xtuner_info import map_function
 
-    module, name = getattr(value, "_module", None), getattr(value, "_imported", None)
-    if not (isinstance(module, str) and module.startswith("xtuner.dataset.map_fns") and isinstance(name, str)):
+    if type(value).__name__ != "LazyObject":
+        return None
+    modules, name = lazy_import(value)
+    if not (len(modules) == 1 and modules[0].startswith("xtuner.dataset.map_fns") and isinstance(name, str)):
         return None
     return None if "xtuner.dataset" in sys.modules else map_function(name)
 
@@ -201,7 +210,7 @@ def _template(leaf):
     if type(template).__name__ == "LazyAttr" and leaves.qualified(template.source) == "PROMPT_TEMPLATE":
         found = prompt_template(template.name)
         return (found, None) if found else (None, f"xtuner has no PROMPT_TEMPLATE.{template.name} (see S004)")
-    if type(template).__name__ in ("LazyObject", "LazyAttr"):
+    if is_lazy(template):
         try:
             template = template.build()
         except Exception as error:  # noqa: BLE001 - an unknown template: reported by S004/L002
@@ -211,13 +220,13 @@ def _template(leaf):
     return None, "its template is not a dict with an INSTRUCTION"
 
 
-def _counter(ctx, leaf):
-    """A token counter for the leaf's tokenizer, or (None, reason)."""
+def _counter(leaf, model_path, early):
+    """A token counter for the leaf's tokenizer (else the model's), or (None, reason)."""
     from pathlib import Path
 
     tokenizer = leaf.get("tokenizer")
     path = dict.get(tokenizer, "pretrained_model_name_or_path") if isinstance(tokenizer, dict) else None
-    path = path if isinstance(path, str) else ctx.get("pretrained_model_name_or_path")
+    path = path if isinstance(path, str) else model_path
     if not isinstance(path, str) or not Path(path).expanduser().is_dir():
         return None, None  # a hub id or nothing: M001/M002 say so
-    return tokens.counter(path, ctx.early)  # loaded once per folder and process (tokens._loaded)
+    return tokens.counter(path, early)  # loaded once per folder and process (tokens.tokenizer's cache)

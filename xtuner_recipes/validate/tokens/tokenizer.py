@@ -5,8 +5,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from xtuner_recipes.validate import encoding
-from xtuner_recipes.validate.encoding import Special
+from xtuner_recipes.compat.transformers import rust_backend
+from xtuner_recipes.validate.tokens import layout as encoding
+from xtuner_recipes.validate.tokens.layout import Special
 
 
 def load_tokenizer(model_path: str):
@@ -60,7 +61,7 @@ def counter(model_path: str, early=None) -> tuple[Counting | None, str | None]:
 
 def count_tokens(tokenizer, texts: list[str]) -> list[int]:
     """Tokens in each text, without special tokens (xtuner encodes each turn so)."""
-    backend = getattr(tokenizer, "_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    backend = rust_backend(tokenizer)
     if backend is not None:
         # The Rust tokenizer directly: the same ids, without building Python lists for each.
         return [len(encoding) for encoding in backend.encode_batch(texts, add_special_tokens=False)]

@@ -93,6 +93,7 @@ class ConfigReport:
     findings: list[Finding] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     internal_error: str | None = None  # a bug of this tool's that ended the run early
+    skipped: list[str] = field(default_factory=list)  # checks not run because one they need failed
 
     @property
     def ok(self) -> bool:
@@ -105,4 +106,5 @@ class ConfigReport:
             "findings": [f.as_dict() for f in self.findings],
             "stats": self.stats,
             "internal_error": self.internal_error,
+            "skipped": self.skipped,
         }

@@ -7,55 +7,43 @@
 
 import math
 
-from xtuner_recipes.validate.findings import Finding
-from xtuner_recipes.validate.leaves import type_name
+from xtuner_recipes.findings import Finding
+from xtuner_recipes.validate.checks import Result, check
+from xtuner_recipes.validate.data.leaves import type_name
+from xtuner_recipes.validate.inputs import Schedule
+from xtuner_recipes.values import is_positive_int, is_positive_number
 
 
-def _positive(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
-def epoch_based(loop) -> bool:
-    """mmengine's EpochBasedTrainLoop: named, or ``dict(by_epoch=True, ...)`` as xtuner 0.1.x configs
-    write it (xtuner 0.2.0's TrainLoop runs by iterations)."""
-    if not isinstance(loop, dict):
-        return False
-    kind = dict.get(loop, "type")
-    return type_name(kind) == "EpochBasedTrainLoop" if kind is not None else dict.get(loop, "by_epoch") is True
-
-
-def check(ctx) -> tuple[list[Finding], dict]:
+@check("schedule", level="full", codes=("C001", "C002", "C003", "C004", "C005"),
+       reads=("settings", "launch", "samples"), provides=("schedule",))
+def schedule_check(settings, launch, samples) -> Result:
     """The schedule of the loaded config over the samples the data check counted."""
-    loop = ctx.raw("train_cfg") or {}
-    epoch_loop = epoch_based(loop)
-    hook = ctx.raw("default_hooks.checkpoint") or {}
-    batch_size = ctx.raw("train_dataloader.batch_size")
-    max_epochs = dict.get(loop, "max_epochs") if isinstance(loop, dict) else None
-    if ctx.raw("train_dataloader") is None:  # a HuggingFace-Trainer config: its schedule is training_args'
-        return [Finding("C004", "info", "iterations not computed: the config trains with HuggingFace's Trainer "
-                        "(framework='huggingface')")], {}
+    batch_size, max_epochs, hook = settings.batch_size, settings.max_epochs, settings.checkpoint_hook
+    if settings.train_dataloader is None:  # a HuggingFace-Trainer config: its schedule is training_args'
+        return Result([Finding("C004", "info", "iterations not computed: the config trains with HuggingFace's "
+                               "Trainer (framework='huggingface')")], provides={"schedule": Schedule()})
     findings = []
     # Values S003 reports from the source; here the loaded value, which may come through a variable.
-    if not (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0):
+    if not is_positive_int(batch_size):
         findings.append(Finding("C005", "error", f"train_dataloader.batch_size is {batch_size!r}: torch's sampler "
                                 "takes a positive integer only", key="train_dataloader.batch_size"))
-    if max_epochs is not None and not _positive(max_epochs):
+    if max_epochs is not None and not is_positive_number(max_epochs):
         findings.append(Finding("C005", "error", f"train_cfg.max_epochs is {max_epochs!r}: the run has no "
                                 "iterations", key="train_cfg.max_epochs"))
-    if findings or ctx.samples is None or max_epochs is None:
-        if ctx.samples is None and not findings:
+    if findings or samples.count is None or max_epochs is None:
+        if samples.count is None and not findings:
             findings.append(Finding("C004", "info", "iterations and checkpoint names not computed: the number of "
                                     "training samples is unknown here (data not read, or packing without a tokenizer)"))
-        return findings, {}
+        return Result(findings, provides={"schedule": Schedule()})
     hook_by_epoch = dict.get(hook, "by_epoch", True) if isinstance(hook, dict) else True
     arguments = dict(
-        batch_size=batch_size, gpus=ctx.gpus(), max_epochs=max_epochs,
-        warmup_ratio=ctx.get("warmup_ratio") or 0, save_steps=dict.get(hook, "interval") if isinstance(hook, dict) else None,
+        batch_size=batch_size, gpus=launch.gpu_count(), max_epochs=max_epochs, warmup_ratio=settings.warmup_ratio,
+        save_steps=dict.get(hook, "interval") if isinstance(hook, dict) else None,
         save_total_limit=dict.get(hook, "max_keep_ckpts") if isinstance(hook, dict) else None,
-        evaluation_freq=ctx.get("evaluation_freq"), accumulative_counts=ctx.get("optim_wrapper.accumulative_counts") or 1,
-        by_epoch=epoch_loop and hook_by_epoch is not False,
+        evaluation_freq=settings.evaluation_freq, accumulative_counts=settings.accumulative_counts,
+        by_epoch=settings.epoch_loop and hook_by_epoch is not False,
     )
-    low, high = ctx.samples_range or (ctx.samples, ctx.samples)
+    low, high = samples.range or (samples.count, samples.count)
     stats, found = plan(low, **arguments)
     if high != low:  # packing after a shuffle: the count varies from run to run within [low, high]
         most, found_most = plan(high, **arguments)
@@ -69,31 +57,31 @@ def check(ctx) -> tuple[list[Finding], dict]:
         found = [f if f.severity != "error" or f.code in sure else
                  Finding(f.code, "warning", f.message + f" (with {low} packed samples; {high} at most)", f.key,
                          f.line, f.hint) for f in found]
-    ctx.iters_per_epoch, ctx.total_iters = stats.get("iters_per_epoch"), stats.get("total_iters")
-    ctx.warmup_reported = any(f.code == "C001" for f in found)
-    if ctx.samples_estimated:
+    schedule = Schedule(stats.get("iters_per_epoch"), stats.get("total_iters"),
+                        warmup_reported=any(f.code == "C001" for f in found))
+    if samples.estimated:
         stats["schedule_estimated"] = True
         # A sample can't prove a schedule fails: the full data may give more iterations.
         found = [f if f.severity != "error" else Finding(f.code, "warning", f.message + " (estimated from --sample)",
                                                          f.key, f.line, f.hint) for f in found]
-    return findings + found, stats
+    return Result(findings + found, stats, {"schedule": schedule})
 
 
 def plan(samples: int, *, batch_size, gpus, max_epochs, warmup_ratio, save_steps, save_total_limit,
          evaluation_freq, accumulative_counts=1, by_epoch: bool = False) -> tuple[dict, list[Finding]]:
     """Stats and findings for ``samples`` training samples per epoch. ``by_epoch``: the loop runs
     by epochs and the checkpoint hook saves ``epoch_N.pth`` every ``save_steps`` epochs."""
-    if not all(_positive(v) for v in (batch_size, gpus, max_epochs)) or samples <= 0:
+    if not all(is_positive_number(v) for v in (batch_size, gpus, max_epochs)) or samples <= 0:
         return {}, []
     per_epoch = math.ceil(samples / (batch_size * gpus))  # DefaultSampler pads, the loader keeps the last batch
     total = int(per_epoch * max_epochs)
     # LinearLR(by_epoch=True, convert_to_iter_based=True): end = int(warmup_ratio * max_epochs * per_epoch)
-    warmup = int(warmup_ratio * max_epochs * per_epoch) if _positive(warmup_ratio) else 0
+    warmup = int(warmup_ratio * max_epochs * per_epoch) if is_positive_number(warmup_ratio) else 0
     stats = {"gpus": gpus, "iters_per_epoch": per_epoch, "total_iters": total, "warmup_iters": warmup}
     if isinstance(accumulative_counts, int):
         stats["global_batch"] = batch_size * accumulative_counts * gpus
     findings = []
-    if _positive(warmup_ratio) and warmup < 1:
+    if is_positive_number(warmup_ratio) and warmup < 1:
         findings.append(Finding("C001", "error", f"warmup_ratio {warmup_ratio} x {max_epochs} epochs x {per_epoch} "
                                 "iterations per epoch is less than one iteration: mmengine raises 'end should be "
                                 "larger than begin' after the model has loaded", key="warmup_ratio",

@@ -13,39 +13,47 @@ import copy
 import functools
 import types
 
-from xtuner_recipes.validate.findings import Finding
+from xtuner_recipes.compat.mmengine import settings, unformatted_text
+from xtuner_recipes.findings import Finding
+from xtuner_recipes.validate.checks import Result, check
 
 NEEDS_HERE = ("flash_attn", "flash-attn")  # failures that depend on what this machine has installed
 
 
-def check(ctx, *, deepspeed: str | None = "deepspeed_zero2") -> tuple[list[Finding], dict]:
-    """``deepspeed``: the launch's ``--deepspeed`` (check_cfg refuses sequence parallel without it)."""
+@check("preflight", level="full", codes=("L003", "L004", "E005"), reads=("config", "launch"))
+def preflight_check(config, launch) -> Result:
+    """What xtuner's train script does before it builds the model, for ``launch``: check_cfg refuses
+    sequence parallel without ``--deepspeed`` (``launch.preset`` None)."""
+    return Result(preflight(config, deepspeed=launch.preset))
+
+
+def preflight(config, *, deepspeed: str | None) -> list[Finding]:
+    """Findings of xtuner's ``register_function`` and ``check_cfg`` (run with ``--deepspeed deepspeed``) and of
+    the Runner's ``cfg.pretty_text`` on a copy of the loaded ``config``."""
     try:
         register_function, check_cfg = train_script_functions()
     except Exception as error:  # noqa: BLE001 - xtuner's own train script can't be read or imported here
         return [Finding("L003", "info", f"xtuner's train script does not load here ({type(error).__name__}: "
-                        f"{error}): its config checks were not run")], {}
-    cfg = copy.deepcopy(ctx.config)
-    findings = []
+                        f"{error}): its config checks were not run")]
+    cfg = copy.deepcopy(config)
     try:
-        register_function(cfg._cfg_dict)
+        register_function(settings(cfg))
         check_cfg(cfg, argparse.Namespace(deepspeed=deepspeed))
     except Exception as error:  # noqa: BLE001 - the user's config failing xtuner's own rules
         message = str(error) or type(error).__name__
         here = any(word in message for word in NEEDS_HERE)
-        findings.append(Finding("E005" if here else "L003", "warning" if here else "error",
-                                f"xtuner train stops before the model loads: {type(error).__name__}: {message}",
-                                hint="install flash-attn on the training machine" if here else None))
-        return findings, {}
+        return [Finding("E005" if here else "L003", "warning" if here else "error",
+                        f"xtuner train stops before the model loads: {type(error).__name__}: {message}",
+                        hint="install flash-attn on the training machine" if here else None)]
     try:
         printable(cfg)
     except Exception as error:  # noqa: BLE001 - mmengine's formatter failing on a value
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        findings.append(Finding(
+        return [Finding(
             "L004", "error", f"the Runner cannot print the config before building the model ({first}): a value in "
             "it is no Python literal, import or registered function", hint="define classes and helpers in a module "
-            "and import them in the config; mmengine keeps imports, not objects"))
-    return findings, {}
+            "and import them in the config; mmengine keeps imports, not objects")]
+    return []
 
 
 USED = ("FunctionType", "MAP_FUNC", "SUPPORT_FLASH2")  # the module-level names the two functions read
@@ -57,7 +65,7 @@ def train_script_functions():
     the module-level names they read, without importing the script: it imports peft, mmengine's
     runner and xtuner's models first (4 s here). tests/test_preflight.py checks both against the
     imported script. A script whose functions read other names is imported for real."""
-    from xtuner_recipes.xtuner_info import source_dir
+    from xtuner_recipes.xtuner_info import run_own_code, source_dir
 
     path = source_dir() / "tools" / "train.py"
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -76,7 +84,7 @@ def train_script_functions():
     # xtuner's SUPPORT_FLASH2 is transformers' is_flash_attn_2_available() (xtuner/model/modules/dispatch);
     # check_cfg reads it only for varlen attention or sequence parallel, so transformers is imported then.
     namespace = {"FunctionType": types.FunctionType, "MAP_FUNC": MAP_FUNC, "SUPPORT_FLASH2": _FlashAttention2()}
-    exec(compile(ast.Module(body=list(found.values()), type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102 - xtuner's installed code, never data
+    run_own_code(list(found.values()), path, namespace)
     return namespace["register_function"], namespace["check_cfg"]
 
 
@@ -98,8 +106,7 @@ def printable(cfg) -> str:
     """
     from yapf.pytree import pytree_utils
 
-    object.__setattr__(cfg, "_format_python_code", False)  # Config.__setattr__ would store it as a setting
-    text = cfg.pretty_text
+    text = unformatted_text(cfg)
     try:
         pytree_utils.ParseCodeToTree(text)
     except Exception as error:  # noqa: BLE001 - yapf's parser raises its own error types

@@ -13,11 +13,12 @@ given ``T_max`` but no ``end`` stops after the first epoch and the LR stays wher
 """
 
 import copy
-import types
 
-from xtuner_recipes.validate import lr_spans
-from xtuner_recipes.validate.findings import Finding
-from xtuner_recipes.validate.schedule import epoch_based
+from xtuner_recipes.compat.mmengine import build_param_scheduler
+from xtuner_recipes.findings import Finding
+from xtuner_recipes.validate.checks import Result, check
+from xtuner_recipes.validate.inputs import setting
+from xtuner_recipes.validate.schedule import lr_spans
 
 
 def coverage(spans: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
@@ -39,15 +40,9 @@ def build(schedulers, *, iters_per_epoch: int, max_epochs, epoch_loop: bool, lr:
     on an optimizer whose learning rate starts at ``lr``."""
     import torch
     from mmengine.optim import OptimWrapper
-    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
 
-    loop = object.__new__(EpochBasedTrainLoop if epoch_loop else IterBasedTrainLoop)
-    loop._max_epochs = int(max_epochs) if epoch_loop else 1  # IterBasedTrainLoop reports one epoch
-    loop._max_iters = int(iters_per_epoch * max_epochs)
-    runner = types.SimpleNamespace(_train_loop=loop, max_epochs=loop._max_epochs, max_iters=loop._max_iters,
-                                   train_dataloader=range(iters_per_epoch),
-                                   logger=types.SimpleNamespace(debug=lambda *_, **__: None))
-    return Runner._build_param_scheduler(runner, copy.deepcopy(schedulers), OptimWrapper(_probe_optimizer(torch, lr)))
+    return build_param_scheduler(copy.deepcopy(schedulers), OptimWrapper(_probe_optimizer(torch, lr)),
+                                 iters_per_epoch=iters_per_epoch, max_epochs=max_epochs, epoch_loop=epoch_loop)
 
 
 def _probe_optimizer(torch, lr: float = 1.0):
@@ -68,42 +63,42 @@ def _probe_optimizer(torch, lr: float = 1.0):
     return Probe()
 
 
-def check(ctx) -> tuple[list[Finding], dict]:
-    schedulers = ctx.raw("param_scheduler")
-    if not schedulers or ctx.iters_per_epoch is None or ctx.total_iters is None:
-        return [], {}
-    loop = ctx.raw("train_cfg") or {}
-    epoch_loop = epoch_based(loop)
-    shape = dict(iters_per_epoch=ctx.iters_per_epoch, max_epochs=dict.get(loop, "max_epochs"), epoch_loop=epoch_loop)
+@check("lr schedule", level="full", codes=("C006", "C007"), reads=("config", "settings", "schedule"))
+def lr_check(config, settings, schedule) -> Result:
+    schedulers = settings.param_scheduler
+    if not schedulers or schedule.iters_per_epoch is None or schedule.total_iters is None:
+        return Result()
+    epoch_loop = settings.epoch_loop
+    shape = dict(iters_per_epoch=schedule.iters_per_epoch, max_epochs=settings.max_epochs, epoch_loop=epoch_loop)
     # the common schedulers' spans without importing mmengine.optim; the rest built by mmengine
     built = lr_spans.spans(schedulers, **shape)
-    resolved = ctx.get("param_scheduler") if built is None else None
+    resolved = setting(config, "param_scheduler", build=True) if built is None else None
     if built is None and not resolved:
-        return [], {}  # its imports don't resolve: L002 said so
+        return Result()  # its imports don't resolve: L002 said so
     try:
         built = built or build(resolved, **shape)
     except ImportError:
-        return [], {}  # a scheduler's type is a lazy import that fails: L002 reports it
+        return Result()  # a scheduler's type is a lazy import that fails: L002 reports it
     except Exception as error:  # noqa: BLE001 - mmengine refusing the schedule: the user's config
-        if ctx.warmup_reported:
-            return [], {}  # C001 said it: the warmup rounds to zero iterations
-        return [Finding("C006", "error", f"mmengine refuses param_scheduler for this run: {type(error).__name__}: "
-                        f"{error}", key="param_scheduler")], {}
+        if schedule.warmup_reported:
+            return Result()  # C001 said it: the warmup rounds to zero iterations
+        return Result([Finding("C006", "error", f"mmengine refuses param_scheduler for this run: "
+                               f"{type(error).__name__}: {error}", key="param_scheduler")])
     spans, never = [], []
     for index, scheduler in enumerate(built):
         if scheduler.by_epoch and not epoch_loop:
             never.append(index)  # an iteration loop never ends an epoch for it
             continue
-        scale = ctx.iters_per_epoch if scheduler.by_epoch else 1
+        scale = schedule.iters_per_epoch if scheduler.by_epoch else 1
         spans.append((scheduler.begin * scale, min(scheduler.end * scale, 1 << 62)))
     findings = [Finding("C007", "warning", f"param_scheduler.{i} counts epochs in an iteration-based loop without "
                         "convert_to_iter_based=True: it never steps", key=f"param_scheduler.{i}",
                         hint="add convert_to_iter_based=True") for i in never]
-    total = ctx.total_iters
+    total = schedule.total_iters
     for begin, end in coverage(spans, total):
         findings.append(Finding(
             "C007", "warning", f"no scheduler covers iterations {begin}-{end} of {total}: the learning rate stays "
             "fixed there, where the scheduler before left it", key="param_scheduler",
             hint="give the last scheduler end=max_epochs (a CosineAnnealingLR with T_max and no end stops after "
                  "one epoch in xtuner's TrainLoop)"))
-    return findings, {}
+    return Result(findings)

@@ -1,23 +1,24 @@
-"""Checks of the model a config points at, from its directory alone (no weights are loaded)."""
+"""The M checks: the model a config points at, from its directory alone (no weights are loaded)."""
 
 from pathlib import Path
 
 from xtuner_recipes import chat_format, model_info, xtuner_info
 from xtuner_recipes.paths import looks_local
-from xtuner_recipes.validate.findings import Finding
+from xtuner_recipes.findings import Finding
+from xtuner_recipes.validate.checks import Result, check
+
+CODES = ("M001", "M002", "M003", "M004", "M005", "M006", "M007", "M008")
 
 KEY = "pretrained_model_name_or_path"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "qwen.tiktoken")
 
 
-def check(ctx) -> tuple[list[Finding], dict]:
+@check("model", level="full", codes=CODES, reads=("settings",), provides=("model_config",))
+def model_check(settings) -> Result:
     """The model the config trains (``model.llm``), against the config's max_length and template."""
-    from xtuner_recipes.validate import static
-
-    path = ctx.get("model.llm.pretrained_model_name_or_path") or ctx.get("pretrained_model_name_or_path")
-    max_length = ctx.max_length()
-    findings, stats, ctx.model_config = check_model(path, max_length=max_length, template=static.template_name(ctx.tree))
-    return findings, stats
+    findings, stats, config = check_model(settings.model_path, max_length=settings.max_length,
+                                          template=settings.template)
+    return Result(findings, stats, {"model_config": config})
 
 
 def check_model(path, *, max_length, template) -> tuple[list[Finding], dict, dict | None]:

@@ -43,7 +43,7 @@ class TokenizerProcess:
             answer = self._read()
             self._error = answer.get("error") if isinstance(answer, dict) else "the tokenizer process did not answer"
             if self._error is None:
-                from xtuner_recipes.validate.encoding import Special
+                from xtuner_recipes.validate.tokens.layout import Special
 
                 self._special = Special(**answer.get("special", {}))
         return self._error
@@ -92,8 +92,8 @@ def _serve(model_path: str) -> int:
     sys.stdout = sys.stderr
     import dataclasses
 
-    from xtuner_recipes.validate.encoding import special
-    from xtuner_recipes.validate.tokens import count_tokens, load_tokenizer
+    from xtuner_recipes.validate.tokens.layout import special
+    from xtuner_recipes.validate.tokens.tokenizer import count_tokens, load_tokenizer
 
     tokenizer, reason = load_tokenizer(model_path)
     ready = {"ready": True, "special": dataclasses.asdict(special(tokenizer))} if tokenizer is not None else None

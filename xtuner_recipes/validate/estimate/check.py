@@ -1,0 +1,137 @@
+"""The G checks and the estimates' stats: peak GPU memory (G001–G003), host memory (G004), training time.
+
+Each reads the run's arithmetic (``gpu.Run``, parsed once from the config and the launch) and the model's
+``config.json``; the estimates themselves live in ``gpu``, ``deepspeed``, ``host`` and ``timing``.
+"""
+
+import dataclasses
+import os
+
+from xtuner_recipes.findings import Finding
+from xtuner_recipes.validate.checks import Result, check
+from xtuner_recipes.validate.estimate import host, timing
+from xtuner_recipes.validate.estimate.arch import Arch
+from xtuner_recipes.validate.estimate.gpu import GIB, Run, card_gib, estimate
+
+
+@check("memory", level="full", codes=("G001", "G002", "G003"), reads=("model_config", "run", "samples", "options"))
+def memory_check(model_config: dict, run: Run, samples, options) -> Result:
+    """The estimate at the data's longest sample (batches pad to it) and at ``max_length``."""
+    if run.max_length < 1:
+        return Result()
+    longest, max_length = samples.longest, run.max_length
+    fragmentation = _fragmentation(samples.padded)
+    if isinstance(longest, int) and 0 < longest < max_length:
+        # xtuner pads a batch to its longest sample: the data can't make a longer batch than its longest.
+        sampled = " among the --sample rows" if options.sample else ""
+        real = dataclasses.replace(run, max_length=longest)
+        stats, findings = gpu_findings(model_config, real, gpu_mem=options.gpu_mem,
+                                       bound=f"the longest sample{sampled} ({longest} tokens)")
+        bound_stats, bound_findings = gpu_findings(model_config, run, gpu_mem=options.gpu_mem,
+                                                   bound=f"max_length ({max_length} tokens)")
+        if "estimated_peak_gib" in bound_stats:
+            stats["estimated_peak_gib_at_max_length"] = bound_stats["estimated_peak_gib"]
+        if bound_findings and not findings:
+            found = bound_findings[0]
+            findings.append(Finding("G002", "warning", found.message + f"; the data fits: its longest sample{sampled} "
+                                    f"({longest} tokens) gives {stats['estimated_peak_gib']:.1f} GiB, so longer data "
+                                    "would not", key="max_length", hint=found.hint))
+        return Result(findings + fragmentation, stats)
+    stats, findings = gpu_findings(model_config, run, gpu_mem=options.gpu_mem, bound=f"max_length ({max_length} tokens)")
+    return Result(findings + fragmentation, stats)
+
+
+def _fragmentation(padded: bool) -> list[Finding]:
+    """Batches padded to their own longest sample change shape every step; PyTorch's default caching
+    allocator then fragments. On the H200 (BENCHMARKS.md, 2026-11-29) an unpacked MS-Agent run whose
+    allocated peak was 28.8 GiB reserved 52.8 GiB, and ran out of memory under a 32 GiB cap; with
+    expandable segments it reserved 29.3–30.2 GiB, within 5% of this estimate, and ran under the cap."""
+    if not padded or "expandable_segments:true" in os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "").lower():
+        return []
+    return [Finding("G003", "warning", "batches are padded to their own longest sample, so their shape changes every "
+                    "step: PyTorch's default allocator fragments, and the run can need far more than the estimate "
+                    "(measured: 28.8 GiB allocated, 52.8 GiB reserved; out of memory under a 32 GiB cap)",
+                    key="pack_to_max_length",
+                    hint="export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True before `xtuner train` (measured "
+                         "within 5% of the estimate), or pack_to_max_length=True")]
+
+
+def gpu_findings(config_json: dict | None, run: Run | None, *, gpu_mem: float | None, bound: str | None = None):
+    """``(stats, findings)``: the estimate and its parts; G001 when it exceeds the card.
+    ``bound`` says which sequence length the estimate is taken at."""
+    arch = Arch.from_config(config_json) if config_json else None
+    if arch is None or run is None:
+        return {}, []
+    result = estimate(arch, run)
+    stats = {"estimated_peak_gib": result.peak_gib, "estimated_memory_gib": result.parts,
+             "estimated_peak_parts_gib": result.peak_parts}
+    if bound:
+        stats["memory_bound"] = bound
+    card, source = (gpu_mem, "--gpu-mem") if gpu_mem else (card_gib(), "this machine's GPU")
+    findings = []
+    if card:
+        stats["gpu_mem_gib"] = round(card, 2)
+        if result.peak_gib > card:
+            largest = max(result.parts, key=result.parts.get)
+            findings.append(Finding(
+                "G001", "error",
+                f"estimated peak GPU memory {result.peak_gib:.1f} GiB" + (f" at {bound}" if bound else "") +
+                f" exceeds {card:.1f} GiB ({source}); "
+                f"largest part: {largest} {result.parts[largest]:.1f} GiB",
+                key="max_length", hint="lower max_length or batch_size, keep 4-bit quantization and activation "
+                                       "checkpointing, or shard with --deepspeed deepspeed_zero2/3 over more GPUs"))
+    return stats, findings
+
+
+@check("host memory", level="full", codes=("G004",), reads=("model_config", "run", "settings", "options"))
+def host_check(model_config: dict, run: Run, settings, options) -> Result:
+    """``stats.host_peak_gib`` a step; G004 when training's exceeds this machine's memory (only on a
+    machine with a GPU, where training would run) or ``--host-mem``."""
+    arch = Arch.from_config(model_config)
+    if arch is None:
+        return Result()
+    model_dir = settings.model_path
+    shard, measured = host.largest_shard(model_dir if isinstance(model_dir, str) else None)
+    found = host.peaks(arch, run.quantization, shard_bytes=shard, offloaded_bytes=host.offloaded(arch, run),
+                       zero_stage=run.zero_stage)
+    stats = {"host_peak_gib": found, "host_shard": f"{shard / GIB:.2f} GiB " + (
+        "(the model's largest checkpoint file)" if measured else "(assumed: transformers' 5 GB shards)")}
+    limit = options.host_mem or (host.machine_gib() if card_gib() else None)
+    if limit and found["train"] > limit:
+        return Result([Finding("G004", "warning", f"training is estimated to need {found['train']:.1f} GiB of host "
+                               f"memory (peak RSS), more than the {limit:.0f} GiB here: the process may be killed while "
+                               "the model loads", key="model.llm.quantization_config",
+                               hint="4-bit quantization loads one shard at a time; or a machine with more memory")],
+                      stats)
+    return Result(stats=stats)
+
+
+@check("time", level="full", reads=("model_config", "run", "samples", "schedule"))
+def time_check(model_config: dict, run: Run, samples, schedule) -> Result:
+    """Seconds an iteration and hours of training on the measured card, or why none is given."""
+    model, total = timing.load_model(), schedule.total_iters
+    arch = Arch.from_config(model_config)
+    if model is None or not total or run.max_length < 1 or arch is None:
+        return Result()
+    packed = not samples.padded
+    lengths = samples.lengths
+    if not packed and lengths is None:
+        return Result(stats={"time_basis": "not estimated: the samples' lengths were not counted"})
+    longest = run.max_length if packed else int(max(lengths))
+    why = timing.outside(model, arch=arch, quantization=run.quantization, lora=run.lora_r is not None,
+                         stage=run.zero_stage, gpus=run.gpus, sequences=run.batch_size, length=longest,
+                         offload=run.offload)
+    card = model["domain"]["card"]
+    if why:
+        return Result(stats={"time_basis": f"not estimated: {why} (on an {card})"})
+    if packed:
+        seconds = float(timing.per_iteration(model, run.quantization, run.zero_stage, sequences=run.batch_size,
+                                             length=run.max_length))
+    else:
+        seconds = timing.expected(model, run.quantization, run.zero_stage, sequences=run.batch_size, lengths=lengths)
+    checked = [f"{c['error_pct']:+.1f}%" for c in model["checked"].values() if c["quantization"] in model["shown"]]
+    return Result(stats={"seconds_per_iter": round(seconds, 3), "train_hours": round(seconds * total / 3600, 2),
+                         "time_card": card,
+                         "time_basis": f"iterations only (no model load, evaluation or checkpoints), fitted to "
+                                       f"{len(model['fitted_on'])} runs on one {card}; off by {', '.join(checked)} on "
+                                       f"{len(checked)} runs the fit never saw (BENCHMARKS.md)"})
