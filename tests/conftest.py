@@ -16,9 +16,32 @@ FIXTURES = Path(__file__).parent / "fixtures"
 collect_ignore_glob = ["fixtures/*"]
 
 
+# The longest tests first, so that pytest-xdist (pyproject's addopts) starts each worker on one and fills in
+# with the short ones: the suite then ends when the work does, not when the last long test started late does.
+LONGEST_FIRST = ("test_training_install.py", "test_shipped_configs.py", "test_readme.py::test_every_example",
+                 "test_cli_set.py::test_every_shipped", "test_pipeline.py", "test_kill.py",
+                 "test_encoding.py::test_packed")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: next((rank for rank, name in enumerate(LONGEST_FIRST) if name in item.nodeid),
+                                     len(LONGEST_FIRST)))
+
+
 def _cli_command() -> list[str]:
     script = shutil.which("xtuner-recipes", path=str(Path(sys.executable).parent))
     return [script] if script else [sys.executable, "-m", "xtuner_recipes"]
+
+
+@pytest.fixture(autouse=True)
+def _tokenizer_in_this_process(request, monkeypatch):
+    """``validate`` loads the model's tokenizer in a child process while torch imports: a second saved for a
+    user's one run. A test process has torch imported and the tokenizer cached already, so there the child only
+    costs; the tests of the child itself are marked ``tokenizer_child``."""
+    if request.node.get_closest_marker("tokenizer_child") is None:
+        from xtuner_recipes.validate import runner
+
+        monkeypatch.setattr(runner, "_early_tokenizer", lambda flat: None)
 
 
 @pytest.fixture
@@ -80,6 +103,21 @@ def xtuner_configs() -> list[Path]:
         path for path in root.rglob("*.py")
         if path.name != "__init__.py" and "__main__" not in path.read_text(encoding="utf-8")
     )
+
+
+@pytest.fixture(scope="session")
+def shipped_loaded(xtuner_configs) -> dict:
+    """Every shipped config loaded by mmengine once a session, path -> Config (or the exception it raised).
+    Shared by the sweeps: read them, never change them (copy.deepcopy one to edit it)."""
+    from mmengine.config import Config
+
+    loaded = {}
+    for path in xtuner_configs:
+        try:
+            loaded[path] = Config.fromfile(str(path))
+        except Exception as error:  # noqa: BLE001 - a config mmengine can't load is L001's business
+            loaded[path] = error
+    return loaded
 
 
 @pytest.fixture(scope="session")

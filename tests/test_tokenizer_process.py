@@ -94,3 +94,28 @@ def test_a_child_that_died_is_an_error_not_a_broken_pipe(model):
     with pytest.raises(RuntimeError, match="ended without an answer"):
         process.count(["hello"] * 10000)
     process.close()
+
+
+@pytest.mark.tokenizer_child
+def test_validate_counts_with_its_child_as_it_counts_in_process(tiny_model, tmp_path):
+    """A full `validate` starts the child before the config loads and counts every row with it: the same
+    figures as the tokenizer loaded in this process."""
+    from conftest import FIXTURES
+    from xtuner_recipes.cli import main
+    from xtuner_recipes.validate import runner
+    from xtuner_recipes.validate.runner import validate_config
+
+    config = tmp_path / "c.py"
+    assert main(["gen", "medqa", "--model", str(tiny_model), "--data", str(FIXTURES / "data" / "medqa_us.jsonl"),
+                 "-o", str(config)]) == 0
+    started = []
+    original = runner._early_tokenizer
+    runner._early_tokenizer = lambda flat: started.append(original(flat)) or started[-1]
+    try:
+        kept: dict = {}
+        with_child = validate_config(str(config), keep=kept)
+    finally:
+        runner._early_tokenizer = original
+    assert isinstance(started[0], TokenizerProcess) and kept["context"].early is started[0]
+    in_process = validate_config(str(config), tokenizer_process=False)
+    assert with_child.stats["tokens_max"] > 0 and with_child.as_dict() == in_process.as_dict()

@@ -1,4 +1,4 @@
-"""What each section of the HTML report shows, gathered from one ``validate`` run's context.
+"""What each section of the HTML report shows, gathered from one ``validate`` run's facts.
 
 Nothing here re-derives xtuner: the learning rate comes from mmengine's own scheduler objects
 stepped as its ``ParamSchedulerHook`` steps them; the samples are the ones the data check
@@ -36,9 +36,9 @@ def source_lines(source: str, line: int | None, around: int = 2) -> list[tuple[i
 
 
 def example_segments(turns: list[dict], shaped: list, *, bos: int, eos: int | None) -> list[Segment]:
-    """One sample as xtuner encodes it (``encoding.layout``'s order): bos before a turn that follows
+    """One sample as xtuner encodes it (``tokens.layout.layout``'s order): bos before a turn that follows
     an eos, the input, the output and its eos (trained unless ``output_with_loss`` is false), the
-    separator. ``tests/test_report.py`` holds the positions to ``encoding.layout``."""
+    separator. ``tests/test_report.py`` holds the positions to ``tokens.layout.layout``."""
     segments, position, needs_bos = [], 0, True
 
     def add(text, kind, tokens, trained):

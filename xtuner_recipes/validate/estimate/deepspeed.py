@@ -1,6 +1,6 @@
 """Peak GPU memory of a LoRA/QLoRA run under DeepSpeed ZeRO, as xtuner 0.2.0 launches it with its presets.
 
-What changes against plain AMP (``memory.estimate``), from DeepSpeed 0.16's engine and ZeRO optimizers:
+What changes against plain AMP (``gpu.estimate``), from DeepSpeed 0.16's engine and ZeRO optimizers:
 - the engine casts the whole module to 16 bits (xtuner's presets: bf16 or fp16 "auto"): embeddings,
   lm_head and the LoRA weights are 2 bytes, not the fp32 peft's ``prepare_model_for_kbit_training``
   left; there is no autocast, so no fp16 copies, and the residual stream saved at each checkpointed
@@ -41,7 +41,7 @@ def allocator_overhead(run) -> float:
 
 def estimate(arch, run, *, weight_bytes: float, tokens: int, trainable: int, layers_live: float,
              layer_weights: float, logits: float):
-    """``(parts_at_loss, parts_in_layers, all_parts)`` in bytes, for ``memory.estimate`` to finish."""
+    """``(parts_at_loss, parts_in_layers, all_parts)`` in bytes, for ``gpu.estimate`` to finish."""
     shards = run.gpus
     linear = arch.layer_linear_params * arch.layers
     quantized = run.quantization in ("nf4", "int8")

@@ -50,7 +50,7 @@ class TokenizerProcess:
 
     @property
     def special(self):
-        """The bos/eos ids xtuner adds with this tokenizer (``encoding.Special``)."""
+        """The bos/eos ids xtuner adds with this tokenizer (``layout.Special``)."""
         if self.error() is not None:
             raise RuntimeError(self._error)
         return self._special

@@ -3,7 +3,7 @@
 Only three integers a sample are kept (its length before the cut, and for the samples xtuner
 keeps, the length after the cut and the labelled tokens), so memory grows by 12 bytes a row,
 not by the rows. Counting runs on a worker thread while the next chunk is read and mapped: the
-tokenizer (Rust, or the child process of ``tokenizer_process``) works without the GIL.
+tokenizer (Rust, or the child process of ``tokens.child``) works without the GIL.
 
 Used as ``tally = Tally(counting, template, max_length=2048)``, then ``tally.add(conversations)`` per
 chunk, and ``stats, findings, samples = tally.finish(pack=True)`` at the end.
@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from xtuner_recipes.validate.tokens import layout as encoding, packing
+from xtuner_recipes.validate.tokens import layout, packing
 from xtuner_recipes.findings import Finding
 
 BATCH = 1000  # texts per request to the tokenizer
@@ -41,8 +41,8 @@ class Tally:
         """Count a chunk of mapped conversations; the previous chunk's counts are taken in now.
         Raises ``TokenizeError`` when the template, the layout or the tokenizer fails on them."""
         try:
-            rendered = [encoding.render(conversation, self.template) for conversation in conversations]
-            per_sample = [encoding.texts(turns) for turns in rendered]
+            rendered = [layout.render(conversation, self.template) for conversation in conversations]
+            per_sample = [layout.texts(turns) for turns in rendered]
             texts = [text for sample in per_sample for text in sample]
         except Exception as error:  # noqa: BLE001 - a turn xtuner's template or encode_fn fails on
             raise TokenizeError(f"{type(error).__name__}: {error}") from error
@@ -67,12 +67,12 @@ class Tally:
             raise TokenizeError(f"{type(error).__name__}: {error}") from error
         special = self.counting.special
         for turns, size in zip(rendered, sizes):
-            shaped = encoding.turns_of(turns, counts[position:position + size])
+            shaped = layout.turns_of(turns, counts[position:position + size])
             if len(self.examples) < EXAMPLES:
                 self.examples.append((turns, shaped))
             if special.eos is None and any(turn.eos for turn in shaped):
                 self.eos_missing += 1
-            shape = encoding.layout(shaped, bos=special.bos, eos=special.eos, max_length=self.max_length)
+            shape = layout.layout(shaped, bos=special.bos, eos=special.eos, max_length=self.max_length)
             position += size
             self.full.append(shape.full_length)
             if shape.labelled:
@@ -136,7 +136,7 @@ def summarize(tally: Tally, *, pack: bool, num_proc: int | None, shuffle: bool
     if tally.eos_missing:
         special = tally.counting.special
         findings.append(Finding("T005", "error", f"{tally.eos_missing} of {total} samples: "
-                                + encoding.missing(special.name, "eos_token")))
+                                + layout.missing(special.name, "eos_token")))
     dropped = total - len(kept)
     if dropped:
         everything = dropped == total

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from xtuner_recipes.compat.transformers import rust_backend
-from xtuner_recipes.validate.tokens import layout as encoding
+from xtuner_recipes.validate.tokens import layout
 from xtuner_recipes.validate.tokens.layout import Special
 
 
@@ -56,7 +56,7 @@ def counter(model_path: str, early=None) -> tuple[Counting | None, str | None]:
     tokenizer, reason = _loaded(model_path, _stamp(model_path))
     if tokenizer is None:
         return None, reason
-    return Counting(partial(count_tokens, tokenizer), encoding.special(tokenizer)), None
+    return Counting(partial(count_tokens, tokenizer), layout.special(tokenizer)), None
 
 
 def count_tokens(tokenizer, texts: list[str]) -> list[int]:
