@@ -117,4 +117,4 @@ def test_the_text_report_says_whether_it_fits_the_card_in_words(full_finetune_7b
     assert "does not fit a 80 GiB card" in capsys.readouterr().out
     main(["validate", str(full_finetune_7b), "--gpus", "8", "--gpu-mem", "80", "--deepspeed", "deepspeed_zero3"])
     out = capsys.readouterr().out  # (the 2-row fixture's warmup of zero iterations is an error of its own)
-    assert "memory: " in out and ": fits a 80 GiB card; the smallest common card it fits is" in out
+    assert "memory: " in out and ": fits a 80 GiB card with " in out and " GiB to spare; the smallest common card it fits is" in out

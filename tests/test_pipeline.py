@@ -206,11 +206,31 @@ def test_train_returns_the_real_exit_status(tmp_path, tiny_model, cli):
     assert checked.returncode == 1 and "not training" in checked.stderr and "D003" in checked.stderr
     unchecked = cli("train", "--validate-level", "static", config, "--work-dir", tmp_path / "b")
     assert unchecked.returncode == 3 and "training failed" in unchecked.stderr
+    good = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "good.py")
+    skipped = cli("train", "--skip-doctor", good, "--work-dir", tmp_path / "d")  # no GPU: 4-bit fails in xtuner
+    assert skipped.returncode == 3 and "validated (full)" in skipped.stderr
     assert "warning E00" in checked.stderr  # train prints validate's warnings, not only its errors
     xtuner = shutil.which("xtuner", path=str(Path(sys.executable).parent))
     theirs = subprocess.run([xtuner, "train", str(config), "--work-dir", str(tmp_path / "c")],
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert theirs.returncode == 0  # the trap this command exists for
+
+
+def test_train_refuses_a_machine_doctor_says_cannot_launch(tmp_path, tiny_model, cli):
+    """A config without errors on a machine without a GPU (this one): validate's machine verdict says so, with
+    the fixes, and `train` stops there (exit 2) unless --skip-doctor."""
+    config = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "m.py")
+    report = json.loads(cli("validate", config, "--format", "json").stdout)[0]
+    assert report["ok"] and report["machine"]["ok"] is False
+    assert "E001" in [p["code"] for p in report["machine"]["problems"]]
+    assert "this machine: cannot launch it now" in cli("validate", config).stdout
+    # the launch validate checks by default, the tutorial's: --deepspeed deepspeed_zero2 (without it, deepspeed
+    # would not be needed, and E003 would not be among the problems)
+    refused = cli("train", config, "--work-dir", tmp_path / "w", "--deepspeed", "deepspeed_zero2")
+    assert refused.returncode == 2 and "not training: this machine cannot launch" in refused.stderr
+    assert "--skip-doctor" in refused.stderr and not (tmp_path / "w").exists()
+    fixes = [p["fix"] for p in report["machine"]["problems"] if p["fix"]]
+    assert fixes and all(f"fix: {fix}" in refused.stderr for fix in fixes)
 
 
 def test_gen_gpus_keeps_the_global_batch(tmp_path, tiny_model, cli):

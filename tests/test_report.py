@@ -69,7 +69,10 @@ def test_the_report_opens_in_a_browser_with_every_chart(reports, recipe):
     for chart in charts:
         assert chart.lstrip().startswith("<svg") and chart.count("<path") >= 5
     assert seen.dom.count('<div class="sample">') == 3 and 'class="output"' in seen.dom and 'class="input"' in seen.dom
-    assert "xtuner train" in seen.dom and "Ready to train" in seen.dom
+    assert "xtuner train" in seen.dom
+    # Two verdicts: the config has no error, but this machine has no GPU, so the banner is not green and says why.
+    assert "The config is ready" in seen.dom and "This machine cannot launch it now" in seen.dom and "E001" in seen.dom
+    assert 'class="verdict machine"' in seen.dom and "Ready to train" not in seen.dom
     from matplotlib.image import imread
 
     pixels = imread(ARTIFACTS / f"report-{recipe}.png")
@@ -223,3 +226,22 @@ def test_time_is_given_on_the_measured_shape_and_refused_elsewhere(tiny_model, t
     # the tiny model: another shape
     tiny = validate_config(str(reports["oasst1"][0])).stats
     assert "seconds_per_iter" not in tiny and tiny["time_basis"].startswith("not estimated: measured on")
+
+
+@pytest.mark.parametrize("machine, banner, words", [
+    ({"ok": True, "problems": []}, "ok", "Ready to train: no errors, and this machine can launch it."),
+    ({"ok": False, "problems": [{"code": "E003", "message": "deepspeed is not installed",
+                                 "fix": "pip install -c constraints/xtuner-0.2.0.txt deepspeed==0.16.2"}]},
+     "machine", "This machine cannot launch it now"),
+    (None, "ok", "Ready to train: no errors."),
+])
+def test_the_banner_is_green_only_when_both_verdicts_hold(tmp_path, machine, banner, words):
+    from xtuner_recipes.findings import ConfigReport
+    from xtuner_recipes.report import render
+
+    config = tmp_path / "c.py"
+    config.write_text("lr = 1\n")
+    page = render(ConfigReport(config=str(config), machine=machine))
+    assert f'class="verdict {banner}"' in page and words in page
+    if machine and not machine["ok"]:
+        assert "deepspeed==0.16.2" in page  # the fix, named

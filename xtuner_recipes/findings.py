@@ -51,7 +51,7 @@ CODES = {
     "C005": "batch_size or max_epochs is no positive number: the run has no iterations or the sampler refuses it",
     "C006": "mmengine refuses to build param_scheduler for this run",
     "C007": "param_scheduler leaves iterations uncovered (the LR stays fixed), or a scheduler never steps",
-    "G001": "the estimated peak GPU memory exceeds the card",
+    "G001": "the estimated peak GPU memory exceeds the card (error), or leaves less than the estimate's margin (warning)",
     "G002": "the data fits the card, but a batch of max_length tokens would not",
     "G003": "unpacked batches change shape every step: without expandable segments PyTorch's allocator fragments",
     "G004": "training's estimated host memory (peak RSS) exceeds this machine's or --host-mem",
@@ -94,6 +94,7 @@ class ConfigReport:
     stats: dict = field(default_factory=dict)
     internal_error: str | None = None  # a bug of this tool's that ended the run early
     skipped: list[str] = field(default_factory=list)  # checks not run because one they need failed
+    machine: dict | None = None  # this machine's verdict (doctor's): {"ok", "problems": [{code, message, fix}]}
 
     @property
     def ok(self) -> bool:
@@ -107,4 +108,5 @@ class ConfigReport:
             "stats": self.stats,
             "internal_error": self.internal_error,
             "skipped": self.skipped,
+            "machine": self.machine,
         }

@@ -149,7 +149,7 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         trains = [Step("train", launch, f"{where}; {iterations}{batch}")]
     steps = [
         *trains,
-        Step("checkpoint", checkpoint,
+        Step("checkpoint", q(checkpoint),
              "written by training (a folder of that name under DeepSpeed; pth_to_hf takes either)"),
         Step("convert", f"xtuner convert pth_to_hf {quoted} {checkpoint_arg} {q(out + '/hf_adapter')}",
              "a Hugging Face LoRA adapter"),

@@ -170,10 +170,16 @@ def deepspeed_zero(value: str) -> tuple[int, bool, bool]:
             config = json.load(file)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RecipeError(f"--deepspeed {value}: cannot read {path}: {error}") from None
-    zero = config.get("zero_optimization", {}) if isinstance(config, dict) else {}
-    zero = zero if isinstance(zero, dict) else {}
-    stage = zero.get("stage", 0)
-    stage = stage if isinstance(stage, int) and 0 <= stage <= 3 else 0
+    # DeepSpeed reads a config object, and refuses a stage it does not have (ZeroStageEnum): so does this.
+    zero = config.get("zero_optimization", {}) if isinstance(config, dict) else None
+    stage = zero.get("stage", 0) if isinstance(zero, dict) else None
+    if not (isinstance(stage, int) and not isinstance(stage, bool) and 0 <= stage <= 3):
+        what = (f"holds a JSON {type(config).__name__}, not an object" if not isinstance(config, dict) else
+                "has a zero_optimization that is no object" if not isinstance(zero, dict) else
+                f"sets zero_optimization.stage {stage!r}")
+        raise RecipeError(f"--deepspeed {value}: {path} {what}: DeepSpeed takes an object whose "
+                          "zero_optimization.stage is 0, 1, 2 or 3", hint="start from one of xtuner's presets "
+                          "(xtuner/configs/deepspeed/deepspeed_zero2.json)")
 
     def on_cpu(key: str) -> bool:
         where = zero.get(key)

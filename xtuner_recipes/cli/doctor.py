@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_OK, add_command, print_json
+from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_OK, add_command, positive_int, preset, print_json
 
 EXAMPLES = """  xtuner-recipes doctor
   xtuner-recipes doctor internlm_chat_7b_qlora_medqa_e3.py
@@ -18,9 +18,9 @@ def add_parser(commands) -> None:
     parser.add_argument("config", metavar="CONFIG", type=Path, nargs="?",
                         help="check what this config's launch needs here (default: the tutorial's QLoRA launch, "
                              "off the training node)")
-    parser.add_argument("--deepspeed", default="deepspeed_zero2", metavar="PRESET",
+    parser.add_argument("--deepspeed", default="deepspeed_zero2", metavar="PRESET", type=preset,
                         help="the launch's --deepspeed, or 'none' (default: %(default)s)")
-    parser.add_argument("--nodes", type=int, default=1, metavar="M", help="nodes the launch spans (default: 1)")
+    parser.add_argument("--nodes", type=positive_int, default=1, metavar="M", help="nodes the launch spans (default: 1)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -46,6 +46,10 @@ def render_text(found: dict, findings) -> str:
 def run(args) -> int:
     from xtuner_recipes.doctor import Needs, diagnose, run_probes
 
+    if args.deepspeed != "none":
+        from xtuner_recipes.xtuner_info import deepspeed_zero
+
+        deepspeed_zero(args.deepspeed)  # an unknown preset or file: a usage error before the probes, said by main
     needs = Needs(deepspeed=None if args.deepspeed == "none" else args.deepspeed, nodes=args.nodes)
     if args.config is not None:
         from xtuner_recipes.doctor.needs import needs_of_config

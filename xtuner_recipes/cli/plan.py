@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from xtuner_recipes.cli.common import EXIT_OK, add_command, print_json
+from xtuner_recipes.cli.common import EXIT_OK, add_command, port, positive_int, preset, print_json
 
 EXAMPLES = """  xtuner-recipes plan internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes plan my_config.py --gpus 8
@@ -14,15 +14,15 @@ def add_parser(commands) -> None:
     parser = add_command(commands, "plan", "Print the exact train, convert, merge and chat commands for a config.",
                          EXAMPLES, run)
     parser.add_argument("config", metavar="CONFIG", type=Path)
-    parser.add_argument("--gpus", type=int, default=1, metavar="N", help="GPUs per node (default: %(default)s)")
-    parser.add_argument("--nodes", type=int, default=1, metavar="M", help="nodes (default: %(default)s)")
+    parser.add_argument("--gpus", type=positive_int, default=1, metavar="N", help="GPUs per node (default: %(default)s)")
+    parser.add_argument("--nodes", type=positive_int, default=1, metavar="M", help="nodes (default: %(default)s)")
     parser.add_argument("--work-dir", metavar="DIR", help="xtuner train's --work-dir (default: ./work_dirs/NAME)")
-    parser.add_argument("--deepspeed", default="deepspeed_zero2", metavar="PRESET",
+    parser.add_argument("--deepspeed", default="deepspeed_zero2", metavar="PRESET", type=preset,
                         help="xtuner train's --deepspeed, a preset or JSON file, or 'none' (default: %(default)s); "
                              "the memory check uses its ZeRO stage")
     parser.add_argument("--addr", metavar="HOST", help="with --nodes: node 0's address, the same ADDR on every node")
-    parser.add_argument("--port", type=int, default=29500, metavar="N",
-                        help="with --nodes: the rendezvous port, the same on every node (default: %(default)s)")
+    parser.add_argument("--port", type=port, default=None, metavar="N",
+                        help="with --nodes: the rendezvous port, the same on every node (default: 29500)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -38,9 +38,14 @@ def render_text(plan) -> str:
 
 
 def run(args) -> int:
-    from xtuner_recipes.plan import make_plan
+    from xtuner_recipes.errors import RecipeError
+    from xtuner_recipes.plan import PORT, make_plan
 
+    if args.nodes == 1 and (args.addr is not None or args.port is not None):
+        raise RecipeError("--addr and --port set the rendezvous of a launch over several nodes",
+                          hint="add --nodes M (2 or more), or leave them out")
     plan = make_plan(args.config, gpus=args.gpus, nodes=args.nodes, work_dir=args.work_dir,
-                     deepspeed=None if args.deepspeed == "none" else args.deepspeed, addr=args.addr, port=args.port)
+                     deepspeed=None if args.deepspeed == "none" else args.deepspeed, addr=args.addr,
+                     port=PORT if args.port is None else args.port)
     print_json(plan.to_json()) if args.json else print(render_text(plan))
     return EXIT_OK

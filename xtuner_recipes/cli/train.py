@@ -4,7 +4,8 @@
 it returned; this command runs the same script (through torchrun when
 ``NPROC_PER_NODE``/``NNODES`` ask for several processes, as xtuner does) and
 says how it ended: 0 trained, 1 validate found errors (nothing ran), 2 usage or internal
-error, 3 training failed, 128+N training killed by signal N.
+error (or this machine cannot launch it: doctor's verdict, --skip-doctor to launch anyway), 3 training
+failed, 128+N training killed by signal N.
 """
 
 import argparse
@@ -15,17 +16,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_USAGE, add_command
+from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_USAGE, add_command, positive_number
 from xtuner_recipes.errors import RecipeError
 
-# Exit status: 0 trained, 1 validate found errors (nothing ran), 2 usage or internal error,
+# Exit status: 0 trained, 1 validate found errors (nothing ran), 2 usage or internal error, or this machine
+# cannot launch it (doctor's verdict; --skip-doctor),
 # 3 training ran and failed (its own status is printed), 128+N training killed by signal N.
 EXIT_TRAINING_FAILED = 3
 
 EXAMPLES = """  xtuner-recipes train internlm_chat_7b_qlora_medqa_e3.py
   NPROC_PER_NODE=8 xtuner-recipes train my_config.py --deepspeed deepspeed_zero2
   xtuner-recipes train --validate-level load my_config.py --work-dir ./runs/a
-  NPROC_PER_NODE=8 xtuner-recipes train --gpu-mem 80 my_config.py --deepspeed deepspeed_zero3"""
+  NPROC_PER_NODE=8 xtuner-recipes train --gpu-mem 80 my_config.py --deepspeed deepspeed_zero3
+  xtuner-recipes train --skip-doctor my_config.py   # launch although doctor says this machine can't"""
 
 
 def add_parser(commands) -> None:
@@ -37,8 +40,11 @@ def add_parser(commands) -> None:
     parser.add_argument("config", metavar="CONFIG", type=Path)
     parser.add_argument("--validate-level", choices=("static", "load", "full"), default="full",
                         help="how far to check before training (default: %(default)s); errors stop it")
-    parser.add_argument("--gpu-mem", type=float, metavar="GIB",
+    parser.add_argument("--gpu-mem", type=positive_number, metavar="GIB",
                         help="compare the memory estimate with a card of GIB (default: this machine's GPU)")
+    parser.add_argument("--skip-doctor", action="store_true",
+                        help="launch even when doctor finds this machine unable to (no GPU, bitsandbytes or "
+                             "deepspeed failing): for those who know better")
     parser.add_argument("xtuner_args", nargs=argparse.REMAINDER, metavar="ARG ...",
                         help="passed to xtuner train (e.g. --deepspeed deepspeed_zero2 --work-dir DIR)")
 
@@ -112,6 +118,12 @@ def run(args) -> int:
     if not report.ok:
         print(f"not training: {args.config} has errors (exit {EXIT_FINDINGS})", file=sys.stderr)
         return EXIT_FINDINGS
+    if report.machine is not None and not report.machine["ok"] and not args.skip_doctor:
+        fixes = [p["fix"] for p in report.machine["problems"] if p.get("fix")]
+        print(f"not training: this machine cannot launch {args.config} (exit {EXIT_USAGE}); the config itself has "
+              "no errors." + ("".join(f"\n  fix: {fix}" for fix in dict.fromkeys(fixes)))
+              + "\n  (`xtuner-recipes doctor` says more; --skip-doctor launches anyway)", file=sys.stderr)
+        return EXIT_USAGE
     command = training_command(str(args.config), args.xtuner_args)
     shape = f", memory at ZeRO-{stage} on {gpus} GPU{'s' if gpus > 1 else ''}" if args.validate_level == "full" else ""
     print(f"validated ({args.validate_level}){shape}; running: {shlex.join(command)}", file=sys.stderr, flush=True)

@@ -2,7 +2,8 @@
 
 import sys
 
-from xtuner_recipes.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, add_command
+from xtuner_recipes.cli.common import (EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, add_command, positive_int, positive_number,
+                                       preset)
 from xtuner_recipes.validate.runner import LEVELS
 
 EXAMPLES = """  xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
@@ -20,16 +21,17 @@ def add_parser(commands) -> None:
     parser.add_argument("--level", choices=LEVELS, default="full",
                         help="static: source only; load: + mmengine and imports; full (default): + model, data, schedule")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--sample", type=int, metavar="N", help="check only the first N data rows")
-    parser.add_argument("--gpus", type=int, metavar="N", help="GPUs for the schedule (default: NPROC_PER_NODE x NNODES)")
-    parser.add_argument("--gpu-mem", type=float, metavar="GIB",
+    parser.add_argument("--sample", type=positive_int, metavar="N", help="check only the first N data rows")
+    parser.add_argument("--gpus", type=positive_int, metavar="N",
+                        help="GPUs for the schedule (default: NPROC_PER_NODE x NNODES)")
+    parser.add_argument("--gpu-mem", type=positive_number, metavar="GIB",
                         help="check the memory estimate against a card of GIB GiB (default: this machine's GPU)")
-    parser.add_argument("--host-mem", type=float, metavar="GIB",
+    parser.add_argument("--host-mem", type=positive_number, metavar="GIB",
                         help="check training's host-memory estimate against GIB (default: this machine's, if it has a GPU)")
     stage = parser.add_mutually_exclusive_group()
     stage.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3), default=0,
                        help="DeepSpeed ZeRO stage for the memory estimate (default: 0, none)")
-    stage.add_argument("--deepspeed", metavar="PRESET",
+    stage.add_argument("--deepspeed", metavar="PRESET", type=preset,
                        help="the launch's --deepspeed (deepspeed_zero3, or a JSON file; none: without DeepSpeed): its "
                             "ZeRO stage, as xtuner reads it, and xtuner's own launch checks")
     parser.add_argument("--strict-env", action="store_true", help="machine findings (no GPU, ...) are errors")
@@ -55,7 +57,7 @@ def run(args) -> int:
     from xtuner_recipes.validate.inputs import Launch, Options
     from xtuner_recipes.validate.reporters import render_json, render_text, use_colour
 
-    if args.deepspeed:  # an unknown preset: a usage error, said by main
+    if args.deepspeed is not None:  # an unknown preset: a usage error, said by main
         launch = Launch.from_preset(args.deepspeed, gpus=args.gpus)
     else:
         launch = Launch(stage=args.zero_stage, gpus=args.gpus)
@@ -92,7 +94,21 @@ def _refuse_report(args) -> None:
     if len(args.configs) != 1:
         raise RecipeError(f"--report takes one CONFIG, got {len(args.configs)}",
                           hint="run validate once per config, each with its own --report FILE")
+    _refuse_an_input(Path(args.report), args.configs)
     refuse_existing(Path(args.report), force=args.force)
+
+
+def _refuse_an_input(page, inputs) -> None:
+    """The report never takes the place of what it reports on (the config, its data), --force or not."""
+    from pathlib import Path
+
+    from xtuner_recipes.errors import RecipeError
+
+    target = page.expanduser().resolve()
+    for path in inputs:
+        if Path(path).expanduser().resolve() == target:
+            raise RecipeError(f"--report {page} is {path}, which validate reads: the report would replace it",
+                              hint="name another file for the report, e.g. report.html")
 
 
 def _write_report(args, report, facts, launch) -> None:
@@ -102,6 +118,7 @@ def _write_report(args, report, facts, launch) -> None:
     from xtuner_recipes.fileio import write_atomic
     from xtuner_recipes.report import render
 
+    _refuse_an_input(Path(args.report), report.stats.get("data_files", []))
     plan = None
     if facts is not None and facts.values.get("settings") is not None:
         from xtuner_recipes.plan import make_plan

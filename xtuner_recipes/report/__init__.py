@@ -10,6 +10,7 @@ from pathlib import Path
 
 from xtuner_recipes.report import charts, sections
 from xtuner_recipes.findings import DATA_ROW_CODES
+from xtuner_recipes.validate.estimate.gpu import FIT_MARGIN, fit_verdict
 from xtuner_recipes.validate.reporters import ACTIVATION_PARTS, CARDS_GB, summary
 
 TEMPLATE = Path(__file__).with_name("report.html.j2")
@@ -26,7 +27,8 @@ def render(report, facts=None, plan=None) -> str:
                                      lstrip_blocks=True)
     template = environment.from_string(TEMPLATE.read_text(encoding="utf-8"))
     return template.render(
-        config=report.config, ok=report.ok, internal_error=report.internal_error, summary=summary(report.stats),
+        config=report.config, ok=report.ok, internal_error=report.internal_error, machine=report.machine,
+        summary=summary(report.stats),
         findings=_findings(report), memory=_memory(report.stats), time=_time(report.stats),
         data=_data(report.stats, facts), schedule=_schedule(report.stats, facts), plan=plan,
         version=__version__, generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
@@ -47,7 +49,8 @@ def _memory(stats: dict) -> dict | None:
         return None
     return {"peak": peak, "bound": stats.get("memory_bound"), "svg": charts.memory_svg(parts, peak, cards=CARDS_GB),
             "activations": sum(v for k, v in parts.items() if k in ACTIVATION_PARTS),
-            "cards": [(card, peak <= card) for card in CARDS_GB], "at_max_length": stats.get("estimated_peak_gib_at_max_length")}
+            "cards": [(card, fit_verdict(peak, card)[0]) for card in CARDS_GB],
+            "at_max_length": stats.get("estimated_peak_gib_at_max_length"), "margin": FIT_MARGIN}
 
 
 def _time(stats: dict) -> dict:

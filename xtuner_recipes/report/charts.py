@@ -8,6 +8,8 @@ Each function returns one ``<svg>`` element as text, ready to sit in the HTML.
 
 import io
 
+from xtuner_recipes.validate.estimate.gpu import fit_verdict
+
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
            "#64B5CD")
 
@@ -42,10 +44,10 @@ def memory_svg(parts: dict, peak: float, *, cards: tuple) -> str:
     axes.text(peak, 0.55, f" peak {peak:.1f} GiB", va="bottom", fontsize=9, fontweight="bold")
     shown = [card for card in cards if card <= max(peak * 1.6, cards[0])]
     for card in shown:
-        fits = peak <= card
-        axes.axvline(card, color="#2a9d3f" if fits else "#c0392b", linestyle="--", linewidth=1)
-        axes.text(card, -0.62, f"{card} GB {'fits' if fits else 'no'}", rotation=0, ha="center", va="top",
-                  fontsize=8, color="#2a9d3f" if fits else "#c0392b")
+        verdict = fit_verdict(peak, card)[0]
+        colour, word = {"fits": ("#2a9d3f", "fits"), "tight": ("#b7791f", "tight")}.get(verdict, ("#c0392b", "no"))
+        axes.axvline(card, color=colour, linestyle="--", linewidth=1)
+        axes.text(card, -0.62, f"{card} GB {word}", rotation=0, ha="center", va="top", fontsize=8, color=colour)
     axes.set_xlim(0, max([peak * 1.08, *shown]) * 1.04)
     axes.set_ylim(-1, 1)
     axes.set_yticks([])

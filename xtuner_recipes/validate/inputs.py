@@ -173,6 +173,7 @@ class Schedule:
     iters_per_epoch: int | None = None
     total_iters: int | None = None
     warmup_reported: bool = False  # C001 raised: the schedulers' failure is already said
+    estimated: bool = False  # from --sample (or a max_dataset_length cap): an iteration count can't prove a failure
 
 
 @dataclass

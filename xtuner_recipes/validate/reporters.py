@@ -7,6 +7,7 @@ import json
 import os
 
 from xtuner_recipes.findings import DATA_ROW_CODES, SEVERITIES
+from xtuner_recipes.validate.estimate.gpu import FIT_MARGIN, fit_verdict
 
 _COLOURS = {"error": "31", "warning": "33", "info": "36", "ok": "32"}
 
@@ -23,6 +24,7 @@ def render_text(reports, *, colour: bool = False) -> str:
     lines = []
     for report in reports:
         lines.append(f"{report.config}: " + (_paint("ok", "ok", colour) if report.ok else _paint("FAILED", "error", colour)))
+        lines += [f"  {line}" for line in machine_lines(report.machine)]
         for f in report.findings:
             # A data row's line belongs to the data file, which its message names.
             where = f"{report.config}:{f.line}" if f.line and f.code not in DATA_ROW_CODES else report.config
@@ -41,6 +43,21 @@ def render_text(reports, *, colour: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machine_lines(machine: dict | None) -> list[str]:
+    """This machine's verdict in words, with the command that fixes each problem.
+
+        >>> machine_lines({"ok": False, "problems": [{"code": "E003", "message": "deepspeed is not installed",
+        ...                                           "fix": "pip install deepspeed==0.16.2"}]})
+        ['this machine: cannot launch it now (the config itself may be fine):', '  E003 deepspeed is not installed; fix: pip install deepspeed==0.16.2']
+    """
+    if machine is None:
+        return []
+    if machine["ok"]:
+        return ["this machine: can launch it (doctor finds nothing missing)"]
+    return ["this machine: cannot launch it now (the config itself may be fine):"] + [
+        f"  {p['code']} {p['message']}" + (f"; fix: {p['fix']}" if p.get("fix") else "") for p in machine["problems"]]
+
+
 CARDS_GB = (8, 12, 16, 24, 40, 48, 80, 141)  # the common cards' memory
 ACTIVATION_PARTS = ("activation_checkpoints", "layer_recompute", "logits_and_loss")
 
@@ -50,7 +67,7 @@ def summary(stats: dict) -> list[str]:
 
         >>> summary({"estimated_peak_gib": 14.29, "estimated_peak_parts_gib": {"weights": 6.3, "logits_and_loss": 2.8},
         ...          "gpu_mem_gib": 24, "total_iters": 960, "iters_per_epoch": 320})
-        ['memory: 14.3 GiB peak estimated (2.8 GiB of it activations): fits a 24 GiB card; the smallest common card it fits is 16 GB', 'schedule: 960 iterations (320 an epoch)']
+        ['memory: 14.3 GiB peak estimated (2.8 GiB of it activations): fits a 24 GiB card with 9.7 GiB to spare; the smallest common card it fits is 16 GB', 'schedule: 960 iterations (320 an epoch)']
     """
     lines = []
     peak = stats.get("estimated_peak_gib")
@@ -63,8 +80,11 @@ def summary(stats: dict) -> list[str]:
             line += f" at {bound}"
         card = stats.get("gpu_mem_gib")
         if card:
-            line += f": {'fits' if peak <= card else 'does not fit'} a {card:g} GiB card"
-        smallest = next((size for size in CARDS_GB if peak <= size), None)
+            verdict, spare = fit_verdict(peak, card)
+            line += {"fits": f": fits a {card:g} GiB card with {spare:.1f} GiB to spare",
+                     "tight": f": tight on a {card:g} GiB card (within the estimate's {FIT_MARGIN:.0%} error)",
+                     "does not fit": f": does not fit a {card:g} GiB card ({spare:.1f} GiB short)"}[verdict]
+        smallest = next((size for size in CARDS_GB if fit_verdict(peak, size)[0] == "fits"), None)
         line += (f"; the smallest common card it fits is {smallest} GB" if smallest
                  else f"; more than any single card of {CARDS_GB[-1]} GB: shard it (--deepspeed) over several GPUs")
         lines.append(line)

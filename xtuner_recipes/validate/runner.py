@@ -44,6 +44,7 @@ def validate_config(path: str, *, level: str = "full", launch: Launch | None = N
     finally:
         if facts.early is not None:
             facts.early.close()
+    report.machine = facts.values.get("machine")
     # Checks past the source know the setting, not the line: find it once, here.
     tree, flat = facts.values.get("tree"), facts.values.get("flat")
     report.findings = [

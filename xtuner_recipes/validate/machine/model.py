@@ -69,6 +69,10 @@ def check_model(path, *, max_length, template) -> tuple[list[Finding], dict, dic
                                 key="prompt_template", hint=f"set prompt_template=PROMPT_TEMPLATE.{expected}"))
     name = folder.resolve().name.lower()
     if template and template != "default" and not any(word in name for word in ("chat", "instruct", "sft")):
-        findings.append(Finding("M007", "info", f"{folder.name} looks like a base model: the {template} template "
-                                "teaches it a chat format from scratch", key=KEY))
+        findings.append(Finding("M007", "warning", f"{folder.name} looks like a base model: the {template} template "
+                                "teaches it a chat format from scratch, and a few epochs of this data will chat "
+                                "worse than the chat model tuned from it", key=KEY,
+                                hint=f"train the chat model of {folder.name} instead (as the tutorial trains "
+                                     "internlm-chat-7b, not internlm-7b), or use the default template for a "
+                                     "base model"))
     return findings, stats, config

@@ -13,6 +13,7 @@ given ``T_max`` but no ``end`` stops after the first epoch and the LR stays wher
 """
 
 import copy
+import dataclasses
 
 from xtuner_recipes.compat.mmengine import build_param_scheduler
 from xtuner_recipes.findings import Finding
@@ -91,14 +92,18 @@ def lr_check(config, settings, schedule) -> Result:
             continue
         scale = schedule.iters_per_epoch if scheduler.by_epoch else 1
         spans.append((scheduler.begin * scale, min(scheduler.end * scale, 1 << 62)))
-    findings = [Finding("C007", "warning", f"param_scheduler.{i} counts epochs in an iteration-based loop without "
+    # Both train the wrong thing: the learning rate stays where it was (tests/test_failure_proofs.py runs it).
+    findings = [Finding("C007", "error", f"param_scheduler.{i} counts epochs in an iteration-based loop without "
                         "convert_to_iter_based=True: it never steps", key=f"param_scheduler.{i}",
                         hint="add convert_to_iter_based=True") for i in never]
     total = schedule.total_iters
     for begin, end in coverage(spans, total):
         findings.append(Finding(
-            "C007", "warning", f"no scheduler covers iterations {begin}-{end} of {total}: the learning rate stays "
+            "C007", "error", f"no scheduler covers iterations {begin}-{end} of {total}: the learning rate stays "
             "fixed there, where the scheduler before left it", key="param_scheduler",
             hint="give the last scheduler end=max_epochs (a CosineAnnealingLR with T_max and no end stops after "
                  "one epoch in xtuner's TrainLoop)"))
+    if schedule.estimated:  # a gap in iterations extrapolated from --sample: a warning, not a proof
+        findings = [dataclasses.replace(f, severity="warning", message=f.message + " (estimated from --sample)")
+                    if f.key == "param_scheduler" else f for f in findings]
     return Result(findings)

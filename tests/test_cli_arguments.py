@@ -1,0 +1,57 @@
+"""Numbers and presets no launch can use are refused at the command line, exit 2, before any work: they
+used to be taken without a word (issue #30's hostile run)."""
+
+import json
+
+import pytest
+
+
+@pytest.mark.parametrize("args, said", [
+    (["validate", "c.py", "--sample", "0"], "--sample: expected a whole number of at least 1"),
+    (["validate", "c.py", "--gpus", "-4"], "--gpus: expected a whole number of at least 1"),
+    (["validate", "c.py", "--gpu-mem", "nan"], "--gpu-mem: expected a number above 0"),
+    (["validate", "c.py", "--gpu-mem", "-1"], "--gpu-mem: expected a number above 0"),
+    (["validate", "c.py", "--host-mem", "0"], "--host-mem: expected a number above 0"),
+    (["validate", "c.py", "--deepspeed", ""], "--deepspeed: expected a DeepSpeed preset"),
+    (["train", "--gpu-mem", "inf", "c.py"], "--gpu-mem: expected a number above 0"),
+    (["plan", "c.py", "--port", "0"], "--port: expected a port from 1 to 65535"),
+    (["plan", "c.py", "--port", "70000"], "--port: expected a port from 1 to 65535"),
+    (["plan", "c.py", "--nodes", "2", "--port", "-1"], "--port: expected a port"),
+    (["plan", "c.py", "--addr", "10.0.0.1"], "--addr and --port set the rendezvous of a launch over several nodes"),
+    (["plan", "c.py", "--port", "29400"], "--addr and --port set the rendezvous"),
+    (["doctor", "--nodes", "-3"], "--nodes: expected a whole number of at least 1"),
+    (["doctor", "--deepspeed", "deepspeed_zero9"], "xtuner has no preset of that name"),
+    (["validate", "c.py", "--deepspeed", "five.json"], "zero_optimization.stage 5: DeepSpeed takes"),
+    (["validate", "c.py", "--deepspeed", "list.json"], "holds a JSON list, not an object"),
+])
+def test_a_value_no_launch_can_use_is_a_usage_error(tmp_path, cli, args, said):
+    (tmp_path / "c.py").write_text("lr = 1e-4\n")
+    (tmp_path / "five.json").write_text(json.dumps({"zero_optimization": {"stage": 5}}))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = cli(*args)
+    assert result.returncode == 2 and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_the_report_never_replaces_the_config_or_its_data(tmp_path, tiny_model, cli):
+    from conftest import FIXTURES, write_jsonl
+
+    rows = [json.loads(line) for line in (FIXTURES / "data" / "oasst1.jsonl").read_text().splitlines()]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    cli("gen", "oasst1", "--model", tiny_model, "--data", data, "-o", tmp_path / "c.py", check_rc=0)
+    config_before, data_before = (tmp_path / "c.py").read_bytes(), data.read_bytes()
+    for target in (tmp_path / "c.py", data, "./c.py"):
+        result = cli("validate", "c.py", "--report", target, "--force")
+        assert result.returncode == 2 and "the report would replace it" in result.stderr, result.stderr
+    assert (tmp_path / "c.py").read_bytes() == config_before and data.read_bytes() == data_before
+
+
+def test_plan_quotes_the_checkpoint_a_crafted_name_would_run(tmp_path, tiny_model, cli):
+    import shlex
+
+    crafted = tmp_path / "a;touch pwned.py"
+    cli("gen", "oasst1", "--model", tiny_model, "-o", crafted, check_rc=0)
+    plan = json.loads(cli("plan", crafted.name, "--json").stdout)
+    step = next(s for s in plan["steps"] if s["title"] == "checkpoint")
+    assert shlex.split(step["command"]) == [plan["checkpoint"]] and ";touch" in plan["checkpoint"]

@@ -1,0 +1,72 @@
+""""Fits" keeps a margin over the GPU estimate, and the margin covers every measured peak: each H200 row in
+benchmarks/results/ (in-sample or not, with the code as it is now) and issue #26's held-out row. A regression
+pin on the measured rows: a change to the estimate that makes one of them slip past the margin fails here."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xtuner_recipes.validate.estimate.gpu import FIT_MARGIN, Arch, Run, estimate, fit_verdict
+from xtuner_recipes.xtuner_info import deepspeed_zero
+
+RESULTS = Path(__file__).parents[1] / "benchmarks" / "results"
+SEVEN_B = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
+DEEPSPEED = ["h200-deepspeed.json", "h200-deepspeed-2gpu.json", "h200-deepspeed-check.json",
+             "h200-deepspeed-check-zero3.json", "h200-deepspeed-check-zero2.json"]
+# Issue #26: LoRA r=16, batch 2, 1024 tokens on the 7B shape, packed, measured 12.85 GiB (run by the CEO; not
+# in benchmarks/results/).
+HELD_OUT = [(Run(max_length=1024, batch_size=2, lora_r=16), 12.85)]
+
+
+def measured_rows() -> list[tuple[str, float, float]]:
+    """(what, the estimate, the measured reserved peak) for every GPU peak measured on the H200: the estimate
+    as the code makes it now, but for the two unpacked rows, whose estimate (at the data's longest sample) was
+    recorded by validate beside them."""
+    rows = []
+    for row in json.loads((RESULTS / "h200-memory.json").read_text()):
+        run = Run(max_length=row["max_length"], batch_size=row["batch_size"], quantization=row["quantization"],
+                  lora_r=row["lora_r"])
+        rows.append((f"{row['recipe']} {row['max_length']} {row['quantization']}", estimate(SEVEN_B, run).peak_gib,
+                     row["measured_peak_gib"]))
+    for name in DEEPSPEED:
+        for row in json.loads((RESULTS / name).read_text()):
+            stage, *offload = deepspeed_zero(row["deepspeed"])
+            run = Run(max_length=row["max_length"], zero_stage=stage, gpus=row.get("gpus") or 1,
+                      quantization=row["quantization"], offload=tuple(offload))
+            rows.append((f"{name} {row['max_length']} {row['deepspeed']} x{row.get('gpus') or 1}",
+                         estimate(SEVEN_B, run).peak_gib, row["measured_peak_gib"]))
+    # Unpacked MS-Agent with expandable segments (the default allocator's 52.8 GiB is G003's to warn of)
+    for name in ("h200-unpacked-expandable.json", "h200-unpacked-capped32-expandable.json"):
+        for row in json.loads((RESULTS / name).read_text()):
+            rows.append((name, row["estimated_peak_gib"], row["measured_peak_gib"]))
+    rows += [(f"held out {run}", estimate(SEVEN_B, run).peak_gib, measured) for run, measured in HELD_OUT]
+    return rows
+
+
+def test_the_margin_covers_every_measured_peak_and_no_more_than_needed():
+    rows = measured_rows()
+    assert len(rows) == 11 + 15 + 2 + 1
+    needed = max(measured / estimated - 1 for _, estimated, measured in rows)
+    worst = max(rows, key=lambda row: row[2] / row[1])
+    assert needed <= FIT_MARGIN < needed + 0.01, (needed, worst)
+    for what, estimated, measured in rows:
+        card = estimated * (1 + FIT_MARGIN)  # the smallest card the verdict calls "fits"
+        assert measured <= card, what
+
+
+def test_the_verdict_says_fits_tight_or_does_not_fit():
+    assert fit_verdict(10.0, 10.0 * (1 + FIT_MARGIN)) == ("fits", 0.8)
+    assert fit_verdict(10.0, 10.5)[0] == "tight" and fit_verdict(10.0, 10.0)[0] == "tight"
+    assert fit_verdict(10.0, 9.5) == ("does not fit", 0.5)
+
+
+@pytest.mark.parametrize("card, severity", [(24, None), (15, "warning"), (12, "error")])
+def test_g001_follows_the_verdict(card, severity):
+    from xtuner_recipes.validate.estimate.check import gpu_findings
+
+    config = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "intermediate_size": 11008,
+              "vocab_size": 103168}
+    stats, findings = gpu_findings(config, Run(max_length=2048), gpu_mem=card)
+    assert stats["estimated_peak_gib"] == pytest.approx(14.29, abs=0.01)
+    assert [f.severity for f in findings if f.code == "G001"] == ([severity] if severity else [])
