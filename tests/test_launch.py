@@ -113,8 +113,10 @@ def test_plan_over_two_nodes_prints_one_command_a_node_with_the_same_address_and
 
 
 def test_the_text_report_says_whether_it_fits_the_card_in_words(full_finetune_7b, capsys):
-    main(["validate", str(full_finetune_7b), "--gpus", "8", "--gpu-mem", "80"])
-    assert "does not fit a 80 GiB card" in capsys.readouterr().out
+    main(["validate", str(full_finetune_7b), "--gpus", "8", "--gpu-mem", "80", "--deepspeed", "none"])
+    out = capsys.readouterr().out
+    assert "does not fit a 80 GiB card" in out and "for a launch without DeepSpeed on 8 GPUs" in out
     main(["validate", str(full_finetune_7b), "--gpus", "8", "--gpu-mem", "80", "--deepspeed", "deepspeed_zero3"])
     out = capsys.readouterr().out  # (the 2-row fixture's warmup of zero iterations is an error of its own)
     assert "memory: " in out and ": fits a 80 GiB card with " in out and " GiB to spare; the smallest common card it fits is" in out
+    assert "for --deepspeed deepspeed_zero3 (ZeRO-3) on 8 GPUs" in out

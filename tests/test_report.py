@@ -206,7 +206,8 @@ def test_time_is_given_on_the_measured_shape_and_refused_elsewhere(tiny_model, t
     data = repeated(tmp_path, "medqa")
     cli("gen", "medqa", "--model", model, "--data", data, "-o", tmp_path / "qlora.py", check_rc=0)
     stats = validate_config(str(tmp_path / "qlora.py")).stats
-    expected = timing.per_iteration(timing.load_model(), "nf4", 0, sequences=1, length=2048)
+    assert stats["launch"]["zero_stage"] == 2  # the launch gen and plan print: --deepspeed deepspeed_zero2
+    expected = timing.per_iteration(timing.load_model(), "nf4", 2, sequences=1, length=2048)
     assert stats["seconds_per_iter"] == pytest.approx(expected, abs=1e-3)
     assert stats["train_hours"] == pytest.approx(expected * stats["total_iters"] / 3600, abs=0.01)
     checked = [c["error_pct"] for c in timing.load_model()["checked"].values() if c["quantization"] == "nf4"]
@@ -245,3 +246,25 @@ def test_the_banner_is_green_only_when_both_verdicts_hold(tmp_path, machine, ban
     assert f'class="verdict {banner}"' in page and words in page
     if machine and not machine["ok"]:
         assert "deepspeed==0.16.2" in page  # the fix, named
+
+
+@pytest.mark.parametrize("recipe", ["oasst1", "medqa", "msagent"])
+def test_validate_the_report_and_plan_give_one_launch_and_one_set_of_numbers(reports, recipe, cli):
+    """The launch gen and plan print (--deepspeed deepspeed_zero2, expandable segments for unpacked data) is the
+    one the memory and time are for, in validate's JSON, its report and plan's JSON alike."""
+    import html
+
+    from xtuner_recipes.plan import EXPANDABLE
+
+    config, page, _ = reports[recipe]
+    stats = json.loads(cli("validate", config, "--format", "json").stdout)[0]["stats"]
+    plan = json.loads(cli("plan", config, "--json").stdout)
+    assert stats["launch"]["deepspeed"] == "deepspeed_zero2" and stats["launch"]["zero_stage"] == 2
+    for key in ("launch", "estimated_peak_gib", "total_iters", "packed", "host_peak_gib"):
+        assert plan["stats"][key] == stats[key], key
+    train = plan["steps"][0]["command"]
+    assert "--deepspeed deepspeed_zero2" in train and (EXPANDABLE in train) == (stats["packed"] is False)
+    assert stats["packed"] is (recipe != "msagent")  # the MS-Agent recipe trains unpacked
+    text = html.unescape(page.read_text(encoding="utf-8"))
+    assert f"{stats['estimated_peak_gib']:.1f} GiB" in text and "for --deepspeed deepspeed_zero2 (ZeRO-2) on 1 GPU" in text
+    assert train in text  # the report's plan section prints the same command

@@ -271,10 +271,17 @@ def test_memory_estimate_parts_and_scaling():
 
 def test_memory_estimate_in_the_report(tmp_path, tiny_model, cli):
     config = plant({"recipe": "medqa"}, tmp_path, tiny_model, cli)
-    rc, (report,) = validate(cli, config, "--gpu-mem", "80")
+    rc, (report,) = validate(cli, config, "--gpu-mem", "80", "--deepspeed", "none")
     assert rc == 0 and report["stats"]["gpu_mem_gib"] == 80
     parts = report["stats"]["estimated_memory_gib"]
     assert 0 < report["stats"]["estimated_peak_gib"] < 1 and set(parts) >= {"weights", "logits_and_loss"}
+    assert report["stats"]["launch"] == {"deepspeed": None, "zero_stage": 0, "offload": [False, False], "gpus": 1,
+                                         "nodes": 1}
+    # By default the launch gen and plan print: ZeRO-2, whose gradient buckets (2 x 5e8 16-bit elements) a tiny
+    # model's estimate shows
+    rc, (default,) = validate(cli, config)
+    assert default["stats"]["launch"]["deepspeed"] == "deepspeed_zero2" and default["stats"]["launch"]["zero_stage"] == 2
+    assert default["stats"]["estimated_memory_gib"]["gradient_buckets"] == pytest.approx(1.863, abs=0.001)
 
 
 def test_mistakes_planted_in_a_copy_cfg_config(tmp_path, tiny_model, cli):

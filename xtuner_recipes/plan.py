@@ -35,15 +35,25 @@ class Plan:
         return dataclasses.asdict(self)
 
 
+# Unpacked batches change shape every step; with PyTorch's default allocator the run reserved 52.8 GiB for a
+# 30.8 GiB estimate, with expandable segments within 5% of it (BENCHMARKS.md): the launch the estimate is for.
+EXPANDABLE = "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"
+
+
 def launch_command(config, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None,
-                   deepspeed: str | None = "deepspeed_zero2") -> tuple[str, str]:
+                   deepspeed: str | None = "deepspeed_zero2", unpacked: bool = False) -> tuple[str, str]:
     """The one training command every command prints (``gen``'s next step, ``plan``), every path
-    quoted for the shell, and where it runs.
+    quoted for the shell, and where it runs. ``unpacked``: the data is not packed, so the command sets
+    PyTorch's expandable segments (G003).
 
         >>> launch_command("my cfg.py", work_dir="./work dirs/x")[0]
         "xtuner train 'my cfg.py' --deepspeed deepspeed_zero2 --work-dir './work dirs/x'"
+        >>> launch_command("c.py", unpacked=True)[0]
+        'PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True xtuner train c.py --deepspeed deepspeed_zero2'
     """
     command = f"xtuner train {shlex.quote(str(config))}"
+    if unpacked:
+        command = f"{EXPANDABLE} {command}"
     if deepspeed:
         command += f" --deepspeed {shlex.quote(deepspeed)}"
     if work_dir is not None:
@@ -65,13 +75,13 @@ NODE0 = "NODE0_ADDRESS"  # what `plan --nodes M` prints for ADDR unless --addr g
 
 
 def node_commands(config, *, gpus: int, nodes: int, work_dir: str | None, deepspeed: str | None,
-                  addr: str | None = None, port: int = PORT) -> list[str]:
+                  addr: str | None = None, port: int = PORT, unpacked: bool = False) -> list[str]:
     """The command for each node of a multi-node launch: the same ADDR and PORT everywhere, its own NODE_RANK.
 
         >>> node_commands("c.py", gpus=8, nodes=2, work_dir=None, deepspeed="deepspeed_zero2", addr="10.0.0.1")[1]
         'NPROC_PER_NODE=8 NNODES=2 NODE_RANK=1 ADDR=10.0.0.1 PORT=29500 xtuner train c.py --deepspeed deepspeed_zero2'
     """
-    command, _ = launch_command(config, work_dir=work_dir, deepspeed=deepspeed)
+    command, _ = launch_command(config, work_dir=work_dir, deepspeed=deepspeed, unpacked=unpacked)
     address = shlex.quote(addr) if addr else NODE0
     return [f"NPROC_PER_NODE={gpus} NNODES={nodes} NODE_RANK={rank} ADDR={address} PORT={port} {command}"
             for rank in range(nodes)]
@@ -119,7 +129,12 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         else:
             notes.append("the iteration count needs the data and tokenizer, which could not be read here: convert "
                          f"reads the last checkpoint's path from {last_file}, which training writes")
-    launch, where = launch_command(path, gpus=gpus, nodes=nodes, work_dir=work_dir, deepspeed=deepspeed)
+    unpacked = stats.get("packed") is False
+    launch, where = launch_command(path, gpus=gpus, nodes=nodes, work_dir=work_dir, deepspeed=deepspeed,
+                                   unpacked=unpacked)
+    if unpacked:
+        notes.append(f"the data is not packed: {EXPANDABLE} keeps PyTorch's allocator from fragmenting (G003); "
+                     "the memory estimate is for that launch")
     model = settings.get("pretrained_model_name_or_path", "MODEL")
     template = template_name(tree)
     chat = f"xtuner chat {q(out + '/merged')}"
@@ -141,7 +156,8 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         trains = [Step(f"train, node {rank}", command, (f"on node 0, whose address ADDR is; {iterations}{batch}"
                                                          if rank == 0 else f"on node {rank}"))
                   for rank, command in enumerate(node_commands(path, gpus=gpus, nodes=nodes, work_dir=work_dir,
-                                                               deepspeed=deepspeed, addr=addr, port=port))]
+                                                               deepspeed=deepspeed, addr=addr, port=port,
+                                                               unpacked=unpacked))]
         if not addr:
             notes.append(f"replace {NODE0} with node 0's address (or give --addr): every node must name the same "
                          "ADDR and PORT, or the nodes never meet")

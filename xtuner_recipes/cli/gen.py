@@ -37,9 +37,11 @@ def run(args) -> int:
     result = generate(args.task, args.model, data=args.data, overrides=overrides, output=args.output,
                       gpus=args.gpus)
     write_atomic(result.output, result.code, force=args.force)
+    from xtuner_recipes.config_source import literals, parse
     from xtuner_recipes.plan import launch_command
 
-    next_command = launch_command(result.output, gpus=args.gpus)[0]
+    unpacked = literals(parse(result.code)).get("pack_to_max_length") is False  # as `plan` says for the same file
+    next_command = launch_command(result.output, gpus=args.gpus, unpacked=unpacked)[0]
     if args.json:
         print_json({
             "output": str(result.output),

@@ -126,8 +126,16 @@ def run(args) -> int:
         return EXIT_USAGE
     command = training_command(str(args.config), args.xtuner_args)
     shape = f", memory at ZeRO-{stage} on {gpus} GPU{'s' if gpus > 1 else ''}" if args.validate_level == "full" else ""
+    environ = dict(os.environ)
+    if report.stats.get("packed") is False and "PYTORCH_CUDA_ALLOC_CONF" not in environ:
+        # unpacked batches: the launch the estimate is for, and `plan` prints (G003)
+        from xtuner_recipes.plan import EXPANDABLE
+
+        name, value = EXPANDABLE.split("=", 1)
+        environ[name] = value
+        shape += f", {EXPANDABLE} (the data is not packed)"
     print(f"validated ({args.validate_level}){shape}; running: {shlex.join(command)}", file=sys.stderr, flush=True)
-    status = subprocess.run(command).returncode
+    status = subprocess.run(command, env=environ).returncode
     if status < 0:  # killed by a signal: the shell's convention
         print(f"training killed by signal {-status}", file=sys.stderr)
         return 128 - status

@@ -29,8 +29,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--host-mem", type=positive_number, metavar="GIB",
                         help="check training's host-memory estimate against GIB (default: this machine's, if it has a GPU)")
     stage = parser.add_mutually_exclusive_group()
-    stage.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3), default=0,
-                       help="DeepSpeed ZeRO stage for the memory estimate (default: 0, none)")
+    stage.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3),
+                       help="DeepSpeed ZeRO stage for the memory estimate (default: the --deepspeed preset's, 2 for "
+                            "deepspeed_zero2, the launch gen and plan print)")
     stage.add_argument("--deepspeed", metavar="PRESET", type=preset,
                        help="the launch's --deepspeed (deepspeed_zero3, or a JSON file; none: without DeepSpeed): its "
                             "ZeRO stage, as xtuner reads it, and xtuner's own launch checks")
@@ -60,7 +61,7 @@ def run(args) -> int:
     if args.deepspeed is not None:  # an unknown preset: a usage error, said by main
         launch = Launch.from_preset(args.deepspeed, gpus=args.gpus)
     else:
-        launch = Launch(stage=args.zero_stage, gpus=args.gpus)
+        launch = Launch(gpus=args.gpus) if args.zero_stage is None else Launch(stage=args.zero_stage, gpus=args.gpus)
     if args.report:
         _refuse_report(args)
     keep: dict = {}

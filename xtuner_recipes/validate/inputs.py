@@ -2,8 +2,8 @@
 facts earlier checks provide (the model's config.json, the samples, the schedule).
 
 ``validate_config(path, launch=Launch.from_preset("deepspeed_zero3", gpus=8))`` checks a config for that
-launch; ``Launch()`` is the tutorial's: one GPU, ``--deepspeed deepspeed_zero2``, memory estimated without
-ZeRO's sharding (stage 0: the most a GPU can need).
+launch; ``Launch()`` is the one ``gen`` and ``plan`` print, the tutorial's: ``--deepspeed deepspeed_zero2``
+(ZeRO stage 2) on the GPUs this shell would start.
 
     >>> Launch.from_preset(None).preset, Launch.from_preset("deepspeed_zero3", gpus=8).stage
     (None, 3)
@@ -25,7 +25,7 @@ class Launch:
     launch this shell would start, ``NPROC_PER_NODE`` x ``NNODES`` (read at the call)."""
 
     preset: str | None = "deepspeed_zero2"
-    stage: int = 0
+    stage: int = 2
     offload: tuple[bool, bool] = (False, False)
     gpus: int | None = None
     nodes: int = 1
@@ -40,6 +40,11 @@ class Launch:
 
         stage, *offload = deepspeed_zero(preset)
         return cls(preset, stage, tuple(offload), gpus, nodes)
+
+    def describe(self, environ=None) -> dict:
+        """The launch as ``stats.launch`` states it: what the memory and time figures are for."""
+        return {"deepspeed": self.preset, "zero_stage": self.stage, "offload": list(self.offload),
+                "gpus": self.gpu_count(environ), "nodes": self.nodes}
 
     def gpu_count(self, environ=None) -> int:
         """GPUs in all: ``gpus``, else ``NPROC_PER_NODE`` x ``NNODES`` from the environment (at the call:
@@ -198,4 +203,4 @@ def settings_check(config, tree, launch) -> Result:
     from xtuner_recipes.validate.estimate.gpu import Run
 
     parsed = Settings.parse(config, template_name(tree))
-    return Result(provides={"settings": parsed, "run": Run.of(parsed, launch)})
+    return Result(stats={"launch": launch.describe()}, provides={"settings": parsed, "run": Run.of(parsed, launch)})

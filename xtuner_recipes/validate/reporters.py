@@ -62,6 +62,16 @@ CARDS_GB = (8, 12, 16, 24, 40, 48, 80, 141)  # the common cards' memory
 ACTIVATION_PARTS = ("activation_checkpoints", "layer_recompute", "logits_and_loss")
 
 
+def launch_words(launch: dict | None) -> str:
+    """The launch the figures are for: " for --deepspeed deepspeed_zero2 (ZeRO-2) on 1 GPU"."""
+    if not launch:
+        return ""
+    gpus = f" on {launch['gpus']} GPU{'s' if launch['gpus'] > 1 else ''}"
+    if launch["deepspeed"] is None:
+        return f" for a launch without DeepSpeed{gpus}" if not launch["zero_stage"] else f" for ZeRO-{launch['zero_stage']}{gpus}"
+    return f" for --deepspeed {launch['deepspeed']} (ZeRO-{launch['zero_stage']}){gpus}"
+
+
 def summary(stats: dict) -> list[str]:
     """What a person wants first, in words: will it fit, how long a run is.
 
@@ -78,6 +88,7 @@ def summary(stats: dict) -> list[str]:
         bound = stats.get("memory_bound")
         if bound:
             line += f" at {bound}"
+        line += launch_words(stats.get("launch"))
         card = stats.get("gpu_mem_gib")
         if card:
             verdict, spare = fit_verdict(peak, card)

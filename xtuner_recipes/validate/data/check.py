@@ -66,6 +66,8 @@ def data_check(settings, options, early) -> Result:
         padded=any(not leaf.setting("pack_to_max_length") for leaf in found),
         longest=max(longest) if counted and all(is_int(n) for n in longest) else None,
         lengths=lengths, tallies=tuple(tallies))
+    if found:
+        stats["packed"] = not samples.padded
     return Result(findings, stats, {"samples": samples})
 
 
