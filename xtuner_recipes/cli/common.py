@@ -21,37 +21,30 @@ def add_command(commands, name: str, summary: str, examples: str, run) -> argpar
     return parser
 
 
+def _checked(text: str, parse, fits, expected: str):
+    """``parse(text)`` when it parses and ``fits``, else argparse's error saying what was expected."""
+    try:
+        value = parse(text)
+    except ValueError:
+        value = None
+    if value is None or not fits(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1 (``--gpus``, ``--nodes``, ``--sample``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+    return _checked(text, int, lambda value: value >= 1, "a whole number of at least 1")
 
 
 def positive_number(text: str) -> float:
     """An argparse type: a finite number above 0 (``--gpu-mem``, ``--host-mem`` in GiB)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-    return value
+    return _checked(text, float, lambda value: math.isfinite(value) and value > 0, "a number above 0")
 
 
 def port(text: str) -> int:
     """An argparse type: a TCP port, 1-65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
-    return value
+    return _checked(text, int, lambda value: 1 <= value <= 65535, "a port from 1 to 65535")
 
 
 def preset(text: str) -> str:
