@@ -201,3 +201,24 @@ def test_T005_xtuners_encode_fn_fails_on_a_tokenizer_without_bos(tokenizer_folde
     assert tokenizer.bos_token_id is None
     with pytest.raises(TypeError):
         encode_fn({"conversation": [{"input": "a question", "output": "an answer"}]}, tokenizer, 100)
+
+
+def test_M005_a_learned_position_table_fails_past_its_length_and_rotary_trains_past_it():
+    """M005's two severities, on tiny random models: GPT-2 (a learned table of n_positions rows) fails on a
+    sample one token longer; Llama (rotary) computes positions and trains past max_position_embeddings."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    from xtuner_recipes.model_info import learned_positions
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 50, (1, 17))
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2))
+    with pytest.raises((IndexError, RuntimeError)):
+        gpt2(ids, labels=ids)
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, max_position_embeddings=16))
+    loss = llama(ids, labels=ids).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert learned_positions(gpt2.config.to_dict()) and not learned_positions(llama.config.to_dict())

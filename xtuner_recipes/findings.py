@@ -25,7 +25,7 @@ CODES = {
     "M002": "the model is a hub id and will be downloaded",
     "M003": "the model directory has no config.json",
     "M004": "the model directory has no tokenizer files",
-    "M005": "max_length exceeds the model's max_position_embeddings",
+    "M005": "max_length exceeds the model's max_position_embeddings (an error where positions are a learned table)",
     "M006": "the prompt template is not the one the model's type usually chats with (a guess: a warning)",
     "M007": "a base (non-chat) model with a chat template",
     "M008": "the prompt template disagrees with the model's own chat template (tokenizer_config.json)",

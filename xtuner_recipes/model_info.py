@@ -42,6 +42,17 @@ SHAPE_KEYS = {
 }
 
 
+# Architectures whose positions are a learned embedding table of max_position_embeddings rows (GPT-2's wpe,
+# OPT's embed_positions): a sample past it fails in the forward pass. Rotary (Llama, InternLM, Qwen, Mistral…)
+# and ALiBi models compute their positions and train past it (tests/test_failure_proofs.py runs both).
+LEARNED_POSITIONS = frozenset({"gpt2", "gpt_bigcode", "gpt_neo", "opt"})
+
+
+def learned_positions(config: dict) -> bool:
+    """Whether the model looks positions up in a learned table (``LEARNED_POSITIONS``)."""
+    return str(config.get("model_type", "")).lower() in LEARNED_POSITIONS
+
+
 def read_config(model_path: str) -> dict | None:
     """The parsed ``config.json`` of a local model directory, or None when there is none."""
     path = Path(model_path).expanduser() / "config.json"

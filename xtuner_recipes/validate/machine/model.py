@@ -43,9 +43,17 @@ def check_model(path, *, max_length, template) -> tuple[list[Finding], dict, dic
     stats = {"model_type": config.get("model_type"), "max_position_embeddings": config.get("max_position_embeddings")}
     limit = config.get("max_position_embeddings")
     if isinstance(limit, int) and isinstance(max_length, int) and max_length > limit:
-        findings.append(Finding("M005", "error", f"max_length {max_length} exceeds the model's "
-                                f"max_position_embeddings {limit}", key="max_length",
-                                hint=f"set max_length={limit} or lower"))
+        if model_info.learned_positions(config):  # a position past the table: the embedding lookup fails
+            findings.append(Finding("M005", "error", f"max_length {max_length} exceeds the model's "
+                                    f"max_position_embeddings {limit}, and {config.get('model_type')} learns one "
+                                    "embedding a position: a longer sample fails in the forward pass",
+                                    key="max_length", hint=f"set max_length={limit} or lower"))
+        else:
+            findings.append(Finding("M005", "warning", f"max_length {max_length} exceeds the model's "
+                                    f"max_position_embeddings {limit}: its position encoding (rotary for "
+                                    f"{config.get('model_type')}) trains past it, but the model never saw those "
+                                    "positions, and quality past them may drop", key="max_length",
+                                    hint=f"set max_length={limit} or lower, or extend it with rope_scaling"))
     own = chat_format.model_join(path) if template else None
     chosen = chat_format.template_join(xtuner_info.prompt_template(template) or {}) if own is not None else None
     if own is not None and chosen is not None:
