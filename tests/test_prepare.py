@@ -237,3 +237,5 @@ def test_gen_fits_the_prompt_to_the_data_prepare_wrote(tmp_path, cli):
     mine = cli("gen", "medqa", "--model", "./internlm-chat-7b", "--data", "drugqa/train.jsonl", "-o", "mine.py",
                "--set", "SYSTEM='my own'", check_rc=0)
     assert load_config(tmp_path / "mine.py").SYSTEM == "my own" and mine.returncode == 0  # the user's word wins
+    # and gen no longer says the data chose what the user set; the held-out questions it did choose, it says
+    assert "medication Q&A" not in mine.stderr and "held-out test.jsonl" in mine.stderr

@@ -104,8 +104,9 @@ def held_out_questions(data: str) -> list[str]:
     return questions
 
 
-def settings_for(task: str, data: str) -> tuple[dict, list[str]]:
-    """``SYSTEM`` and ``evaluation_inputs`` that fit ``data``, and notes saying what was chosen and why."""
+def settings_for(task: str, data: str) -> tuple[dict, list[tuple[str, str]]]:
+    """``SYSTEM`` and ``evaluation_inputs`` that fit ``data``, and ``(setting, note)`` pairs saying what was
+    chosen and why (so that a caller drops the note of a setting the user gave)."""
     if task != "medqa":
         return {}, []
     found, source = for_data(task, data)
@@ -115,15 +116,16 @@ def settings_for(task: str, data: str) -> tuple[dict, list[str]]:
     if found.kind == "medication-qa":
         settings["SYSTEM"] = found.system or DRUGQA_SYSTEM
         settings["evaluation_inputs"] = MEDICATION_QUESTIONS
-        notes.append(f"the data is free-text medication Q&A (MedQA2019's DrugQA), by {source}: its system prompt "
-                     "is the config's SYSTEM")
+        notes.append(("SYSTEM", f"the data is free-text medication Q&A (MedQA2019's DrugQA), by {source}: its "
+                                "system prompt is the config's SYSTEM"))
     elif found.kind == "medqa-exam":
         settings["SYSTEM"] = SYSTEM_PROMPTS.get(found.language, SYSTEM_PROMPTS["en"])
         if found.language != "en":
-            notes.append(f"the data is MedQA exam questions in {found.language}, by {source}: SYSTEM in that language")
+            notes.append(("SYSTEM", f"the data is MedQA exam questions in {found.language}, by {source}: SYSTEM in "
+                                    "that language"))
     held_out = held_out_questions(data)
     if held_out and found.kind != "conversation":
         settings["evaluation_inputs"] = held_out
-        notes.append(f"evaluation_inputs: the first {len(held_out)} questions of the held-out test.jsonl beside "
-                     "the data, which training never sees")
+        notes.append(("evaluation_inputs", f"evaluation_inputs: the first {len(held_out)} questions of the held-out "
+                                           "test.jsonl beside the data, which training never sees"))
     return settings, notes

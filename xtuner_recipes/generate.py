@@ -115,8 +115,9 @@ def generate(
                           hint=f"convert it first: xtuner-recipes prepare {recipe.name} {shlex.quote(data)} -o "
                                f"{recipe.name}-data, then --data {recipe.name}-data/train.jsonl")
     overrides = [normalize_template(o) for o in overrides]
-    fitted, fit_notes = data_profile.settings_for(recipe.name, data)  # the data's own system prompt, held-out questions
+    fitted, keyed_notes = data_profile.settings_for(recipe.name, data)  # the data's own system prompt, held-out questions
     given = {o.key for o in overrides}
+    fit_notes = [note for key, note in keyed_notes if key not in given]  # --set wins, and its note goes too
     overrides = [Override((key,), repr(value)) for key, value in fitted.items() if key not in given] + overrides
     template, why = _template_choice(recipe, model, overrides)
     edits = [Override(("pretrained_model_name_or_path",), repr(model))]
