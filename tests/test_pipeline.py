@@ -162,6 +162,8 @@ def test_plan_names_the_checkpoints_a_real_run_writes(tmp_path, tiny_model, cli)
     written = sorted(p.name for p in (keep / "train").glob("iter_*.pth"))
     assert written == sorted(plan["stats"]["checkpoints"])
     assert Path(result["checkpoint"]).name == Path(plan["checkpoint"]).name
+    for log in keep.glob("*.log"):  # no runpy warning heading the stages' logs
+        assert "found in sys.modules after import of package" not in log.read_text(), log.name
 
 
 def test_plan_prints_every_command(tmp_path, tiny_model, cli):
@@ -289,3 +291,13 @@ def test_tutorial_path_with_relative_paths_and_an_0_1_x_config_survives_smoke(tm
     assert any("max_epochs=1" in note for note in result["adaptations"])
     assert any("PagedAdamW32bit" in note for note in result["adaptations"])
     assert (tmp_path / "smoke-run" / "plan.json").is_file()
+
+
+def test_smoke_says_the_reply_of_random_weights_is_gibberish():
+    from xtuner_recipes.cli.smoke import render_text
+    from xtuner_recipes.smoke.runner import SmokeResult, Stage
+
+    stages = [Stage(name, "passed", 1.0) for name in ("model", "train", "pth_to_hf", "merge", "chat")]
+    text = render_text(SmokeResult(config="c.py", device="cpu", steps=4, stages=stages, reply="zq zq"))
+    assert "random weights: gibberish is expected" in text and "5/5 stages passed" in text
+    assert "gibberish" not in render_text(SmokeResult(config="c.py", device="cpu", steps=4, stages=stages[:1]))

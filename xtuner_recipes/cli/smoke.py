@@ -64,6 +64,9 @@ def render_text(result) -> str:
     if failed:
         lines.append(f"\nstage {failed.name!r} failed; the end of its log:")
         lines += ["  " + line for line in failed.log_tail.splitlines()]
+    if result.reply is not None:
+        lines.append("the chat reply comes from the tiny model's random weights: gibberish is expected; the stage "
+                     "shows that the trained, converted and merged model loads and answers through the template")
     if result.kept:
         lines.append(f"kept: {result.kept}")
     passed = sum(stage.status == "passed" for stage in result.stages)

@@ -33,8 +33,15 @@ def _adapt_on_load(plan: dict, notes: list[str]) -> None:
 
 
 def _run_tool(module: str, argv: list[str]) -> None:
+    import warnings
+
     sys.argv = [module, *argv]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    with warnings.catch_warnings():
+        # the tool's module was imported to adapt it; runpy then warns that it runs an imported module again,
+        # at the top of every stage's log, about nothing that matters here
+        warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package",
+                                category=RuntimeWarning)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 def stage_model(plan: dict, notes: list[str]) -> None:
