@@ -203,6 +203,16 @@ def test_T005_xtuners_encode_fn_fails_on_a_tokenizer_without_bos(tokenizer_folde
         encode_fn({"conversation": [{"input": "a question", "output": "an answer"}]}, tokenizer, 100)
 
 
+def test_D010_datasets_fails_on_a_folder_given_as_data_files(tmp_path):
+    from datasets import load_dataset
+
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [{"text": "hi"}])
+    with pytest.raises(FileNotFoundError):
+        load_dataset("json", data_files=str(folder), cache_dir=str(tmp_path / "hf"))
+
+
 def test_M005_a_learned_position_table_fails_past_its_length_and_rotary_trains_past_it():
     """M005's two severities, on tiny random models: GPT-2 (a learned table of n_positions rows) fails on a
     sample one token longer; Llama (rotary) computes positions and trains past max_position_embeddings."""

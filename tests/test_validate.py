@@ -77,6 +77,10 @@ def plant(case, tmp_path, tiny_model, cli):
     else:
         write_jsonl(data, medqa_rows(40))
     data_arg = str(tmp_path / "absent.jsonl") if case.get("data") == "missing" else str(data)
+    if case.get("data") == "folder":  # a folder named where a file is expected (data_files=)
+        (tmp_path / "rows").mkdir()
+        data.rename(tmp_path / "rows" / "train.jsonl")
+        data_arg = str(tmp_path / "rows")
     if case.get("data") == "fifo":
         import os
 

@@ -39,8 +39,14 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
         result.findings.append(Finding("D001", "error", f"data file {path} does not exist", key=key))
     special = [f for f in files if f not in missing and not Path(f).expanduser().is_file()]
     for path in special:  # a FIFO would block the read forever; datasets reads files
-        result.findings.append(Finding("D010", "warning", f"data path {path} is not a regular file (a FIFO, a device "
-                                       "or a folder where a file is expected): not read", key=key))
+        if Path(path).expanduser().is_dir():  # datasets: FileNotFoundError "Unable to find" (test_failure_proofs)
+            result.findings.append(Finding("D010", "error", f"data file {path} is a folder: the datasets library "
+                                           "takes files in data_files and fails (FileNotFoundError)", key=key,
+                                           hint=f"name the files ('{path}/*.jsonl'), or load the folder with "
+                                                "data_dir= (what `set --data FOLDER` writes)"))
+        else:
+            result.findings.append(Finding("D010", "warning", f"data path {path} is not a regular file (a FIFO or a "
+                                           "device): not read", key=key))
     missing += special
     bad_rows, failed, empty, chunk = _Kept(), _Kept(), 0, []
     readable = [f for f in files if f not in missing]
