@@ -39,7 +39,9 @@ def test_a_broken_array_ends_in_an_error_row_exactly_when_json_loads_fails(tmp_p
     try:
         items = json.loads(text)
     except json.JSONDecodeError:
-        assert read and read[-1].error and read[-1].error.startswith(("bad JSON", "not a JSON array"))
+        # a first line that is whole JSON by itself, with more after it, is JSONL: its rows are judged one by one
+        assert read and read[-1].error and read[-1].error.startswith(("bad JSON", "not a JSON array",
+                                                                       "not a JSON object"))
         return
     assert [row.record for row in read] == [item if isinstance(item, dict) else None for item in items]
     assert all(row.error is None or "not a JSON object" in row.error for row in read)
@@ -58,3 +60,15 @@ def test_a_bad_array_names_its_line(tmp_path, text):
     path.write_text("\n\n" + text, encoding="utf-8")
     last = list(rows.read_rows(path))[-1]
     assert last.error.startswith("bad JSON") and last.line == 3
+
+
+def test_jsonl_whose_first_row_is_a_list_is_read_as_jsonl(tmp_path):
+    """Not as one JSON array (issue #30): the list row is a bad row of line 1, the objects after it are read."""
+    path = tmp_path / "data.jsonl"
+    path.write_text('[1, 2]\n{"text": "a"}\n{"text": "b"}\n', encoding="utf-8")
+    read = list(rows.read_rows(path))
+    assert [(row.line, row.record) for row in read] == [(1, None), (2, {"text": "a"}), (3, {"text": "b"})]
+    assert "not a JSON object but list" in read[0].error
+    one_line = tmp_path / "one.jsonl"
+    one_line.write_text('[{"text": "a"}, {"text": "b"}]\n', encoding="utf-8")  # an array on one line: an array
+    assert [row.record for row in rows.read_rows(one_line)] == [{"text": "a"}, {"text": "b"}]

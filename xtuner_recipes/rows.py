@@ -38,8 +38,20 @@ def _open(path: Path):
 
 
 def _is_array(path: Path) -> bool:
+    """A file that is one JSON array: it starts with ``[``, and is not JSONL whose first row happens to be a
+    list (a first line that is whole JSON by itself, with more rows after it)."""
     with _open(path) as handle:
-        return handle.read(4096).removeprefix(BOM).lstrip().startswith(b"[")
+        head = handle.read(65536).removeprefix(BOM).lstrip()
+    if not head.startswith(b"["):
+        return False
+    first, newline, rest = head.partition(b"\n")
+    if not newline or not rest.strip():
+        return True  # one line (or all of it): an array written on one line
+    try:
+        json.loads(first.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return True  # "[" opens a pretty-printed array: its first line is not JSON by itself
+    return False
 
 
 def read_rows(path: str | Path, *, chunk: int | None = None) -> Iterator[Row]:
