@@ -55,3 +55,17 @@ def test_plan_quotes_the_checkpoint_a_crafted_name_would_run(tmp_path, tiny_mode
     plan = json.loads(cli("plan", crafted.name, "--json").stdout)
     step = next(s for s in plan["steps"] if s["title"] == "checkpoint")
     assert shlex.split(step["command"]) == [plan["checkpoint"]] and ";touch" in plan["checkpoint"]
+
+
+@pytest.mark.parametrize("command", [["plan"], ["doctor"], ["validate"], ["smoke"]])
+def test_a_fifo_given_as_the_config_is_refused_not_waited_on(tmp_path, command):
+    """Reading a FIFO without a writer blocks forever; every command refuses it at once (#30)."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "cfg.py"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "xtuner_recipes", *command, str(fifo)], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode in (1, 2) and "not a regular file" in done.stdout + done.stderr, done.stderr[-2000:]

@@ -14,6 +14,24 @@ import ast
 from collections.abc import Iterator
 
 
+def read(path) -> str:
+    """A config's text. A folder, FIFO or device is refused (ValueError) rather than read, or waited on forever;
+    a config past ``paths.max_config_bytes`` raises RecipeError (a limit of this tool's: exit 2)."""
+    import os
+    import stat
+    from pathlib import Path
+
+    from xtuner_recipes.paths import refuse_large_config
+
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"{path} is a directory, not a config file")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is not a regular file")
+    refuse_large_config(path, os.stat(path).st_size)
+    return Path(path).read_text(encoding="utf-8")
+
+
 def parse(source: str, filename: str = "<config>") -> ast.Module:
     """The module's syntax tree; raises ``SyntaxError`` (the S001 finding) when it is no valid Python."""
     return ast.parse(source, filename=filename)

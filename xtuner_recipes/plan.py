@@ -12,7 +12,7 @@ import dataclasses
 import shlex
 from pathlib import Path
 
-from xtuner_recipes.config_source import literals, uses_msagent_mapper
+from xtuner_recipes.config_source import literals, read, uses_msagent_mapper
 from xtuner_recipes.errors import RecipeError
 
 
@@ -100,8 +100,8 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         raise RecipeError(f"--gpus and --nodes must be at least 1, got {gpus} and {nodes}")
     path = Path(config)
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (OSError, UnicodeDecodeError, SyntaxError) as error:
+        tree = ast.parse(read(path), filename=str(path))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as error:
         raise RecipeError(f"{path}: cannot read the config: {error}",
                           hint=f"run `xtuner-recipes validate {path}`") from None
     settings = literals(tree)

@@ -16,8 +16,10 @@ from xtuner_recipes.errors import RecipeError
 def needs_of_config(path: Path, launch: Needs) -> Needs:
     """``launch`` (the command line's deepspeed and nodes) with what the config at ``path`` uses."""
     try:
-        source = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        from xtuner_recipes.config_source import read
+
+        source = read(path)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
         raise RecipeError(f"cannot read {path}: {error}") from None
     return needs_of_source(source, launch, filename=str(path))
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from xtuner_recipes.config_source import top_level_values
+from xtuner_recipes.config_source import read, top_level_values
 from xtuner_recipes.errors import RecipeError
 from xtuner_recipes.smoke.worker import STAGES
 
@@ -52,8 +52,8 @@ class SmokeResult:
 def target_model(config: Path) -> tuple[str, Path]:
     """The config's ``pretrained_model_name_or_path`` as written, and the local folder it names."""
     try:
-        tree = ast.parse(config.read_text(encoding="utf-8"), filename=str(config))
-    except (OSError, UnicodeDecodeError, SyntaxError) as error:
+        tree = ast.parse(read(config), filename=str(config))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as error:
         raise RecipeError(f"{config}: cannot read the config: {error}",
                           hint=f"run `xtuner-recipes validate {config}` first") from None
     value = top_level_values(tree).get("pretrained_model_name_or_path")

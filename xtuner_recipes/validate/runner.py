@@ -6,10 +6,9 @@ Levels: ``static`` (source only, no torch), ``load`` (+ mmengine loads it and it
 """
 
 import dataclasses
-import os
 from pathlib import Path
 
-from xtuner_recipes.config_source import line_of
+from xtuner_recipes.config_source import line_of, read
 from xtuner_recipes.findings import DATA_ROW_CODES, ConfigReport, Finding
 from xtuner_recipes.validate import checks
 from xtuner_recipes.validate.inputs import MODEL_PATH_KEYS, Facts, Launch, Options
@@ -30,7 +29,7 @@ def validate_config(path: str, *, level: str = "full", launch: Launch | None = N
     """
     report = ConfigReport(config=str(path))
     try:
-        text = _read(path)
+        text = read(path)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         report.findings.append(Finding("L001", "error", f"cannot read the config: {error}"))
         return report
@@ -80,21 +79,6 @@ def _run(check: checks.Check, facts: Facts, report: ConfigReport, early_tokenize
     report.findings += result.findings
     report.stats.update(result.stats)
     values.update(result.provides)
-
-
-def _read(path: str) -> str:
-    """The config's text; a FIFO, device or folder is refused rather than read (or waited on)."""
-    import stat
-
-    mode = os.stat(path).st_mode
-    if stat.S_ISDIR(mode):
-        raise ValueError(f"{path} is a directory, not a config file")
-    if not stat.S_ISREG(mode):
-        raise ValueError(f"{path} is not a regular file")
-    from xtuner_recipes.paths import refuse_large_config
-
-    refuse_large_config(path, os.stat(path).st_size)  # a limit of this tool, not a mistake: exit 2
-    return Path(path).read_text(encoding="utf-8")
 
 
 def _early_tokenizer(flat: dict):
