@@ -52,14 +52,16 @@ def cli(tmp_path, capfd):
 
     def run(*args, cwd=None, check_rc=None):
         capfd.readouterr()
-        previous, handler, colour = os.getcwd(), signal.getsignal(signal.SIGTERM), os.environ.get("NO_COLOR")
+        previous, colour = os.getcwd(), os.environ.get("NO_COLOR")
+        handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGHUP)}
         os.chdir(cwd or tmp_path)
         os.environ["NO_COLOR"] = "1"
         try:
             status = main([*map(str, args)])
         finally:
             os.chdir(previous)
-            signal.signal(signal.SIGTERM, handler)  # main() installs one for the writing commands
+            for number, handler in handlers.items():  # main() installs them for the writing commands
+                signal.signal(number, handler)
             if colour is None:
                 os.environ.pop("NO_COLOR", None)
             sys.stdout.flush()

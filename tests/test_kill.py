@@ -112,6 +112,21 @@ def test_killed_prepare_leaves_the_old_or_the_new_output(tmp_path, existing):
     assert outcomes["old"], outcomes  # kills during the run left the old output
 
 
+def test_a_hangup_cleans_what_the_run_staged(tmp_path):
+    """SIGHUP (the terminal closed) unwinds like SIGTERM: no staging folder is left for the next run to clean."""
+    data = medqa_input(tmp_path, 20_000)
+    out = tmp_path / "out"
+    args = ["prepare", "medqa", data, "-o", out, "--test-ratio", "0.1", "--seed", "2"]
+    process = subprocess.Popen(command(*args), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.perf_counter() + 60
+    while not list(tmp_path.glob(".out.xr-stage-*")) and process.poll() is None and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    assert process.poll() is None, "prepare finished before it could be hung up on"
+    process.send_signal(signal.SIGHUP)
+    assert process.wait() == 128 + signal.SIGHUP
+    assert not leftovers(out) and snapshot(out) is None
+
+
 @pytest.mark.parametrize("existing", [False, True], ids=["new-target", "existing-target"])
 def test_killed_set_leaves_the_old_or_the_new_config(tmp_path, tiny_model, existing):
     rng = random.Random(11 + existing)

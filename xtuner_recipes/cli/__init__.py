@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     if args.command in WRITERS and threading.current_thread() is threading.main_thread():
-        # SIGTERM ends the run through Python's unwinding, so its temporary files go with it.
+        # SIGTERM, and SIGHUP (the terminal closed), end the run through Python's unwinding, so its temporary
+        # files go with it.
         signal.signal(signal.SIGTERM, _terminated)
+        signal.signal(signal.SIGHUP, _terminated)
     try:
         return args.run(args)
     except RecipeError as error:
