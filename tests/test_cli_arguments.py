@@ -69,3 +69,14 @@ def test_a_fifo_given_as_the_config_is_refused_not_waited_on(tmp_path, command):
     done = subprocess.run([sys.executable, "-m", "xtuner_recipes", *command, str(fifo)], capture_output=True,
                           text=True, timeout=120, cwd=tmp_path)
     assert done.returncode in (1, 2) and "not a regular file" in done.stdout + done.stderr, done.stderr[-2000:]
+
+
+def test_plan_of_a_config_whose_system_is_no_text_is_a_plan_not_an_internal_error(tmp_path, tiny_model, cli):
+    config = tmp_path / "c.py"
+    cli("gen", "oasst1", "--model", tiny_model, "-o", config, check_rc=0)
+    text = config.read_text()
+    config.write_text(text[:text.index("\nSYSTEM = ")] + "\nSYSTEM = 5\n" + text[text.index("\nSYSTEM = ") + 1:]
+                      .split("\n", 1)[1])
+    result = cli("plan", config)
+    assert result.returncode == 0 and "internal error" not in result.stderr, result.stderr
+    assert "xtuner chat" in result.stdout and "--system" not in result.stdout

@@ -140,7 +140,7 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
     chat = f"xtuner chat {q(out + '/merged')}"
     if template:
         chat += f" --prompt-template {template}"
-    if settings.get("SYSTEM"):
+    if isinstance(settings.get("SYSTEM"), str) and settings["SYSTEM"]:  # `SYSTEM = 5` is no prompt to pass on
         chat += f" --system {shlex.quote(settings['SYSTEM'])}"
     chat_note = "type a question; RESET clears, EXIT leaves"
     if uses_msagent_mapper(tree):
