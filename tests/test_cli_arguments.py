@@ -80,3 +80,22 @@ def test_plan_of_a_config_whose_system_is_no_text_is_a_plan_not_an_internal_erro
     result = cli("plan", config)
     assert result.returncode == 0 and "internal error" not in result.stderr, result.stderr
     assert "xtuner chat" in result.stdout and "--system" not in result.stdout
+
+
+def test_unreadable_and_unwritable_paths_are_said_plainly(tmp_path, tiny_model, cli):
+    """#30's internal errors on user input: a corrupt xlsx, `smoke --keep` naming a FIFO, a report in a folder
+    that is a file. Each gets a plain message, not 'internal error'."""
+    import os
+
+    (tmp_path / "MedQA2019.xlsx").write_text("not a zip")
+    bad = cli("prepare", "medqa", "MedQA2019.xlsx", "-o", "out")
+    assert bad.returncode == 1 and "not a readable xlsx workbook" in bad.stdout and not (tmp_path / "out").exists()
+    cli("gen", "oasst1", "--model", tiny_model, "-o", "c.py", check_rc=0)
+    os.mkfifo(tmp_path / "kept")
+    keep = cli("smoke", "c.py", "--keep", "kept")
+    assert keep.returncode == 2 and "it exists and is not a folder" in keep.stderr
+    (tmp_path / "a-file").write_text("x")
+    report = cli("validate", "c.py", "--level", "static", "--report", tmp_path / "a-file" / "r.html")
+    assert report.returncode == 2 and "cannot write" in report.stderr
+    for result in (bad, keep, report):
+        assert "internal error" not in result.stderr

@@ -9,7 +9,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from xtuner_recipes.errors import OutputExistsError
+from xtuner_recipes.errors import OutputExistsError, RecipeError
 
 
 def write_atomic(path: Path, text: str, *, force: bool, original: str | None = None) -> None:
@@ -24,9 +24,13 @@ def write_atomic(path: Path, text: str, *, force: bool, original: str | None = N
     refuse_existing(path, force=force)
     if path.exists() or path.is_symlink():
         refuse_special(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(path.parent, path.name)  # what a killed run of ours left beside it
-    fd, tmp = tempfile.mkstemp(prefix=stage_name(path), suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(path.parent, path.name)  # what a killed run of ours left beside it
+        fd, tmp = tempfile.mkstemp(prefix=stage_name(path), suffix=".tmp", dir=path.parent)
+    except OSError as error:  # a folder we may not write in, or that is no folder: the user's to fix, exit 2
+        raise RecipeError(f"cannot write {path}: {error.strerror or error}",
+                          hint="name a file in a folder you can write to") from None
     try:
         os.chmod(tmp, _mode_for(path))
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:

@@ -21,9 +21,15 @@ def read_rows(path: Path) -> Iterator[Row]:
 
 
 def _xlsx(path: Path) -> Iterator[Row]:
+    import zipfile
+
     from openpyxl import load_workbook
 
-    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:  # not an xlsx inside: one bad "row"
+        yield Row(str(path), error=f"not a readable xlsx workbook ({type(error).__name__}: {error})")
+        return
     try:
         if XLSX_SHEET not in workbook.sheetnames:
             yield Row(str(path), error=f"no sheet {XLSX_SHEET!r} (sheets: {', '.join(workbook.sheetnames)})")

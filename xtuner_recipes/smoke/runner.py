@@ -74,6 +74,8 @@ def target_model(config: Path) -> tuple[str, Path]:
 def _workdir(keep: Path | None) -> Path:
     if keep is None:
         return Path(tempfile.mkdtemp(prefix="xtuner-recipes-smoke-"))
+    if keep.exists() and not keep.is_dir():
+        raise RecipeError(f"--keep {keep}: it exists and is not a folder", hint="name a new or empty folder")
     if keep.exists() and any(keep.iterdir()):
         raise RecipeError(f"--keep {keep}: the folder exists and is not empty",
                           hint="name a new or empty folder; nothing in it is overwritten")
