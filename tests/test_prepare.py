@@ -239,3 +239,32 @@ def test_gen_fits_the_prompt_to_the_data_prepare_wrote(tmp_path, cli):
     assert load_config(tmp_path / "mine.py").SYSTEM == "my own" and mine.returncode == 0  # the user's word wins
     # and gen no longer says the data chose what the user set; the held-out questions it did choose, it says
     assert "medication Q&A" not in mine.stderr and "held-out test.jsonl" in mine.stderr
+
+
+TUTORIAL = FIXTURES / "tutorial" / "MedQA2019-structured-train.jsonl"  # the tutorial's form: a JSON array in .jsonl
+
+
+@pytest.mark.parametrize("form", ["raw", "prepared", "folder"])
+def test_gen_takes_the_system_prompt_the_tutorials_structured_rows_carry(tmp_path, cli, form):
+    """The tutorial's MedQA2019-structured files: every row carries the tutorial's doctor-professor system
+    prompt. gen writes it as SYSTEM (not the multiple-choice exam prompt), and asks questions of this data, not
+    an exam question: the raw file, prepare's output, and prepare's folder given as --data."""
+    from conftest import load_config
+    from xtuner_recipes.map_fns.medqa import SYSTEM_PROMPTS
+
+    system = json.loads(TUTORIAL.read_text())[0]["conversation"][0]["system"]
+    if form == "raw":
+        data = TUTORIAL
+    else:
+        cli("prepare", "medqa", TUTORIAL, "-o", "medqa", "--test-ratio", "0.3", check_rc=0)
+        data = "medqa/train.jsonl" if form == "prepared" else "medqa"
+    result = cli("gen", "medqa", "--model", "./internlm-chat-7b", "--data", data, "-o", "cfg.py", check_rc=0)
+    config = load_config(tmp_path / "cfg.py")
+    assert config.SYSTEM == system != SYSTEM_PROMPTS["en"]
+    asked = set(config.evaluation_inputs)
+    all_questions = {row["conversation"][0]["input"] for row in json.loads(TUTORIAL.read_text())}
+    assert asked and asked <= all_questions  # questions of this data
+    if form != "raw":  # prepare held some out: those are asked, never trained on
+        trained = {row["conversation"][0]["input"] for row in lines(tmp_path / "medqa" / "train.jsonl")}
+        assert not asked & trained and "held-out test.jsonl" in result.stderr
+    assert "carry their own system prompt" in result.stderr

@@ -62,15 +62,15 @@ def for_data(task: str, data: str) -> tuple[Profile | None, str]:
     from xtuner_recipes.prepare.convert import CONVERTERS
     from xtuner_recipes.rows import read_rows
 
-    path = Path(data).expanduser()
-    manifest = path.parent / "manifest.json"
+    path, folder = _located(data)
+    manifest = folder / "manifest.json"
     try:
         recorded = json.loads(manifest.read_text(encoding="utf-8"))
         if recorded.get("task") == task and isinstance(recorded.get("data"), dict):
             return Profile(**recorded["data"]), f"{manifest} (written by prepare)"
     except (OSError, ValueError, TypeError):
         pass
-    if not path.is_file() or task not in CONVERTERS:
+    if path is None or not path.is_file() or task not in CONVERTERS:
         return None, ""
     conversations = []
     try:
@@ -87,21 +87,37 @@ def for_data(task: str, data: str) -> tuple[Profile | None, str]:
     return (profile(conversations), f"its first {len(conversations)} rows") if conversations else (None, "")
 
 
-def held_out_questions(data: str) -> list[str]:
-    """The first questions of ``test.jsonl`` beside ``data`` (prepare's held-out split), or none."""
+def _located(data: str) -> tuple[Path | None, Path]:
+    """The data file to look at and the folder it lies in: ``data`` and its folder, or for a folder (loaded with
+    ``data_dir=``, which reads its train files) its first train file, else its first JSON file."""
+    path = Path(data).expanduser()
+    if not path.is_dir():
+        return path, path.parent
+    files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl") and p.is_file())
+    return next((p for p in files if "train" in p.name), files[0] if files else None), path
+
+
+def questions(path: Path, limit: int = EVALUATION_QUESTIONS) -> list[str]:
+    """The first turns' inputs of a conversation-form file."""
     from xtuner_recipes.rows import read_rows
 
-    test = Path(data).expanduser().parent / "test.jsonl"
-    if not test.is_file() or test.resolve() == Path(data).expanduser().resolve():
-        return []
-    questions = []
-    for row in read_rows(test):
+    found = []
+    for row in read_rows(path):
         turns = (row.record or {}).get("conversation")
         if isinstance(turns, list) and turns and isinstance(turns[0], dict) and isinstance(turns[0].get("input"), str):
-            questions.append(turns[0]["input"])
-        if len(questions) >= EVALUATION_QUESTIONS:
+            found.append(turns[0]["input"])
+        if len(found) >= limit:
             break
-    return questions
+    return found
+
+
+def held_out_questions(data: str) -> list[str]:
+    """The first questions of ``test.jsonl`` beside ``data`` (prepare's held-out split), or none."""
+    path, folder = _located(data)
+    test = folder / "test.jsonl"
+    if not test.is_file() or path is None or test.resolve() == path.resolve():
+        return []
+    return questions(test)
 
 
 def settings_for(task: str, data: str) -> tuple[dict, list[tuple[str, str]]]:
@@ -123,9 +139,19 @@ def settings_for(task: str, data: str) -> tuple[dict, list[tuple[str, str]]]:
         if found.language != "en":
             notes.append(("SYSTEM", f"the data is MedQA exam questions in {found.language}, by {source}: SYSTEM in "
                                     "that language"))
+    elif found.system:  # rows that carry their own system prompt (the tutorial's MedQA2019-structured files)
+        settings["SYSTEM"] = found.system
+        notes.append(("SYSTEM", f"the data's rows carry their own system prompt, by {source}: it is the config's "
+                                "SYSTEM, so that training, evaluation and chat use the prompt the rows were written with"))
+    if found.kind == "conversation" and not found.system:
+        return settings, notes  # data of no kind this recipe knows: the recipe's own questions stay
     held_out = held_out_questions(data)
-    if held_out and found.kind != "conversation":
+    if held_out:
         settings["evaluation_inputs"] = held_out
         notes.append(("evaluation_inputs", f"evaluation_inputs: the first {len(held_out)} questions of the held-out "
                                            "test.jsonl beside the data, which training never sees"))
+    elif found.kind == "conversation" and (path := _located(data)[0]) is not None and (asked := questions(path, 2)):
+        settings["evaluation_inputs"] = asked
+        notes.append(("evaluation_inputs", f"evaluation_inputs: the first {len(asked)} questions of the data itself "
+                                           "(no held-out test.jsonl beside it: `prepare --test-ratio` makes one)"))
     return settings, notes
