@@ -268,3 +268,13 @@ def test_gen_takes_the_system_prompt_the_tutorials_structured_rows_carry(tmp_pat
         trained = {row["conversation"][0]["input"] for row in lines(tmp_path / "medqa" / "train.jsonl")}
         assert not asked & trained and "held-out test.jsonl" in result.stderr
     assert "carry their own system prompt" in result.stderr
+
+
+def test_rows_of_another_task_are_named_with_the_command_that_reads_them(tmp_path, cli):
+    """`prepare oasst1 MedQA2019.xlsx`: every row is bad for oasst1 and reads as medqa; prepare says so (#30)."""
+    result = cli("prepare", "oasst1", drugqa_xlsx(tmp_path / "MedQA2019.xlsx"), "-o", "out")
+    assert result.returncode == 1 and not (tmp_path / "out").exists()
+    assert "they read as medqa rows; run `xtuner-recipes prepare medqa" in result.stdout
+    assert "--skip-bad" not in result.stdout.splitlines()[-1]
+    found = json.loads(cli("prepare", "oasst1", "MedQA2019.xlsx", "-o", "out", "--json").stdout)
+    assert found["looks_like"] == "medqa" and found["ok"] is False

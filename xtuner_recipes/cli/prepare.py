@@ -50,6 +50,9 @@ def render_text(result) -> str:
     if result.ok:
         lines.append(f"{result.task}: {result.rows_in} rows in, {sum(result.written.values())} written ({splits}), "
                      f"{len(result.bad)} skipped as bad, {result.duplicates} duplicates → {result.outdir}")
+    elif result.looks_like:
+        lines.append(f"{result.task}: {result.rows_in} rows in, none of them {result.task}'s: they read as "
+                     f"{result.looks_like} rows; run `xtuner-recipes prepare {result.looks_like} …` on them")
     elif result.bad and not result.skip_bad:
         lines.append(f"{result.task}: {result.rows_in} rows in, nothing written: fix the rows above, "
                      "or pass --skip-bad to write the others")

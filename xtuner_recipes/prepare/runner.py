@@ -46,6 +46,7 @@ class PrepareResult:
     bad: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     skip_bad: bool = False
     outputs: list[str] = dataclasses.field(default_factory=list)
+    looks_like: str | None = None  # every row bad for this task, and they are another task's rows
 
     @property
     def ok(self) -> bool:
@@ -55,6 +56,19 @@ class PrepareResult:
         data = dataclasses.asdict(self)
         data["bad"] = [{"where": where, "reason": reason} for where, reason in self.bad]
         return {**data, "ok": self.ok}
+
+
+def _other_task(task: str, records: list) -> str | None:
+    """The other task whose converter takes every one of ``records`` (the rows this task refused), if one does."""
+    for other, convert in CONVERTERS.items():
+        if other == task:
+            continue
+        try:
+            if all(convert(record) for record in records):
+                return other
+        except Exception:  # noqa: BLE001 - a row that other task can't convert either: not its rows
+            continue
+    return None
 
 
 def _file_facts(path: Path) -> dict:
@@ -136,7 +150,7 @@ def _convert(task, inputs, convert, stage: Path, result: PrepareResult, seed, te
     (``result.written`` empty) when a row is bad and ``skip_bad`` is off, or no row is usable."""
     # Bookkeeping is two arrays of 8 bytes a row (the id's 64 bits; later the split key of each kept
     # row), not a set of strings: 600,000 rows cost ~10 MB, not ~100 MB.
-    hashes, done_bytes, sample = array("Q"), 0, []
+    hashes, done_bytes, sample, refused = array("Q"), 0, [], []
     converted = stage / ".converted"
     with open(converted, "w", encoding="utf-8", newline="\n") as out:
         for path, facts in zip(inputs, result.inputs):
@@ -153,6 +167,8 @@ def _convert(task, inputs, convert, stage: Path, result: PrepareResult, seed, te
                 except (MapFnError, TypeError, AttributeError) as error:
                     facts["bad_rows"] += 1
                     result.bad.append((row.where, str(error) or type(error).__name__))
+                    if row.record is not None and len(refused) < SAMPLED:
+                        refused.append(row.record)
                     continue
                 identifier = record_id(task, conversation)
                 hashes.append(int(identifier.rsplit("-", 1)[1], 16))
@@ -162,6 +178,8 @@ def _convert(task, inputs, convert, stage: Path, result: PrepareResult, seed, te
             done_bytes += facts["bytes"]
     if progress:
         progress(result.rows_in, done_bytes, total_bytes)
+    if not hashes and refused:
+        result.looks_like = _other_task(task, refused)
     if (result.bad and not skip_bad) or not hashes:
         return
     keep = first_occurrences(hashes)
