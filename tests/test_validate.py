@@ -560,3 +560,24 @@ def test_machine_findings_follow_what_is_installed_here():
     strict = check_environment(quantized=True, uses_lora=True, strict=True)
     assert {f.code for f in strict} == set(codes) and all(f.severity == "error" for f in strict)
     assert "E002" not in {f.code for f in check_environment(quantized=False, uses_lora=False, strict=False)}
+
+
+def test_a_spreadsheet_as_data_is_one_finding_with_the_prepare_command(tmp_path, tiny_model, cli):
+    """The tutorial's MedQA2019.xlsx set as data_path by hand: one D002 naming prepare, not a row error per row
+    "not UTF-8" (#30); datasets' json loader fails on it."""
+    from datasets import load_dataset
+
+    from test_prepare import drugqa_xlsx
+
+    sheet = drugqa_xlsx(tmp_path / "MedQA2019.xlsx")
+    cli("gen", "medqa", "--model", tiny_model, "-o", tmp_path / "c.py", check_rc=0)
+    config = tmp_path / "c.py"
+    text = config.read_text()
+    start = text.index("\ndata_path = ") + 1
+    config.write_text(text[:start] + f"data_path = {str(sheet)!r}" + text[text.index("\n", start):])
+    rc, (report,) = validate(cli, config)
+    d002 = [f for f in report["findings"] if f["code"] == "D002"]
+    assert rc == 1 and len(d002) == 1 and "is a spreadsheet" in d002[0]["message"]
+    assert "xtuner-recipes prepare medqa" in d002[0]["hint"] and "UTF-8" not in json.dumps(report["findings"])
+    with pytest.raises(Exception):  # noqa: B017 - whatever datasets raises, it does not load
+        load_dataset("json", data_files=str(sheet), cache_dir=str(tmp_path / "hf"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from xtuner_recipes import chat_format, data_profile, model_info, xtuner_info
 from xtuner_recipes.errors import OverrideError, RecipeError
-from xtuner_recipes.paths import is_local_data, looks_local
+from xtuner_recipes.paths import is_local_data, is_spreadsheet, looks_local
 from xtuner_recipes.recipes import Recipe, get_recipe
 from xtuner_recipes.resources import resource_path
 from xtuner_recipes.rewrite import apply_overrides
@@ -109,7 +109,7 @@ def generate(
     """Render recipe ``task``'s template for ``model`` and ``data`` with ``overrides`` applied."""
     recipe = get_recipe(task)
     data = data or recipe.default_data
-    if Path(data).suffix.lower() in (".xlsx", ".xls", ".csv"):
+    if is_spreadsheet(data):
         # xtuner's json loader can't read a spreadsheet; the tutorial's MedQA2019.xlsx needs converting.
         raise RecipeError(f"{data} is a spreadsheet, not JSON or JSONL data",
                           hint=f"convert it first: xtuner-recipes prepare {recipe.name} {shlex.quote(data)} -o "

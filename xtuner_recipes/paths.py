@@ -9,6 +9,11 @@
 from pathlib import Path
 
 LOCAL_DATA_SUFFIXES = (".json", ".jsonl")
+SPREADSHEETS = (".xlsx", ".xls", ".csv")  # what xtuner's json loader can't read; `prepare` converts the tutorial's
+
+
+def is_spreadsheet(path) -> bool:
+    return Path(str(path)).suffix.lower() in SPREADSHEETS
 
 
 def looks_local(path: str) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xtuner_recipes.paths import is_spreadsheet
 from xtuner_recipes.rows import read_rows
 from xtuner_recipes.validate.data.columns import columns, with_columns
 from xtuner_recipes.findings import Finding
@@ -48,6 +49,13 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
             result.findings.append(Finding("D010", "warning", f"data path {path} is not a regular file (a FIFO or a "
                                            "device): not read", key=key))
     missing += special
+    for path in files:
+        if path not in missing and is_spreadsheet(path):  # read as JSON, every row would be "not UTF-8"
+            result.findings.append(Finding(
+                "D002", "error", f"data file {path} is a spreadsheet: the datasets library reads JSON here and fails "
+                "on it", key=key, hint=f"convert it: xtuner-recipes prepare medqa {path} -o medqa (the tutorial's "
+                "MedQA2019 sheet), then xtuner-recipes set CONFIG --data medqa/train.jsonl --in-place"))
+            missing.append(path)
     bad_rows, failed, empty, chunk = _Kept(), _Kept(), 0, []
     readable = [f for f in files if f not in missing]
     # One read for the columns datasets would make (with --sample, of the rows checked: a quick look)
