@@ -116,6 +116,11 @@ def test_sample_segments_match_xtuner_layout(shapes, bos, eos, max_length):
     assert sum(s.tokens for s in segments) == expected.full_length
     trained = sum(max(0, min(s.start + s.tokens, max_length) - s.start) for s in segments if s.trained)
     assert trained == expected.labelled
+    # what the page marks: the tokens each span keeps add up to xtuner's sample after the cut, and a span is
+    # "crosses" (marked with its kept count) exactly when the cut falls inside it
+    assert sum(s.kept(max_length) for s in segments) == expected.length
+    assert sum(s.kept(max_length) for s in segments if s.trained) == expected.labelled
+    assert all(s.crosses(max_length) == (s.start < max_length < s.start + s.tokens) for s in segments)
     assert all(b.start == a.start + a.tokens for a, b in zip(segments, segments[1:]))
 
 

@@ -70,7 +70,8 @@ def _data(stats: dict, facts) -> dict:
         special = tally.counting.special
         for turns, shaped in tally.examples:
             segments = sections.example_segments(turns, shaped, bos=special.bos or 0, eos=special.eos)
-            out["examples"].append({"key": key, "segments": [(s, s.cut(tally.max_length)) for s in segments]})
+            out["examples"].append({"key": key, "max_length": tally.max_length,
+                                    "segments": [(s, s.cut(tally.max_length)) for s in segments]})
     return out
 
 

@@ -22,6 +22,14 @@ class Segment:
         """Past ``max_length``: xtuner drops it."""
         return self.start >= max_length
 
+    def kept(self, max_length: int) -> int:
+        """Its tokens before ``max_length``: all, none (``cut``), or the first few when the cut falls inside it."""
+        return max(0, min(self.start + self.tokens, max_length) - self.start)
+
+    def crosses(self, max_length: int) -> bool:
+        """The cut falls inside it: xtuner keeps (and, for an output, trains) only its first ``kept`` tokens."""
+        return 0 < self.kept(max_length) < self.tokens
+
 
 def source_lines(source: str, line: int | None, around: int = 2) -> list[tuple[int, str]]:
     """The config's lines ``line - around .. line + around``, numbered from 1.
