@@ -181,6 +181,8 @@ def test_plan_prints_every_command(tmp_path, tiny_model, cli):
         assert lines[2] == f"xtuner convert pth_to_hf {config} {lines[1]} ./work_dirs/medqa/hf_adapter"
     assert lines[3].startswith(f"xtuner convert merge {tiny_model} ./work_dirs/medqa/hf_adapter ./work_dirs/medqa/merged")
     assert lines[4].startswith("xtuner chat ./work_dirs/medqa/merged --prompt-template llama2_chat --system ")
+    assert lines[5] == f"xtuner chat {tiny_model} --adapter ./work_dirs/medqa/hf_adapter" + lines[4].split("merged", 1)[1]
+    assert "end it with an empty line" in text and "download" not in text  # the model is a local folder
     several = cli("plan", config, "--gpus", "8", check_rc=0).stdout
     assert f"NPROC_PER_NODE=8 xtuner train {config} --deepspeed deepspeed_zero2" in several
     assert "--gpus 8 --in-place" in several  # the global batch grew 8x: say how to keep it
@@ -198,6 +200,13 @@ def test_plan_for_msagent_hints_lagent(tmp_path, tiny_model, cli):
     assert "SERPER_API_KEY" in "\n".join(chat) and "pip install lagent" in "\n".join(chat)
     other = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "msagent_named.py")
     assert "--lagent" not in cli("plan", other, check_rc=0).stdout  # the mapper decides, not the file name
+
+
+def test_plan_for_a_hub_model_says_how_to_download_it(tmp_path, tiny_model, cli):
+    config = gen(cli, "oasst1", "internlm/internlm-chat-7b", recipe_data("oasst1", tmp_path), tmp_path / "hub.py")
+    steps = json.loads(cli("plan", config, "--json", check_rc=0).stdout)["steps"]
+    assert steps[0]["command"] == "huggingface-cli download internlm/internlm-chat-7b --local-dir ./internlm-chat-7b"
+    assert "modelscope download --model internlm/internlm-chat-7b" in steps[0]["note"]
 
 
 @pytest.mark.slow

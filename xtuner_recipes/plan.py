@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 
 from xtuner_recipes.config_source import literals, read, uses_msagent_mapper
+from xtuner_recipes.paths import looks_local
 from xtuner_recipes.errors import RecipeError
 
 
@@ -137,16 +138,17 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
                      "the memory estimate is for that launch")
     model = settings.get("pretrained_model_name_or_path", "MODEL")
     template = template_name(tree)
-    chat = f"xtuner chat {q(out + '/merged')}"
-    if template:
-        chat += f" --prompt-template {template}"
+    chat_options = f" --prompt-template {template}" if template else ""
     if isinstance(settings.get("SYSTEM"), str) and settings["SYSTEM"]:  # `SYSTEM = 5` is no prompt to pass on
-        chat += f" --system {shlex.quote(settings['SYSTEM'])}"
-    chat_note = "type a question; RESET clears, EXIT leaves"
+        chat_options += f" --system {shlex.quote(settings['SYSTEM'])}"
+    chat_note = ("type a question and end it with an empty line (xtuner chat reads until one); RESET clears, EXIT "
+                 "leaves")
     if uses_msagent_mapper(tree):
-        chat += " --lagent"
+        chat_options += " --lagent"
         chat_note = ("--lagent runs the ReAct tool loop the MS-Agent data taught: it needs `pip install lagent` and a "
-                     "search tool key, `export SERPER_API_KEY=...` (serper.dev), before it starts")
+                     "search tool key, `export SERPER_API_KEY=...` (serper.dev), before it starts; end a question "
+                     "with an empty line")
+    chat = f"xtuner chat {q(out + '/merged')}{chat_options}"
     if "total_iters_range" in stats:
         iterations = "{} to {} iterations (packing follows a shuffle)".format(*stats["total_iters_range"])
     else:
@@ -172,7 +174,16 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         Step("merge", f"xtuner convert merge {q(str(model))} {q(out + '/hf_adapter')} {q(out + '/merged')} "
                       "--max-shard-size 2GB", "the adapter merged into the base model"),
         Step("chat", chat, chat_note),
+        Step("chat before merging (optional)", f"xtuner chat {q(str(model))} --adapter {q(out + '/hf_adapter')}"
+                                               f"{chat_options}",
+             "the tutorial's way: the base model with the adapter, without writing a merged copy"),
     ]
+    if isinstance(model, str) and not looks_local(model):  # a hub id: xtuner downloads it; fetch it to check first
+        name = "./" + model.rstrip("/").rsplit("/", 1)[-1]
+        steps.insert(0, Step("download the model (optional)",
+                             f"huggingface-cli download {q(model)} --local-dir {q(name)}",
+                             f"or from ModelScope: modelscope download --model {q(model)} --local_dir {q(name)}; "
+                             f"then `xtuner-recipes set {path} --model {name} --in-place` so that validate reads it"))
     if gpus * nodes > 1 and stats.get("global_batch"):
         one = stats["global_batch"] // (gpus * nodes)
         notes.append(f"global batch {stats['global_batch']} on {gpus * nodes} GPUs ({one} on one): to keep {one}, "
