@@ -37,7 +37,7 @@ def test_default_name_follows_xtuner_and_missing_model_only_warns(cli, tmp_path)
     out = tmp_path / "internlm_chat_7b_qlora_medqa_e3.py"
     assert out.is_file()
     assert "does not exist yet" in result.stderr
-    assert "xtuner train internlm_chat_7b_qlora_medqa_e3.py" in result.stdout
+    assert "next: xtuner-recipes train internlm_chat_7b_qlora_medqa_e3.py --deepspeed deepspeed_zero2" in result.stdout
     assert load_config(out).pretrained_model_name_or_path == "./internlm-chat-7b"
 
 

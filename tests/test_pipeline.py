@@ -170,7 +170,7 @@ def test_plan_prints_every_command(tmp_path, tiny_model, cli):
     config = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "medqa.py")
     text = cli("plan", config, check_rc=0).stdout
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert lines[0] == f"xtuner train {config} --deepspeed deepspeed_zero2"  # as gen's next step says
+    assert lines[0] == f"xtuner train {config} --deepspeed deepspeed_zero2"  # gen's next step is this, through xtuner-recipes train
     stats = json.loads(cli("plan", config, "--json", check_rc=0).stdout)["stats"]
     if stats.get("checkpoints_vary"):  # packed after a shuffle: the count, and the last name, vary by run
         assert lines[1] == "./work_dirs/medqa/iter_<N>.pth"
@@ -248,7 +248,7 @@ def test_gen_gpus_keeps_the_global_batch(tmp_path, tiny_model, cli):
     out = tmp_path / "g8.py"
     result = cli("gen", "medqa", "--model", tiny_model, "--gpus", "8", "-o", out, check_rc=0)
     assert "accumulative_counts 16 → 2 for 8 GPU(s): global batch 1 × 2 × 8 = 16" in result.stderr
-    assert "NPROC_PER_NODE=8 xtuner train" in result.stdout
+    assert "NPROC_PER_NODE=8 xtuner-recipes train" in result.stdout
     from conftest import load_config
 
     assert load_config(out).optim_wrapper.accumulative_counts == 2

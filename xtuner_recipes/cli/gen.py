@@ -1,5 +1,6 @@
 """``xtuner-recipes gen TASK --model PATH``: write a ready-to-train xtuner config for a recipe."""
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def run(args) -> int:
     from xtuner_recipes.plan import launch_command
 
     unpacked = literals(parse(result.code)).get("pack_to_max_length") is False  # as `plan` says for the same file
-    next_command = launch_command(result.output, gpus=args.gpus, unpacked=unpacked)[0]
+    # `xtuner-recipes train` validates first and returns training's real status; `xtuner train` does neither
+    next_command = launch_command(result.output, gpus=args.gpus, unpacked=unpacked)[0].replace(
+        "xtuner train ", "xtuner-recipes train ", 1)
     if args.json:
         print_json({
             "output": str(result.output),
@@ -60,4 +63,6 @@ def run(args) -> int:
     for note in result.notes:
         print(f"  note: {note}", file=sys.stderr)
     print(f"next: {next_command}")
+    print(f"      (it validates first; `xtuner-recipes plan {shlex.quote(str(result.output))}` prints every command "
+          "to the chat)")
     return EXIT_OK
