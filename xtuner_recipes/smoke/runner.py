@@ -15,7 +15,11 @@ from pathlib import Path
 
 from xtuner_recipes.config_source import read, top_level_values
 from xtuner_recipes.errors import RecipeError
-from xtuner_recipes.smoke.worker import STAGES
+
+
+# The stages, in order; each runs as `python -m xtuner_recipes.smoke.worker NAME PLAN`. The runner does not import
+# the worker: `-m` would then find it imported already, and runpy's warning would head every stage's log.
+STAGE_NAMES = ("model", "train", "pth_to_hf", "merge", "chat")
 
 
 @dataclasses.dataclass
@@ -150,7 +154,7 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
     checked = validate_config(str(config), level="load")
     errors = [f for f in checked.findings if f.severity == "error"]
     if errors:
-        return SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGES],
+        return SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGE_NAMES],
                            deepspeed=deepspeed, findings=errors)
     written, source = target_model(config)
     workdir = _workdir(keep).resolve()  # the stages run elsewhere: every path they are given is absolute
@@ -159,7 +163,7 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
         "steps": steps, "model": str(workdir / "model"), "work_dir": str(workdir / "train"),
         "adapter": str(workdir / "hf_adapter"), "merged": str(workdir / "merged"), "deepspeed": deepspeed,
     }
-    result = SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGES],
+    result = SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGE_NAMES],
                          kept=str(workdir) if keep else None, deepspeed=deepspeed)
     # The stages run in the current folder, as `xtuner train CONFIG` run here would: the config's
     # relative data, model and work paths resolve the same way for both.

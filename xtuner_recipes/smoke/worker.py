@@ -12,6 +12,8 @@ import socket
 import sys
 from pathlib import Path
 
+from xtuner_recipes.smoke.runner import STAGE_NAMES
+
 
 def _adapt_on_load(plan: dict, notes: list[str]) -> None:
     """Make ``Config.fromfile`` adapt the smoke config whenever an xtuner tool loads it."""
@@ -89,8 +91,7 @@ def stage_chat(plan: dict, notes: list[str]) -> None:
     notes.append(json.dumps({"question": question, "reply": reply}, ensure_ascii=False))
 
 
-STAGES = {"model": stage_model, "train": stage_train, "pth_to_hf": stage_pth_to_hf,
-          "merge": stage_merge, "chat": stage_chat}
+STAGES = dict(zip(STAGE_NAMES, (stage_model, stage_train, stage_pth_to_hf, stage_merge, stage_chat), strict=True))
 
 
 def main(argv: list[str]) -> int:
