@@ -11,6 +11,7 @@ second): minutes, so slow.
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -31,9 +32,14 @@ def readme_training_install() -> list[str]:
     return shlex.split(line)
 
 
-def _make_venv(where: Path) -> Path:
+@pytest.fixture
+def fresh_venv(tmp_path):
+    """A new virtual environment's python; the environment (several GB with torch) is removed after the test,
+    so that pytest's kept temporary folders don't fill the disk run after run."""
+    where = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(where)
-    return where / "bin" / "python"
+    yield where / "bin" / "python"
+    shutil.rmtree(where, ignore_errors=True)
 
 
 def _run(command: list[str], timeout: int = 1500) -> subprocess.CompletedProcess:
@@ -53,8 +59,8 @@ def _errors(report: dict) -> list[dict]:
     return [f for f in report["findings"] if f["severity"] == "error"]
 
 
-def test_the_documented_training_install_imports_bitsandbytes_and_deepspeed(tmp_path):
-    python = _make_venv(tmp_path / "train")
+def test_the_documented_training_install_imports_bitsandbytes_and_deepspeed(fresh_venv):
+    python = fresh_venv
     words = readme_training_install()
     assert words[:2] == ["pip", "install"] and str(CONSTRAINTS.relative_to(ROOT)) in words
     _run([str(python), "-m", "pip", "install", "-q", *words[2:]])  # in the repository's root, as the README says
@@ -70,10 +76,10 @@ def test_the_documented_training_install_imports_bitsandbytes_and_deepspeed(tmp_
     assert pip_check.returncode == 0, pip_check.stdout  # every pin kept: pip finds no conflict
 
 
-def test_the_fixes_doctor_prints_for_the_plain_install_make_it_clean(tmp_path):
+def test_the_fixes_doctor_prints_for_the_plain_install_make_it_clean(fresh_venv):
     """A new environment that sees this test environment's packages (the plain `pip install`), where the
     fixes doctor prints are installed: this environment itself is left as it is."""
-    python = _make_venv(tmp_path / "fixed")
+    python = fresh_venv
     here = sysconfig.get_paths()["purelib"]
     site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     (site / "zz_tested_stack.pth").write_text(f"import site; site.addsitedir({here!r})\n")
