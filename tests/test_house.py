@@ -2,6 +2,7 @@
 a dependency outside ``xtuner_recipes/compat/``, and checks whose declarations the runner can order."""
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,29 @@ def test_the_order_follows_the_declarations_and_a_missing_fact_is_refused():
         ordered([late], set())
     with pytest.raises(ValueError, match="read each other"):
         ordered([make("a", ("x",), ("y",)), make("b", ("y",), ("x",))], set())
+
+
+def test_a_failing_check_skips_its_dependents_and_says_so(tmp_path, monkeypatch):
+    """The data check raising (a bug of ours): internal_error names it, the schedule, memory and time checks that
+    read its samples are listed in `skipped`, and checks that don't need them still run."""
+    from xtuner_recipes.validate import checks
+    from xtuner_recipes.validate.runner import validate_config
+
+    config = tmp_path / "c.py"
+    config.write_text("lr = 1e-4\nmodel = dict(type='x')\ntrain_dataloader = dict(batch_size=1)\n"
+                      "train_cfg = dict(max_epochs=1)\noptim_wrapper = dict()\n")
+    data = next(c for c in checks.registered() if c.name == "data")
+
+    def broken(**facts):
+        raise RuntimeError("boom")
+
+    broken.__module__ = data.run.__module__  # registered where the data check is
+
+    monkeypatch.setattr(checks, "REGISTRY", [dataclasses.replace(c, run=broken) if c is data else c
+                                             for c in checks.REGISTRY])
+    report = validate_config(str(config), tokenizer_process=False)
+    assert report.internal_error == "internal error in the data check: RuntimeError: boom"
+    skipped = {line.split(":")[0] for line in report.skipped}
+    assert {"schedule", "memory", "time", "lr schedule"} <= skipped and "environment" not in skipped
+    assert all("samples" in line or "schedule" in line for line in report.skipped)
+    assert "launch" in report.stats and report.machine is not None  # the settings and environment checks ran
