@@ -23,7 +23,6 @@ What stays in host memory, by step (xtuner 0.2.0, transformers 4.48, peft 0.14):
 
 from pathlib import Path
 
-from xtuner_recipes.findings import Finding
 
 GIB = 1024 ** 3
 BASE_GIB = 1.25  # H200, 2026-11-29: NF4 training peaked at 5.91 GiB with 4.66 GiB shards (BENCHMARKS.md)

@@ -9,7 +9,6 @@ import math
 
 from xtuner_recipes.findings import Finding
 from xtuner_recipes.validate.checks import Result, check
-from xtuner_recipes.validate.data.leaves import type_name
 from xtuner_recipes.validate.inputs import Schedule
 from xtuner_recipes.values import is_positive_int, is_positive_number
 
