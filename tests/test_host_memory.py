@@ -39,7 +39,7 @@ def test_sixteen_bit_training_holds_the_model_in_fp32_on_the_cpu():
 def test_validate_reports_it_and_warns_past_host_mem(tiny_model, tmp_path, cli):
     from xtuner_recipes.model_info import read_config
     from xtuner_recipes.validate.estimate.host import largest_shard, peaks
-    from xtuner_recipes.validate.estimate.gpu import Arch
+    from xtuner_recipes.validate.estimate.count import arch_of
 
     rows = (FIXTURES / "data" / "medqa_us.jsonl").read_text(encoding="utf-8").splitlines() * 40
     data = tmp_path / "medqa.jsonl"
@@ -47,7 +47,7 @@ def test_validate_reports_it_and_warns_past_host_mem(tiny_model, tmp_path, cli):
     cli("gen", "medqa", "--model", tiny_model, "--data", data, "-o", tmp_path / "cfg.py", check_rc=0)
     shard, measured = largest_shard(str(tiny_model))
     assert measured and shard == max(p.stat().st_size for p in tiny_model.glob("*.safetensors"))
-    expected = peaks(Arch.from_config(read_config(str(tiny_model))), "nf4", shard_bytes=shard)
+    expected = peaks(arch_of(read_config(str(tiny_model)))[0], "nf4", shard_bytes=shard)
 
     plain = cli("validate", tmp_path / "cfg.py", "--format", "json")
     report = json.loads(plain.stdout)[0]
@@ -72,7 +72,7 @@ def test_checkpoint_shards_split_as_save_pretrained_does(heads, kv_div, head_dim
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from xtuner_recipes.validate.estimate.host import checkpoint_shards
-    from xtuner_recipes.validate.estimate.gpu import Arch
+    from xtuner_recipes.validate.estimate.count import arch_of
 
     config = LlamaConfig(hidden_size=heads * head_dim, num_hidden_layers=layers, num_attention_heads=heads,
                          num_key_value_heads=heads // kv_div, intermediate_size=intermediate, vocab_size=vocab,
@@ -84,6 +84,6 @@ def test_checkpoint_shards_split_as_save_pretrained_does(heads, kv_div, head_dim
     split = split_torch_state_dict_into_shards(state, max_shard_size=shard_bytes)
     theirs = [[state[name].numel() * 2 for name in split.filename_to_tensors[file]]
               for file in sorted(split.filename_to_tensors)]
-    arch = Arch.from_config(config.to_dict())
+    arch = arch_of(config.to_dict())[0]
     ours = [[read for read, _ in shard] for shard in checkpoint_shards(arch, "nf4", shard_bytes)]
     assert ours == theirs

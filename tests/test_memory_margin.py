@@ -65,7 +65,7 @@ def test_the_verdict_says_fits_tight_or_does_not_fit():
 def test_g001_follows_the_verdict(card, severity):
     from xtuner_recipes.validate.estimate.check import gpu_findings
 
-    config = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "intermediate_size": 11008,
+    config = {"model_type": "internlm", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "intermediate_size": 11008,
               "vocab_size": 103168}
     stats, findings = gpu_findings(config, Run(max_length=2048), gpu_mem=card)
     assert stats["estimated_peak_gib"] == pytest.approx(14.29, abs=0.01)

@@ -76,3 +76,26 @@ def model_slug(model_path: str) -> str:
     name = Path(model_path.rstrip("/\\")).name or "model"
     slug = "".join(char if char.isalnum() else "_" for char in name.lower()).strip("_")
     return slug or "model"
+
+
+def hub_config(name: str) -> tuple[dict | None, str | None]:
+    """``(config.json, where it came from)`` of a hub model id before it is downloaded here: the Hugging Face
+    cache's copy when one is there, else the shape fields bundled in ``hub_models.json``; ``(None, None)``."""
+    import os
+
+    if name.count("/") != 1 or name.startswith(("/", ".")):
+        return None, None
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    cache = Path(os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE") or os.path.join(home, "hub"))
+    snapshots = sorted((cache / ("models--" + name.replace("/", "--")) / "snapshots").glob("*/config.json"),
+                       key=lambda path: path.stat().st_mtime, reverse=True)
+    for path in snapshots:
+        config = read_config(str(path.parent))
+        if config is not None:
+            return config, f"the Hugging Face cache's copy ({path})"
+    try:
+        known = json.loads(Path(__file__).with_name("hub_models.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    config = known.get(name)
+    return (dict(config), "xtuner-recipes' table of the hub models xtuner ships configs for") if config else (None, None)

@@ -24,11 +24,11 @@ import h200_memory as mem  # noqa: E402
 def estimate() -> dict:
     from xtuner_recipes.model_info import read_config
     from xtuner_recipes.validate.estimate.host import largest_shard, peaks
-    from xtuner_recipes.validate.estimate.arch import Arch
+    from xtuner_recipes.validate.estimate.count import arch_of
 
     shard, measured = largest_shard(str(mem.MODEL))
     return {"shard_gib": round(shard / 1024 ** 3, 3), "shard_measured": measured,
-            **peaks(Arch.from_config(read_config(str(mem.MODEL))), "nf4", shard_bytes=shard)}
+            **peaks(arch_of(read_config(str(mem.MODEL)))[0], "nf4", shard_bytes=shard)}
 
 
 def peak_rss(command: list[str], log: Path) -> tuple[int, float, float]:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from xtuner_recipes.validate.estimate.gpu import ALLOCATOR_OVERHEAD  # noqa: E402 - after the path is set
 
 WORK = Path(os.environ.get("H200_WORK", "/tmp/h200"))
-MODEL = WORK / "internlm-chat-7b-shape"
+MODEL = Path(os.environ.get("H200_MODEL") or WORK / "internlm-chat-7b-shape")  # h200_moe.py sets another
 STEPS = 20
 # internlm-chat-7b's shape; a Llama stand-in (no remote code, no weights to download).
 SHAPE = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
@@ -160,13 +160,13 @@ def estimate_for(config: Path, deepspeed: str = "", gpus: int = 1) -> tuple:
 
     from xtuner_recipes.model_info import read_config
     from xtuner_recipes.validate.estimate.host import largest_shard, offloaded, peaks
-    from xtuner_recipes.validate.estimate.arch import Arch
+    from xtuner_recipes.validate.estimate.count import arch_of
     from xtuner_recipes.validate.estimate.gpu import Run, estimate
     from xtuner_recipes.validate.inputs import Launch, Settings
 
     cfg = Config.fromfile(str(config))
     run = Run.of(Settings.parse(cfg, None), Launch.from_preset(deepspeed or None, gpus=gpus))
-    arch = Arch.from_config(read_config(str(MODEL)))
+    arch = arch_of(read_config(str(MODEL)))[0]
     host = peaks(arch, run.quantization, shard_bytes=largest_shard(str(MODEL))[0], offloaded_bytes=offloaded(arch, run),
                  zero_stage=run.zero_stage)
     return estimate(arch, run), run, host["train"]

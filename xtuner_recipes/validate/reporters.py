@@ -89,6 +89,9 @@ def summary(stats: dict) -> list[str]:
         if bound:
             line += f" at {bound}"
         line += launch_words(stats.get("launch"))
+        if stats.get("experts"):
+            line += (f", a mixture of experts ({stats['model_params'] / 1e9:.1f}B parameters, {stats['experts']}; "
+                     f"counted from {stats['model_counted']})")
         card = stats.get("gpu_mem_gib")
         if card:
             verdict, spare = fit_verdict(peak, card)
@@ -99,6 +102,8 @@ def summary(stats: dict) -> list[str]:
         line += (f"; the smallest common card it fits is {smallest} GB" if smallest
                  else f"; more than any single card of {CARDS_GB[-1]} GB: shard it (--deepspeed) over several GPUs")
         lines.append(line)
+    elif str(stats.get("memory_basis", "")).startswith("not estimated"):
+        lines.append(f"memory: {stats['memory_basis']}")
     host = stats.get("host_peak_gib")
     if isinstance(host, dict) and host:
         lines.append(f"host memory: {host['train']:.1f} GiB to train, {host['pth_to_hf']:.1f} GiB for pth_to_hf, "

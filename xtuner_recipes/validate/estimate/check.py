@@ -10,7 +10,7 @@ import os
 from xtuner_recipes.findings import Finding
 from xtuner_recipes.validate.checks import Result, check
 from xtuner_recipes.validate.estimate import host, timing
-from xtuner_recipes.validate.estimate.arch import Arch
+from xtuner_recipes.validate.estimate.count import arch_of
 from xtuner_recipes.validate.estimate.gpu import FIT_MARGIN, GIB, Run, card_gib, estimate, fit_verdict
 
 
@@ -60,11 +60,15 @@ def _fragmentation(padded: bool) -> list[Finding]:
 def gpu_findings(config_json: dict | None, run: Run | None, *, gpu_mem: float | None, bound: str | None = None):
     """``(stats, findings)``: the estimate and its parts; G001 when it exceeds the card.
     ``bound`` says which sequence length the estimate is taken at."""
-    arch = Arch.from_config(config_json) if config_json else None
-    if arch is None or run is None:
+    if not config_json or run is None:
         return {}, []
+    arch, why = arch_of(config_json)
+    if arch is None:
+        return {"memory_basis": f"not estimated: {why}"}, []
     result = estimate(arch, run)
-    stats = {"estimated_peak_gib": result.peak_gib, "estimated_memory_gib": result.parts,
+    stats = {"model_params": arch.total_params, "model_counted": arch.counted or "by hand",
+             **({"experts": f"{arch.top_k} of {arch.experts} a token"} if arch.moe else {}),
+             "estimated_peak_gib": result.peak_gib, "estimated_memory_gib": result.parts,
              "estimated_peak_parts_gib": result.peak_parts}
     if bound:
         stats["memory_bound"] = bound
@@ -92,9 +96,9 @@ def gpu_findings(config_json: dict | None, run: Run | None, *, gpu_mem: float | 
 def host_check(model_config: dict, run: Run, settings, options) -> Result:
     """``stats.host_peak_gib`` a step; G004 when training's exceeds this machine's memory (only on a
     machine with a GPU, where training would run) or ``--host-mem``."""
-    arch = Arch.from_config(model_config)
+    arch, why = arch_of(model_config)
     if arch is None:
-        return Result()
+        return Result(stats={"host_basis": f"not estimated: {why}"} if model_config else {})
     model_dir = settings.model_path
     shard, measured = host.largest_shard(model_dir if isinstance(model_dir, str) else None)
     found = host.peaks(arch, run.quantization, shard_bytes=shard, offloaded_bytes=host.offloaded(arch, run),
@@ -115,7 +119,7 @@ def host_check(model_config: dict, run: Run, settings, options) -> Result:
 def time_check(model_config: dict, run: Run, samples, schedule) -> Result:
     """Seconds an iteration and hours of training on the measured card, or why none is given."""
     model, total = timing.load_model(), schedule.total_iters
-    arch = Arch.from_config(model_config)
+    arch, _ = arch_of(model_config)
     if model is None or not total or run.max_length < 1 or arch is None:
         return Result()
     packed = not samples.padded

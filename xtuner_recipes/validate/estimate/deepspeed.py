@@ -43,19 +43,19 @@ def estimate(arch, run, *, weight_bytes: float, tokens: int, trainable: int, lay
              layer_weights: float, logits: float):
     """``(parts_at_loss, parts_in_layers, all_parts)`` in bytes, for ``gpu.estimate`` to finish."""
     shards = run.gpus
-    linear = arch.layer_linear_params * arch.layers
+    linear = arch.linear_params
     quantized = run.quantization in ("nf4", "int8")
     per_weight = weight_bytes if quantized else HALF
     offload_optimizer, offload_param = run.offload
     if offload_param:
         weights = arch.layer_linear_params * per_weight + arch.vocab * arch.hidden * HALF
     elif run.zero_stage >= 3:
-        partitioned = linear * per_weight + arch.embedding_params * HALF + trainable * HALF
+        partitioned = linear * per_weight + (arch.embedding_params + arch.other_params) * HALF + trainable * HALF
         gathered = arch.layer_linear_params * per_weight if shards == 1 else \
             min(MAX_LIVE_ELEMENTS * HALF, partitioned)
-        weights = (linear * per_weight + arch.embedding_params * HALF) / shards + gathered
+        weights = (linear * per_weight + (arch.embedding_params + arch.other_params) * HALF) / shards + gathered
     else:
-        weights = linear * per_weight + arch.embedding_params * HALF
+        weights = linear * per_weight + (arch.embedding_params + arch.other_params) * HALF
     lora = 0 if offload_param else trainable * HALF / (shards if run.zero_stage >= 3 else 1)
     master = 0 if offload_optimizer else trainable * 4 / shards
     optimizer = 0 if offload_optimizer else trainable * run.optimizer_state_bytes / shards

@@ -31,6 +31,11 @@ BACKWARD_WORKSPACE = 1.25  # gradients of a layer's activations live next to its
 # Bytes per token per vocabulary entry at the loss: fp16 logits, their fp32 copy
 # (``logits.float()``), the shifted contiguous copy and log_softmax's fp32 output.
 LOGITS_BYTES = 2 + 4 + 4 + 4
+# A mixture-of-experts layer runs its MLP once a routed expert a token visits (and once more for a shared
+# expert): each pass saves its own copy of the token's hidden state, LoRA's dropout outputs and masks on the
+# gate and up projections, the expert's output and its routing-weighted product (2 + 2 x 3 + 2 + 2 bytes a
+# hidden unit), beside the router's fp32 logits and softmax and its int64 one-hot mask (experts x top-k).
+ROUTED_BYTES_PER_HIDDEN = 12
 ALLOCATOR_OVERHEAD = 1.06  # reserved / allocated: PyTorch's caching allocator rounds and fragments
 LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")  # xtuner: every linear but lm_head
 # What a card must hold beyond the estimate for "fits": the worst under-estimate against every GPU peak measured
@@ -49,6 +54,7 @@ class Run:
     batch_size: int = 1
     quantization: str = "nf4"  # nf4 | int8 | none
     lora_r: int | None = 64  # None: full fine-tuning
+    lora_targets: tuple | str | None = None  # peft's target_modules; None: xtuner's every linear but lm_head
     activation_checkpointing: bool = True
     optimizer_state_bytes: int = 8  # AdamW: exp_avg and exp_avg_sq in fp32
     zero_stage: int = 0
@@ -72,6 +78,9 @@ class Run:
         else:
             kind = "none"
         lora = settings.lora
+        targets = lora.get("target_modules") if isinstance(lora, dict) else None
+        targets = tuple(targets) if isinstance(targets, (list, tuple, set)) else targets if isinstance(targets, str) \
+            else None
         # The optimizer's name, not the optimizer: importing bitsandbytes.optim may fail here.
         name = (type_name(settings.optimizer_type) or "").lower()
         state_bytes = 8 if "adam" in name else 4 if "sgd" in name else 8
@@ -80,6 +89,7 @@ class Run:
         return cls(max_length=settings.max_length if is_positive_int(settings.max_length) else 0,
                    batch_size=batch_size if is_positive_int(batch_size) else 1,
                    quantization=kind, lora_r=lora.get("r", 8) if isinstance(lora, dict) else None,
+                   lora_targets=targets,
                    activation_checkpointing=True if checkpointing is None else bool(checkpointing),
                    optimizer_state_bytes=state_bytes, zero_stage=launch.stage, gpus=launch.gpu_count(),
                    offload=launch.offload)
@@ -96,16 +106,16 @@ class Estimate:
 def estimate(arch: Arch, run: Run) -> Estimate:
     """Peak memory on one GPU for ``run`` on a model of shape ``arch``."""
     tokens = run.batch_size * run.max_length
-    linear = arch.layer_linear_params * arch.layers
+    linear = arch.linear_params
     weight_bytes = {"nf4": NF4_BYTES, "int8": INT8_BYTES, "none": 4}[run.quantization]
     # Unquantized weights: prepare_model_for_kbit_training casts every fp16/bf16 parameter that
     # is not 4-bit to fp32 — embeddings and lm_head always, the whole model without quantization.
     if run.lora_r is None:
-        trainable = linear + arch.embedding_params
+        trainable = linear + arch.embedding_params + arch.other_params
         weights = trainable * 2  # full fine-tuning keeps the load dtype; AMP master copies not modelled
     else:
-        trainable = arch.lora_params(run.lora_r)
-        weights = linear * weight_bytes + arch.embedding_params * 4
+        trainable = arch.lora_params(run.lora_r, run.lora_targets)
+        weights = linear * weight_bytes + (arch.embedding_params + arch.other_params) * 4
     shards = run.gpus if run.zero_stage else 1
     trainable_param_bytes = trainable * 4 / (shards if run.zero_stage >= 3 else 1)
     grads = trainable * 4 / (shards if run.zero_stage >= 2 else 1)
@@ -114,13 +124,13 @@ def estimate(arch: Arch, run: Run) -> Estimate:
     # and lm_head's weight in fp16, saved by its matmul for the backward.
     amp_copies = trainable * 2 + arch.vocab * arch.hidden * 2
     checkpoints = arch.layers * tokens * arch.hidden * 4 if run.activation_checkpointing else 0
-    one_layer = tokens * (LAYER_BYTES_PER_HIDDEN * arch.hidden + LAYER_BYTES_PER_INTERMEDIATE * arch.intermediate)
+    one_layer = tokens * (LAYER_BYTES_PER_HIDDEN * arch.hidden + LAYER_BYTES_PER_INTERMEDIATE * arch.active_intermediate
+                          + _routing_bytes(arch))
     layers_live = one_layer * BACKWARD_WORKSPACE if run.activation_checkpointing else one_layer * arch.layers
     logits = tokens * arch.vocab * LOGITS_BYTES
     # A recomputed layer's backward: the fp16 copies its unquantized weights are cast to, or the
     # largest weight bitsandbytes dequantizes at a time.
-    h, i = arch.hidden, arch.intermediate
-    layer_weights = arch.layer_linear_params * 2 if run.quantization == "none" else h * i * 2
+    layer_weights = arch.layer_linear_params * 2 if run.quantization == "none" else arch.largest_linear * 2
     if run.zero_stage >= 1 and run.lora_r is not None:
         from xtuner_recipes.validate.estimate import deepspeed as memory_deepspeed
 
@@ -135,6 +145,15 @@ def estimate(arch: Arch, run: Run) -> Estimate:
     parts = base | {"layer_recompute": layers_live + layer_weights, "amp_weight_copies": amp_copies,
                     "logits_and_loss": logits}
     return _finish(parts, at_loss, in_layers, ALLOCATOR_OVERHEAD)
+
+
+def _routing_bytes(arch: Arch) -> float:
+    """Bytes a token adds to one mixture-of-experts layer past a dense one (``ROUTED_BYTES_PER_HIDDEN``)."""
+    if not arch.moe:
+        return 0.0
+    shared = any("shared" in group.path for group in arch.all_linears())
+    passes = arch.top_k - 1 + (1 if shared else 0)
+    return passes * ROUTED_BYTES_PER_HIDDEN * arch.hidden + arch.experts * (4 + 4 + 8 * arch.top_k)
 
 
 def _finish(parts: dict, at_loss: dict, in_layers: dict, overhead: float) -> Estimate:

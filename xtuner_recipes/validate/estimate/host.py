@@ -88,8 +88,12 @@ def checkpoint_shards(arch, quantization: str, shard_bytes: float) -> list[list[
     per_weight = {"nf4": 0.5, "int8": 1.0}[quantization]
     embedding = arch.vocab * arch.hidden * 2
     tensors = [(embedding, 0.0)]
-    for _ in range(arch.layers):
-        tensors += [(a * b * 2, a * b * per_weight) for a, b in arch.linear_shapes().values()]
+    groups = arch.all_linears()
+    for layer in range(arch.layers):  # a group of n linears over L layers: n // L a layer, the first layers one more
+        for group in groups:
+            size = group.fan_in * group.fan_out
+            many = group.count // arch.layers + (1 if layer < group.count % arch.layers else 0)
+            tensors += [(size * 2, size * per_weight)] * many
         tensors += [(arch.hidden * 2, 0.0)] * 2
     tensors += [(arch.hidden * 2, 0.0)] + ([] if arch.tied_embeddings else [(embedding, 0.0)])
     shards, current, size = [], [], 0.0
@@ -114,11 +118,11 @@ def offloaded(arch, run) -> float:
     offload_optimizer, offload_param = run.offload
     if not (offload_optimizer or offload_param) or run.lora_r is None:
         return 0.0
-    trainable = arch.lora_params(run.lora_r)
+    trainable = arch.lora_params(run.lora_r, run.lora_targets)
     total = trainable * (4 + run.optimizer_state_bytes) if offload_optimizer else 0.0
     if offload_param:
         per_weight = {"nf4": NF4_BYTES, "int8": INT8_BYTES}.get(run.quantization, 2)
-        total += arch.layer_linear_params * arch.layers * per_weight + arch.embedding_params * 2 + trainable * 2
+        total += arch.linear_params * per_weight + arch.embedding_params * 2 + trainable * 2
     return total / max(run.gpus, 1)
 
 

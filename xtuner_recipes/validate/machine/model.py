@@ -29,8 +29,10 @@ def check_model(path, *, max_length, template) -> tuple[list[Finding], dict, dic
     if not folder.exists():
         if looks_local(path):
             return [Finding("M001", "error", f"model directory {path} does not exist", key=KEY)], {}, None
+        config, source = model_info.hub_config(path)
+        stats = {"model_config_source": source} if config else {}
         return [Finding("M002", "warning", f"{path} is not a local directory: it will be downloaded from the hub",
-                        key=KEY, hint="download it first to check it here")], {}, None
+                        key=KEY, hint="download it first to check it here")], stats, config
     findings = []
     config = model_info.read_config(path)
     if config is None:

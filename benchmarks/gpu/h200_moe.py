@@ -1,0 +1,107 @@
+"""Measure one mixture-of-experts model on the H200 (issue #26): peak GPU memory and host RSS of configs `gen`
+writes, on a random model of OLMoE-1B-7B's shape (transformers' ``OlmoeForCausalLM``: 64 experts, 8 a token,
+6.9B parameters), 4-bit, against validate's estimates committed before the run.
+
+    python benchmarks/gpu/h200_moe.py --estimate-only --out benchmarks/results   # here, first: commit the file
+    python benchmarks/gpu/h200_moe.py --out $OUT                                 # on the H200 (README.md there)
+
+The runs are h200_memory.py's (xtuner's own train script, 20 iterations, the peaks recorded by the training
+process); rows go to OUT/h200-moe.json, the estimates to OUT/h200-moe-estimate.json.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+WORK = Path(os.environ.get("H200_WORK", "/tmp/h200"))
+os.environ.setdefault("H200_MODEL", str(WORK / "olmoe-1b-7b-shape"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import h200_memory as mem  # noqa: E402 - after H200_MODEL is set: the runs use this model
+
+# OLMoE-1B-7B's config.json (allenai/OLMoE-1B-7B-0924), its shape fields.
+SHAPE = dict(hidden_size=2048, intermediate_size=1024, num_hidden_layers=16, num_attention_heads=16,
+             num_key_value_heads=16, vocab_size=50304, num_experts=64, num_experts_per_tok=8,
+             max_position_embeddings=4096, tie_word_embeddings=False)
+RUNS = [("oasst1", 1024, "nf4"), ("oasst1", 2048, "nf4"), ("medqa", 1024, "nf4")]
+
+
+def make_model(weights: bool = True) -> None:
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer, OlmoeConfig
+
+    model = mem.MODEL
+    if (model / "config.json").is_file() and (list(model.glob("*.safetensors")) or not weights):
+        return
+    model.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    corpus = WORK / "corpus.txt"
+    corpus.write_text("\n".join(mem.text(rng, 60) for _ in range(2000)) + "\n")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(WORK / "sp"), vocab_size=400,
+                                   model_type="bpe", byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
+                                   minloglevel=2)
+    LlamaTokenizer(vocab_file=str(WORK / "sp.model"), legacy=False).save_pretrained(model)
+    config = OlmoeConfig(**SHAPE, torch_dtype="float16")
+    if not weights:
+        config.save_pretrained(model)
+        return
+    import torch
+    from transformers import OlmoeForCausalLM
+
+    start = time.time()
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.float16)
+    with torch.device("cuda"):
+        built = OlmoeForCausalLM(config)
+    built.save_pretrained(model, safe_serialization=True)
+    del built
+    torch.set_default_dtype(torch.float32)
+    torch.cuda.empty_cache()
+    print(f"model: {sum(1 for _ in model.iterdir())} files in {time.time() - start:.0f} s", flush=True)
+
+
+def estimates(out: Path) -> None:
+    make_model(weights=False)
+    rows = []
+    for recipe, length, quant in RUNS:
+        estimate, run, host = mem.estimate_for(mem.make_config(recipe, length, quant))
+        rows.append({"model": "OLMoE-1B-7B shape", "recipe": recipe, "max_length": length, "quantization": quant,
+                     "lora_r": run.lora_r, "date": datetime.date.today().isoformat(),
+                     "estimated_gib": estimate.peak_gib, "estimated_allocated_gib": estimate.peak_allocated_gib,
+                     "estimate_parts_gib": estimate.parts, "estimated_host_gib": host})
+    (out / "h200-moe-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(json.dumps(rows, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--estimate-only", action="store_true", help="no GPU: the estimates, to commit first")
+    parser.add_argument("--only", nargs="*", help="recipe:length:quantization of the runs to make")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.estimate_only:
+        estimates(args.out)
+        return
+    make_model()
+    path = args.out / "h200-moe.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    for recipe, length, quant in RUNS:
+        if args.only and f"{recipe}:{length}:{quant}" not in args.only:
+            continue
+        start = time.time()
+        row = {"model": "OLMoE-1B-7B shape", **mem.measure(recipe, length, quant, args.out)}
+        rows.append(row)
+        path.write_text(json.dumps(rows, indent=1) + "\n")
+        print(f"{recipe}:{length}:{quant}: estimate {row['estimated_gib']} GiB, measured {row.get('measured_peak_gib')} "
+              f"GiB ({row.get('error_pct')}%); host {row.get('estimated_host_gib')} vs {row.get('measured_host_gib')} "
+              f"GiB ({row.get('host_error_pct')}%) {row.get('error', '')} [{time.time() - start:.0f} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
