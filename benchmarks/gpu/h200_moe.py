@@ -19,20 +19,34 @@ import time
 from pathlib import Path
 
 WORK = Path(os.environ.get("H200_WORK", "/tmp/h200"))
-os.environ.setdefault("H200_MODEL", str(WORK / "olmoe-1b-7b-shape"))
+# The shape to run: OLMoE-1B-7B's (the first check), or Qwen1.5-MoE-A2.7B's (shared experts; the second, unseen
+# shape after the first missed the host memory): H200_MOE=qwen2_moe.
+KIND = os.environ.get("H200_MOE", "olmoe")
+NAMES = {"olmoe": ("olmoe-1b-7b-shape", "OLMoE-1B-7B shape", ""),
+         "qwen2_moe": ("qwen1.5-moe-a2.7b-shape", "Qwen1.5-MoE-A2.7B shape", "-qwen")}
+os.environ.setdefault("H200_MODEL", str(WORK / NAMES[KIND][0]))
+LABEL, SUFFIX = NAMES[KIND][1:]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import h200_memory as mem  # noqa: E402 - after H200_MODEL is set: the runs use this model
 
-# OLMoE-1B-7B's config.json (allenai/OLMoE-1B-7B-0924), its shape fields.
-SHAPE = dict(hidden_size=2048, intermediate_size=1024, num_hidden_layers=16, num_attention_heads=16,
-             num_key_value_heads=16, vocab_size=50304, num_experts=64, num_experts_per_tok=8,
-             max_position_embeddings=4096, tie_word_embeddings=False)
-RUNS = [("oasst1", 1024, "nf4"), ("oasst1", 2048, "nf4"), ("medqa", 1024, "nf4")]
+# Their config.json (allenai/OLMoE-1B-7B-0924, Qwen/Qwen1.5-MoE-A2.7B-Chat), the shape fields.
+SHAPES = {
+    "olmoe": dict(hidden_size=2048, intermediate_size=1024, num_hidden_layers=16, num_attention_heads=16,
+                  num_key_value_heads=16, vocab_size=50304, num_experts=64, num_experts_per_tok=8,
+                  max_position_embeddings=4096, tie_word_embeddings=False),
+    "qwen2_moe": dict(hidden_size=2048, intermediate_size=5632, moe_intermediate_size=1408,
+                      shared_expert_intermediate_size=5632, num_hidden_layers=24, num_attention_heads=16,
+                      num_key_value_heads=16, vocab_size=151936, num_experts=60, num_experts_per_tok=4,
+                      max_position_embeddings=8192, tie_word_embeddings=False),
+}
+SHAPE = SHAPES[KIND]
+RUNS = {"olmoe": [("oasst1", 1024, "nf4"), ("oasst1", 2048, "nf4"), ("medqa", 1024, "nf4")],
+        "qwen2_moe": [("oasst1", 1024, "nf4")]}[KIND]
 
 
 def make_model(weights: bool = True) -> None:
     import sentencepiece as spm
-    from transformers import LlamaTokenizer, OlmoeConfig
+    from transformers import AutoConfig, LlamaTokenizer
 
     model = mem.MODEL
     if (model / "config.json").is_file() and (list(model.glob("*.safetensors")) or not weights):
@@ -45,18 +59,18 @@ def make_model(weights: bool = True) -> None:
                                    model_type="bpe", byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
                                    minloglevel=2)
     LlamaTokenizer(vocab_file=str(WORK / "sp.model"), legacy=False).save_pretrained(model)
-    config = OlmoeConfig(**SHAPE, torch_dtype="float16")
+    config = AutoConfig.for_model(KIND, **SHAPE, torch_dtype="float16")
     if not weights:
         config.save_pretrained(model)
         return
     import torch
-    from transformers import OlmoeForCausalLM
+    from transformers import AutoModelForCausalLM
 
     start = time.time()
     torch.manual_seed(0)
     torch.set_default_dtype(torch.float16)
     with torch.device("cuda"):
-        built = OlmoeForCausalLM(config)
+        built = AutoModelForCausalLM.from_config(config)
     built.save_pretrained(model, safe_serialization=True)
     del built
     torch.set_default_dtype(torch.float32)
@@ -69,11 +83,11 @@ def estimates(out: Path) -> None:
     rows = []
     for recipe, length, quant in RUNS:
         estimate, run, host = mem.estimate_for(mem.make_config(recipe, length, quant))
-        rows.append({"model": "OLMoE-1B-7B shape", "recipe": recipe, "max_length": length, "quantization": quant,
+        rows.append({"model": LABEL, "recipe": recipe, "max_length": length, "quantization": quant,
                      "lora_r": run.lora_r, "date": datetime.date.today().isoformat(),
                      "estimated_gib": estimate.peak_gib, "estimated_allocated_gib": estimate.peak_allocated_gib,
                      "estimate_parts_gib": estimate.parts, "estimated_host_gib": host})
-    (out / "h200-moe-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / f"h200-moe{SUFFIX}-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
 
 
@@ -89,13 +103,13 @@ def main() -> None:
         estimates(args.out)
         return
     make_model()
-    path = args.out / "h200-moe.json"
+    path = args.out / f"h200-moe{SUFFIX}.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
     for recipe, length, quant in RUNS:
         if args.only and f"{recipe}:{length}:{quant}" not in args.only:
             continue
         start = time.time()
-        row = {"model": "OLMoE-1B-7B shape", **mem.measure(recipe, length, quant, args.out)}
+        row = {"model": LABEL, **mem.measure(recipe, length, quant, args.out)}
         rows.append(row)
         path.write_text(json.dumps(rows, indent=1) + "\n")
         print(f"{recipe}:{length}:{quant}: estimate {row['estimated_gib']} GiB, measured {row.get('measured_peak_gib')} "
