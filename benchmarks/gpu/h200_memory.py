@@ -159,7 +159,7 @@ def estimate_for(config: Path, deepspeed: str = "", gpus: int = 1) -> tuple:
     from mmengine.config import Config
 
     from xtuner_recipes.model_info import read_config
-    from xtuner_recipes.validate.estimate.host import largest_shard, offloaded, peaks
+    from xtuner_recipes.validate.estimate.host import checkpoint_save, largest_shard, offloaded, peaks
     from xtuner_recipes.validate.estimate.count import arch_of
     from xtuner_recipes.validate.estimate.gpu import Run, estimate
     from xtuner_recipes.validate.inputs import Launch, Settings
@@ -168,6 +168,7 @@ def estimate_for(config: Path, deepspeed: str = "", gpus: int = 1) -> tuple:
     run = Run.of(Settings.parse(cfg, None), Launch.from_preset(deepspeed or None, gpus=gpus))
     arch = arch_of(read_config(str(MODEL)))[0]
     host = peaks(arch, run.quantization, shard_bytes=largest_shard(str(MODEL))[0], offloaded_bytes=offloaded(arch, run),
+                 saved_bytes=checkpoint_save(arch, run),
                  zero_stage=run.zero_stage)
     return estimate(arch, run), run, host["train"]
 

@@ -102,6 +102,7 @@ def host_check(model_config: dict, run: Run, settings, options) -> Result:
     model_dir = settings.model_path
     shard, measured = host.largest_shard(model_dir if isinstance(model_dir, str) else None)
     found = host.peaks(arch, run.quantization, shard_bytes=shard, offloaded_bytes=host.offloaded(arch, run),
+                       saved_bytes=host.checkpoint_save(arch, run),
                        zero_stage=run.zero_stage)
     stats = {"host_peak_gib": found, "host_shard": f"{shard / GIB:.2f} GiB " + (
         "(the model's largest checkpoint file)" if measured else "(assumed: transformers' 5 GB shards)")}

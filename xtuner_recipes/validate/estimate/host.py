@@ -41,14 +41,14 @@ def largest_shard(model_dir: str | None) -> tuple[float, bool]:
 
 
 def peaks(arch, quantization: str, *, shard_bytes: float, offloaded_bytes: float = 0.0,
-          zero_stage: int = 0) -> dict[str, float]:
+          zero_stage: int = 0, saved_bytes: float = 0.0) -> dict[str, float]:
     """Peak RSS a step, GiB: ``train``, ``pth_to_hf``, ``merge`` (its default ``--device cuda``) and
     ``merge_cpu`` (``--device cpu``). ``offloaded_bytes``: what DeepSpeed's offload keeps on the CPU for
-    one training process (``offloaded``)."""
+    one training process (``offloaded``); ``saved_bytes``: what saving a checkpoint holds (``checkpoint_save``)."""
     params = arch.total_params
     shard = shard_bytes / GIB
     build = BASE_GIB + shard + (params * 4 / GIB if quantization == "none" else 0.0)
-    train = build
+    train = max(build, BASE_GIB + saved_bytes / GIB)
     if zero_stage >= 3 and quantization in ("nf4", "int8"):
         train = BASE_GIB + zero3_quantized_load(arch, quantization, shard_bytes) / GIB
     return {"train": round(train + offloaded_bytes / GIB, 2), "pth_to_hf": round(build, 2),
@@ -124,6 +124,27 @@ def offloaded(arch, run) -> float:
         per_weight = {"nf4": NF4_BYTES, "int8": INT8_BYTES}.get(run.quantization, 2)
         total += arch.linear_params * per_weight + arch.embedding_params * 2 + trainable * 2
     return total / max(run.gpus, 1)
+
+
+# Saving a checkpoint without DeepSpeed (mmengine's ``Runner.save_checkpoint``): the model's state dict (xtuner's
+# holds the trainable weights only) and the optimizer's states are copied to the CPU, then ``torch.save`` writes
+# them into an ``io.BytesIO``, which CPython grows by an eighth past what it holds, before the file is written:
+# the checkpoint is in host memory twice and an eighth. Found on the H200's OLMoE run (2026-12-07): 16.5 GiB of
+# host memory where loading alone peaks at 5.9 (BENCHMARKS.md). A dense 7B's LoRA checkpoint is smaller than one
+# of its 5 GB shards, so loading stays its peak.
+SAVE_COPIES = 2 + 1 / 8
+
+
+def checkpoint_save(arch, run) -> float:
+    """Bytes the checkpoint save holds past the process itself, for ``run`` without DeepSpeed (DeepSpeed's engine
+    saves its own files from the GPU: 0)."""
+    if run.zero_stage:
+        return 0.0
+    if run.lora_r is None:
+        state = arch.total_params * (2 + 4 + run.optimizer_state_bytes)  # the model, fp32 master copies, states
+    else:
+        state = arch.lora_params(run.lora_r, run.lora_targets) * (4 + run.optimizer_state_bytes)
+    return state * SAVE_COPIES
 
 
 def machine_gib() -> float | None:
