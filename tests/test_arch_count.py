@@ -107,3 +107,24 @@ def test_internlm2s_fused_projection_is_what_target_modules_name():
     arch, _ = arch_of(HUB["internlm/internlm2-chat-7b"])
     assert {g.name for g in arch.linears} == {"wqkv", "wo", "w1", "w2", "w3"}
     assert arch.lora_params(8, ["wqkv"]) == 8 * (4096 + 4096 + 2 * 1024) * 32
+
+
+@pytest.mark.parametrize("folder, params, experts", [
+    ("mixtral/mixtral_8x7b_instruct", 46.7, "2 of 8 a token"),
+    ("qwen_moe/qwen1_5/qwen1_5_moe_a2_7_b_chat", 14.3, "4 of 60 a token"),
+    ("deepseek/deepseek_moe_16b_chat", 16.4, "6 of 64 a token"),
+    ("deepseek/deepseek_v2_lite_chat", None, None),
+])
+def test_shipped_moe_configs_are_estimated_from_counted_parameters(cli, xtuner_configs, folder, params, experts):
+    """xtuner's own MoE configs, their model named on the hub and not downloaded: the estimate comes from the
+    counted model (the bundled shapes), or a reason says why there is none."""
+    path = sorted(p for p in xtuner_configs if f"/configs/{folder}/" in p.as_posix())[0]
+    done = cli("validate", path, "--format", "json")
+    stats = json.loads(done.stdout)[0]["stats"]
+    assert stats["model_config_source"].startswith("xtuner-recipes' table")
+    if params is None:
+        assert "estimated_peak_gib" not in stats
+        assert "no class for model_type 'deepseek_v2'" in stats["memory_basis"]
+        return
+    assert round(stats["model_params"] / 1e9, 1) == params and stats["experts"] == experts
+    assert stats["estimated_peak_gib"] > stats["model_params"] * 0.5 / 1024 ** 3  # every expert held, 4-bit or more
