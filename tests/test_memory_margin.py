@@ -127,3 +127,29 @@ def test_the_moe_rows_first_try_and_now():
         assert abs(now["train"] / row["measured_host_gib"] - 1) < 0.05
     qwen = json.loads((RESULTS / "h200-moe-qwen.json").read_text())[0]
     assert qwen["measured_peak_gib"] is None and abs(qwen["estimated_allocated_gib"] / qwen["measured_allocated_gib"] - 1) < 0.01
+
+
+def test_the_readme_states_the_moe_errors_the_rows_give():
+    """README's MoE sentence, recomputed from the raw rows: GPU first try, host first try, host now."""
+    import re
+
+    from xtuner_recipes.validate.estimate.host import checkpoint_save, peaks
+
+    committed = {(r["recipe"], r["max_length"]): r for r in json.loads((RESULTS / "h200-moe-estimate.json").read_text())}
+    rows = json.loads((RESULTS / "h200-moe.json").read_text())
+
+    def pct(value):
+        return f"{100 * value:+.1f}%".replace("-", "−")
+
+    gpu = [committed[(r["recipe"], r["max_length"])]["estimated_gib"] / r["measured_peak_gib"] - 1 for r in rows]
+    host_first = [committed[(r["recipe"], r["max_length"])]["estimated_host_gib"] / r["measured_host_gib"] - 1
+                  for r in rows]
+    now = []
+    for r in rows:
+        run = Run(max_length=r["max_length"], quantization=r["quantization"], lora_r=r["lora_r"])
+        found = peaks(olmoe(), run.quantization, shard_bytes=4.65 * 1024 ** 3, saved_bytes=checkpoint_save(olmoe(), run))
+        now.append(found["train"] / r["measured_host_gib"] - 1)
+    readme = re.sub(r"\s+", " ", (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8"))
+    assert f"{pct(gpu[0])}, {pct(gpu[1])} and {pct(gpu[2])} off" in readme
+    assert f"missed by {pct(min(host_first))[:-3]}%" in readme
+    assert f"{pct(min(now))} to {pct(max(now))} on those same rows, in-sample" in readme

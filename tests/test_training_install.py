@@ -55,6 +55,21 @@ def _doctor(python: Path) -> tuple[int, dict]:
     return done.returncode, json.loads(done.stdout)
 
 
+def _shipped() -> Path:
+    """A shipped QLoRA config whose model and data are on the hub: validate reads no weights and no data."""
+    from xtuner_recipes.xtuner_info import source_dir
+
+    return source_dir() / "configs" / "internlm" / "internlm_chat_7b" / "internlm_chat_7b_qlora_oasst1_e3.py"
+
+
+def _machine(python: Path) -> dict:
+    """``validate``'s verdict of this machine for a QLoRA launch under ``deepspeed_zero2``, run in ``python``."""
+    done = subprocess.run([str(python), "-m", "xtuner_recipes", "validate", str(_shipped()), "--deepspeed",
+                           "deepspeed_zero2", "--format", "json"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    return json.loads(done.stdout)[0]["machine"]
+
+
 def _errors(report: dict) -> list[dict]:
     return [f for f in report["findings"] if f["severity"] == "error"]
 
@@ -88,6 +103,12 @@ def test_the_fixes_doctor_prints_for_the_plain_install_make_it_clean(fresh_venv)
     if bnb is None or "triton.ops" not in bnb["message"]:
         pytest.skip(f"this environment's bitsandbytes imports ({report['versions']}): not the stack the fix is for")
     assert status == 1
+    machine = _machine(python)  # validate's verdict of this machine is doctor's: the fixes, printed
+    assert not machine["ok"] and {"E002", "E003"} <= {p["code"] for p in machine["problems"]}, machine
+    assert any("constraints/xtuner-0.2.0.txt" in (p["fix"] or "") for p in machine["problems"])
+    refused = subprocess.run([str(python), "-m", "xtuner_recipes", "train", str(_shipped()), "--deepspeed",
+                              "deepspeed_zero2"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert refused.returncode == 2 and "fix: pip install -c" in refused.stdout + refused.stderr, refused.stderr[-2000:]
     applied = []
     for _ in range(4):  # each round applies the fixes of the errors left; a fix that fixes nothing fails below
         commands = sorted({f["hint"] for f in _errors(report) if f["hint"]})
@@ -101,6 +122,9 @@ def test_the_fixes_doctor_prints_for_the_plain_install_make_it_clean(fresh_venv)
         status, report = _doctor(python)
     assert status == 0 and not _errors(report), (applied, report["findings"])
     assert report["probes"]["bitsandbytes"]["ok"] and report["probes"]["deepspeed"]["ok"], applied
+    # validate agrees with doctor: what is left is this machine's lack of a GPU, nothing an install fixes
+    machine = _machine(python)
+    assert [p["code"] for p in machine["problems"]] == ([] if report["probes"]["torch"].get("cuda") else ["E001"])
     # the test environment itself was not touched
     untouched = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; print(m.version('torch'))"],
                                capture_output=True, text=True)
