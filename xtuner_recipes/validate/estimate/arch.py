@@ -49,6 +49,8 @@ class Arch:
     experts: int = 0  # routed experts a MoE layer holds
     top_k: int = 0  # experts a token visits
     counted: str = ""  # how the shape was counted ("" by hand)
+    attention_width: int = 0  # heads x head_dim, where it is not ``hidden`` (0: ``hidden``)
+    rotary_dim: int = 0  # head_dim of a model with rotary positions (0 by hand)
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) of each linear in one dense layer."""

@@ -177,5 +177,8 @@ def _walk(model, config: dict, drop: tuple[str, ...], note: str) -> tuple[Arch |
                 kv_heads=getattr(hf, "num_key_value_heads", None) or hf.num_attention_heads,
                 intermediate=intermediate or getattr(hf, "intermediate_size", 0) or 0, vocab=hf.vocab_size,
                 tied_embeddings=len(embedding_ids) == 1, linears=linears, other_params=other,
-                experts=experts if routed else 0, top_k=top_k if routed else 0, counted=counted)
+                experts=experts if routed else 0, top_k=top_k if routed else 0, counted=counted,
+                attention_width=(getattr(hf, "head_dim", None) or 0) * hf.num_attention_heads,
+                rotary_dim=(getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads)
+                if any(path.endswith("rotary_emb") for path, _ in model.named_modules()) else 0)
     return arch, None
