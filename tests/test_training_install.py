@@ -103,12 +103,6 @@ def test_the_fixes_doctor_prints_for_the_plain_install_make_it_clean(fresh_venv)
     if bnb is None or "triton.ops" not in bnb["message"]:
         pytest.skip(f"this environment's bitsandbytes imports ({report['versions']}): not the stack the fix is for")
     assert status == 1
-    machine = _machine(python)  # validate's verdict of this machine is doctor's: the fixes, printed
-    assert not machine["ok"] and {"E002", "E003"} <= {p["code"] for p in machine["problems"]}, machine
-    assert any("constraints/xtuner-0.2.0.txt" in (p["fix"] or "") for p in machine["problems"])
-    refused = subprocess.run([str(python), "-m", "xtuner_recipes", "train", str(_shipped()), "--deepspeed",
-                              "deepspeed_zero2"], capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert refused.returncode == 2 and "fix: pip install -c" in refused.stdout + refused.stderr, refused.stderr[-2000:]
     applied = []
     for _ in range(4):  # each round applies the fixes of the errors left; a fix that fixes nothing fails below
         commands = sorted({f["hint"] for f in _errors(report) if f["hint"]})
@@ -122,7 +116,8 @@ def test_the_fixes_doctor_prints_for_the_plain_install_make_it_clean(fresh_venv)
         status, report = _doctor(python)
     assert status == 0 and not _errors(report), (applied, report["findings"])
     assert report["probes"]["bitsandbytes"]["ok"] and report["probes"]["deepspeed"]["ok"], applied
-    # validate agrees with doctor: what is left is this machine's lack of a GPU, nothing an install fixes
+    # validate agrees with doctor: what is left is this machine's lack of a GPU, nothing an install fixes (before the
+    # fixes, this stack's validate and train show E002/E003 with these fixes: tests/test_pipeline.py, in-process)
     machine = _machine(python)
     assert [p["code"] for p in machine["problems"]] == ([] if report["probes"]["torch"].get("cuda") else ["E001"])
     # the test environment itself was not touched

@@ -74,6 +74,41 @@ def text(rng, words):
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
+def make_model_of(folder: Path, fields: dict, weights: bool = True) -> None:
+    """A random model of ``fields`` (a config.json's shape, ``model_type`` included) in ``folder``, fp16, with
+    this file's sentencepiece tokenizer; config.json and the tokenizer alone without ``weights``."""
+    import sentencepiece as spm
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaTokenizer
+
+    if (folder / "config.json").is_file() and (list(folder.glob("*.safetensors")) or not weights):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    corpus = WORK / "corpus.txt"
+    corpus.write_text("\n".join(text(rng, 60) for _ in range(2000)) + "\n")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(WORK / "sp"), vocab_size=400,
+                                   model_type="bpe", byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
+                                   minloglevel=2)
+    LlamaTokenizer(vocab_file=str(WORK / "sp.model"), legacy=False).save_pretrained(folder)
+    shape = {k: v for k, v in fields.items() if k != "model_type"}
+    config = AutoConfig.for_model(fields["model_type"], **shape, torch_dtype="float16")
+    if not weights:
+        config.save_pretrained(folder)
+        return
+    import torch
+
+    start = time.time()
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.float16)
+    with torch.device("cuda"):
+        model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    del model
+    torch.set_default_dtype(torch.float32)
+    torch.cuda.empty_cache()
+    print(f"model {folder.name}: {sum(1 for _ in folder.iterdir())} files in {time.time() - start:.0f} s", flush=True)
+
+
 def make_model(weights: bool = True) -> None:
     import sentencepiece as spm
     from transformers import LlamaConfig, LlamaTokenizer

@@ -132,10 +132,16 @@ def predicted(config: Path, deepspeed: str) -> dict:
 def measure(run: tuple, out: Path, check: bool) -> dict:
     name, recipe, data, max_length, quant, batch, pack, deepspeed = run
     config = make_config(name, recipe, data, max_length, quant, batch, pack)
-    row = {"name": name, "recipe": recipe, "data": data or recipe, "max_length": max_length, "quantization": quant,
-           "batch_size": batch, "pack": pack, "deepspeed": deepspeed or None, "date": datetime.date.today().isoformat(),
+    row = {"recipe": recipe, "data": data or recipe, "max_length": max_length, "quantization": quant,
+           "batch_size": batch, "pack": pack}
+    return row | measure_config(name, config, deepspeed, out, check, estimate=check)
+
+
+def measure_config(name: str, config: Path, deepspeed: str, out: Path, check: bool, estimate: bool = False) -> dict:
+    """xtuner's train script on ``config`` in a child process: every iteration's batch shape and time."""
+    row = {"name": name, "deepspeed": deepspeed or None, "date": datetime.date.today().isoformat(),
            "phase": "check" if check else "fit"}
-    if check:
+    if estimate:
         row["estimate"] = predicted(config, deepspeed)
     work_dir, result = mem.WORK / "runs" / f"time_{name}", mem.WORK / f"time_{name}.result.json"
     with open(out / f"time_{name}.log", "w") as log:
@@ -154,7 +160,7 @@ def measure(run: tuple, out: Path, check: bool) -> dict:
                                 for s, t in zip(shapes[SKIP:], times[SKIP:])])
     # fit runs: mmengine's mean of the last 10 (see fit_time.fit); check runs: every iteration after the warmup
     row["mean_seconds"] = round(statistics.fmean(times[SKIP:]) if check else times[-1], 4)
-    if check and row["estimate"].get("seconds_per_iter"):
+    if check and row.get("estimate", {}).get("seconds_per_iter"):
         row["error_pct"] = round(100 * (row["estimate"]["seconds_per_iter"] - row["mean_seconds"]) / row["mean_seconds"], 1)
     return row
 

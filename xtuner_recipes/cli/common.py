@@ -54,6 +54,16 @@ def preset(text: str) -> str:
     return text
 
 
+def gpu_card(text: str) -> str:
+    """An argparse type: a card of the time model's table (``--gpu h100``), by its name or short name."""
+    from xtuner_recipes.validate.estimate import cards
+
+    card = cards.find(text)
+    if card is None:
+        raise argparse.ArgumentTypeError(f"unknown GPU {text!r}: expected one of {cards.names()}")
+    return card.name
+
+
 def report_error(error) -> int:
     print(f"error: {error}", file=sys.stderr)
     return EXIT_USAGE

@@ -2,14 +2,15 @@
 
 import sys
 
-from xtuner_recipes.cli.common import (EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, add_command, positive_int, positive_number,
-                                       preset)
+from xtuner_recipes.cli.common import (EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, add_command, gpu_card, positive_int,
+                                       positive_number, preset)
 from xtuner_recipes.validate.runner import LEVELS
 
 EXAMPLES = """  xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes validate configs/*.py --level static --format json
   xtuner-recipes validate my.py --sample 1000 --gpus 8 --strict-env
   xtuner-recipes validate my.py --gpu-mem 24   # will it fit on a 24 GiB card?
+  xtuner-recipes validate my.py --gpu a100   # how long on one A100 (scaled from the H200)?
   xtuner-recipes validate my.py --deepspeed none   # launched without DeepSpeed
   xtuner-recipes validate my.py --report report.html   # memory, time, data and schedule, to open in a browser"""
 
@@ -26,6 +27,9 @@ def add_parser(commands) -> None:
                         help="GPUs for the schedule (default: NPROC_PER_NODE x NNODES)")
     parser.add_argument("--gpu-mem", type=positive_number, metavar="GIB",
                         help="check the memory estimate against a card of GIB GiB (default: this machine's GPU)")
+    parser.add_argument("--gpu", type=gpu_card, metavar="NAME",
+                        help="give the time on this card (h200, h100, a100, l40s, a10, l4, rtx4090, rtx3090, v100, ...; "
+                             "default: this machine's GPU, else the H200 where it was measured)")
     parser.add_argument("--host-mem", type=positive_number, metavar="GIB",
                         help="check training's host-memory estimate against GIB (default: this machine's, if it has a GPU)")
     stage = parser.add_mutually_exclusive_group()
@@ -67,7 +71,7 @@ def run(args) -> int:
     keep: dict = {}
     reports = [
         validate_config(path, level=args.level, launch=launch, keep=keep if args.report else None,
-                        options=Options(sample=args.sample, strict_env=args.strict_env, gpu_mem=args.gpu_mem,
+                        options=Options(sample=args.sample, strict_env=args.strict_env, gpu_mem=args.gpu_mem, gpu=args.gpu,
                                         host_mem=args.host_mem, progress=_progress(path)))
         for path in args.configs
     ]

@@ -29,7 +29,8 @@ def render(report, facts=None, plan=None) -> str:
     return template.render(
         config=report.config, ok=report.ok, internal_error=report.internal_error, machine=report.machine,
         summary=summary(report.stats),
-        findings=_findings(report), memory=_memory(report.stats), time=_time(report.stats),
+        findings=_findings(report), memory=_memory(report.stats), memory_basis=report.stats.get("memory_basis"),
+        time=_time(report.stats),
         data=_data(report.stats, facts), schedule=_schedule(report.stats, facts), plan=plan,
         version=__version__, generated=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
 
@@ -54,7 +55,13 @@ def _memory(stats: dict) -> dict | None:
 
 
 def _time(stats: dict) -> dict:
-    return {key: stats.get(key) for key in ("seconds_per_iter", "train_hours", "time_card", "time_basis", "total_iters")}
+    from xtuner_recipes.validate.reporters import duration
+
+    found = {key: stats.get(key) for key in ("seconds_per_iter", "train_hours", "time_card", "time_basis", "total_iters",
+                                              "train_hours_range", "time_scaled")}
+    if found["train_hours_range"]:
+        found["range_words"] = "–".join(map(duration, found["train_hours_range"]))
+    return found
 
 
 def _data(stats: dict, facts) -> dict:

@@ -69,6 +69,7 @@ class Options:
     sample: int | None = None  # map only the first N rows, extrapolate the rest
     strict_env: bool = False  # machine findings are errors
     gpu_mem: float | None = None  # GiB of the card to check the memory estimate against
+    gpu: str | None = None  # the card to give the time on (``estimate.cards``): this machine's, else the H200
     host_mem: float | None = None  # GiB of host memory to check training's estimate against
     progress: Callable[[str, int, int | None], None] | None = None
 

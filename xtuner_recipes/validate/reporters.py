@@ -72,6 +72,10 @@ def launch_words(launch: dict | None) -> str:
     return f" for --deepspeed {launch['deepspeed']} (ZeRO-{launch['zero_stage']}){gpus}"
 
 
+def duration(hours: float) -> str:
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+
+
 def summary(stats: dict) -> list[str]:
     """What a person wants first, in words: will it fit, how long a run is.
 
@@ -111,9 +115,11 @@ def summary(stats: dict) -> list[str]:
     if stats.get("train_hours") is not None:
         hours = stats["train_hours"]
         span = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
-        lines.append(f"time: ~{span} of training iterations on one {stats['time_card']} "
-                     f"({stats['total_iters']} x {stats['seconds_per_iter']} s; model load, evaluation and "
-                     "checkpoints not included)")
+        low, high = stats.get("train_hours_range") or (hours, hours)
+        scaled = " (scaled from the H200, not measured on this card)" if stats.get("time_scaled") else ""
+        lines.append(f"time: ~{span} of training iterations on one {stats['time_card']}{scaled}, range "
+                     f"{duration(low)}–{duration(high)} ({stats['total_iters']} x {stats['seconds_per_iter']} s; "
+                     "model load, evaluation and checkpoints not included)")
     elif str(stats.get("time_basis", "")).startswith("not estimated"):
         lines.append(f"time: {stats['time_basis']}")
     if stats.get("total_iters"):

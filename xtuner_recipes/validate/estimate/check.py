@@ -9,9 +9,9 @@ import os
 
 from xtuner_recipes.findings import Finding
 from xtuner_recipes.validate.checks import Result, check
-from xtuner_recipes.validate.estimate import host, timing
+from xtuner_recipes.validate.estimate import cards, host, timing
 from xtuner_recipes.validate.estimate.count import arch_of
-from xtuner_recipes.validate.estimate.gpu import FIT_MARGIN, GIB, Run, card_gib, estimate, fit_verdict
+from xtuner_recipes.validate.estimate.gpu import FIT_MARGIN, GIB, Run, card_gib, card_name, estimate, fit_verdict
 
 
 @check("memory", level="full", codes=("G001", "G002", "G003"), reads=("model_config", "run", "samples", "options"))
@@ -116,32 +116,47 @@ def host_check(model_config: dict, run: Run, settings, options) -> Result:
     return Result(stats=stats)
 
 
-@check("time", level="full", reads=("model_config", "run", "samples", "schedule"))
-def time_check(model_config: dict, run: Run, samples, schedule) -> Result:
-    """Seconds an iteration and hours of training on the measured card, or why none is given."""
+@check("time", level="full", reads=("model_config", "run", "samples", "schedule", "options"))
+def time_check(model_config: dict, run: Run, samples, schedule, options) -> Result:
+    """Seconds an iteration and hours of training on one card (``--gpu``, this machine's, else the H200 where the
+    constants were measured), with the range the fit's residuals give, or why none is given."""
     model, total = timing.load_model(), schedule.total_iters
-    arch, _ = arch_of(model_config)
+    arch, why = arch_of(model_config)
     if model is None or not total or run.max_length < 1 or arch is None:
         return Result()
+    name = options.gpu or card_name() or model["card"]
+    card = cards.find(name)
+    if card is None:
+        return Result(stats={"time_basis": f"not estimated: {name} is not in the table of cards ({cards.names()}): "
+                                           "pass --gpu with the nearest"})
     packed = not samples.padded
     lengths = samples.lengths
     if not packed and lengths is None:
         return Result(stats={"time_basis": "not estimated: the samples' lengths were not counted"})
-    longest = run.max_length if packed else int(max(lengths))
-    why = timing.outside(model, arch=arch, quantization=run.quantization, lora=run.lora_r is not None,
-                         stage=run.zero_stage, gpus=run.gpus, sequences=run.batch_size, length=longest,
-                         offload=run.offload)
-    card = model["domain"]["card"]
+    why = timing.outside(model, run)
     if why:
-        return Result(stats={"time_basis": f"not estimated: {why} (on an {card})"})
+        return Result(stats={"time_basis": f"not estimated: {why}"})
     if packed:
-        seconds = float(timing.per_iteration(model, run.quantization, run.zero_stage, sequences=run.batch_size,
-                                             length=run.max_length))
+        parts = timing.parts(model, arch, run, sequences=run.batch_size, length=run.max_length, card=card)
+        seconds = sum(parts.values())
     else:
-        seconds = timing.expected(model, run.quantization, run.zero_stage, sequences=run.batch_size, lengths=lengths)
-    checked = [f"{c['error_pct']:+.1f}%" for c in model["checked"].values() if c["quantization"] in model["shown"]]
-    return Result(stats={"seconds_per_iter": round(seconds, 3), "train_hours": round(seconds * total / 3600, 2),
-                         "time_card": card,
-                         "time_basis": f"iterations only (no model load, evaluation or checkpoints), fitted to "
-                                       f"{len(model['fitted_on'])} runs on one {card}; off by {', '.join(checked)} on "
-                                       f"{len(checked)} runs the fit never saw (BENCHMARKS.md)"})
+        seconds = timing.expected(model, arch, run, sequences=run.batch_size, lengths=lengths, card=card)
+        parts = None
+    low, high = model["residual_pct"]["moe" if arch.moe else "dense"]
+    span = [seconds / (1 + high / 100), seconds / (1 + low / 100)]  # the fit was off by low..high on its own rows
+    scaled = card.name != model["card"]
+    basis = (f"iterations only (no model load, evaluation or checkpoints): the FLOPs of this model over the "
+             f"throughput and per-call costs fitted to {len(model['fitted_on'])} runs (all in-sample; no held-out check "
+             f"yet), which the fit missed by {low:+.1f}% to {high:+.1f}% for {'a mixture of experts' if arch.moe else 'dense models'}")
+    if scaled:
+        basis += f"; scaled from the {model['card']}, not measured on this card"
+    if not card.bf16:
+        basis += (f"; the {card.name} has no bf16: xtuner's QLoRA configs compute in fp16 and run there, a config "
+                  "that trains in bf16 does not")
+    stats = {"seconds_per_iter": round(seconds, 3), "seconds_per_iter_range": [round(v, 3) for v in span],
+             "train_hours": round(seconds * total / 3600, 2),
+             "train_hours_range": [round(v * total / 3600, 2) for v in span],
+             "time_card": card.name, "time_scaled": scaled, "time_basis": basis}
+    if parts:
+        stats["seconds_per_iter_parts"] = {k: round(v, 4) for k, v in parts.items()}
+    return Result(stats=stats)

@@ -193,3 +193,15 @@ def card_gib() -> float | None:
     return None
 
 
+
+
+def card_name() -> str | None:
+    """The name of this machine's first CUDA GPU, or None."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - no usable GPU is simply no card to name
+        return None
+    return None

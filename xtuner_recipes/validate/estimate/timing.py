@@ -1,24 +1,40 @@
-"""How long the training iterations take, from a model fitted to xtuner runs measured on the H200.
+"""How long a training iteration takes: the work, counted from the model, over what a card does a second.
 
-Seconds an iteration = ``a[quantization] + stage[zero] + b[quantization] * tokens + c * sequences * length**2``
-where a batch is ``sequences`` samples padded to ``length`` tokens (packed samples are ``max_length``
-long; unpacked batches pad to their longest sample, so the expectation is taken over random batches
-of the data's real lengths). The coefficients live in ``h200_time_model.json``, written by
-``benchmarks/gpu/h200_time.py --fit`` (the least squares of ``benchmarks/gpu/fit_time.py``) from the
-measured runs, together with the domain they were
-measured on: outside it (another model shape, card count, quantization or ZeRO stage) no time is
-given, rather than a guess. ``shown`` lists the quantizations whose check run (shapes the fit never
-saw, ``checked``) came within 15%: 4-bit QLoRA; 16-bit LoRA missed (-17.7%) and is not shown.
+Seconds an iteration =
 
-    >>> model = {"a": {"nf4": 0.1}, "b": {"nf4": 1e-4}, "c": 0.0, "stage": {"0": 0.0}}
-    >>> round(per_iteration(model, "nf4", 0, sequences=1, length=2048), 4)
-    0.3048
+- ``compute``: the iteration's FLOPs (``flops.iteration``: the model's real linears, experts by top-k, attention,
+  ``lm_head``, LoRA, the recompute) over an achieved throughput a quantization (``flops_per_s``, fitted);
+- ``dequantize``: a 4-bit weight is unpacked to 16 bits every time it is used (forward, recompute, backward):
+  ``DEQUANT_BYTES`` a weight over the card's memory bandwidth;
+- ``calls``: a fixed cost a linear layer's call (kernel launches, LoRA's dropout and adds; ``seconds_per_call``,
+  fitted), and more a routed expert's call (the MoE block's Python loop: select, route, add back;
+  ``seconds_per_expert_call``, fitted on the one MoE measured);
+- ``deepspeed``: the ZeRO stage's cost an iteration (``stage``, fitted).
+
+The constants live in ``time_model.json``, written by ``benchmarks/gpu/fit_time.py`` from the raw rows in
+``benchmarks/results/`` (which rows, and the fit's residuals, are in the file and BENCHMARKS.md). On another
+card in ``cards.CARDS`` the compute scales by its tensor throughput and the dequantizing by its bandwidth (the
+H200's efficiencies carried over); the per-call costs stay: that answer is "scaled from the H200, not measured
+on this card".
+
+    >>> from xtuner_recipes.validate.estimate.arch import Arch
+    >>> from xtuner_recipes.validate.estimate.gpu import Run
+    >>> model = {"flops_per_s": {"nf4": 2e14}, "seconds_per_call": {"nf4": 1e-4}, "seconds_per_expert_call": 0.0,
+    ...          "stage": {"0": 0.0}, "card": "NVIDIA H200"}
+    >>> arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
+    >>> {k: round(v, 3) for k, v in parts(model, arch, Run(max_length=2048), sequences=1, length=2048).items()}
+    {'compute': 0.472, 'dequantize': 0.018, 'calls': 0.067, 'deepspeed': 0.0}
 """
 
 import json
 from pathlib import Path
 
-MODEL_PATH = Path(__file__).with_name("h200_time_model.json")
+from xtuner_recipes.validate.estimate import cards, flops
+
+MODEL_PATH = Path(__file__).with_name("time_model.json")
+# Bytes of memory traffic a 4-bit weight costs each time it is dequantized: its half byte and scales read, 16
+# bits written, and those 16 bits read again by the matmul.
+DEQUANT_BYTES = 0.5 + 2 + 2
 
 
 def load_model() -> dict | None:
@@ -28,54 +44,73 @@ def load_model() -> dict | None:
         return None
 
 
-def per_iteration(model: dict, quantization: str, stage: int, *, sequences, length):
-    """Seconds for one iteration of ``sequences`` samples padded to ``length`` (numbers or numpy arrays)."""
-    tokens = sequences * length
-    return (model["a"][quantization] + model["stage"][str(stage)] + model["b"][quantization] * tokens
-            + model["c"] * sequences * length ** 2)
+def calls(arch, run, *, sequences, length) -> tuple[float, float]:
+    """(linear calls, routed-expert calls) an iteration: forward, recompute and backward (two passes without
+    activation checkpointing). An expert is called when at least one token of the batch picks it."""
+    passes = 3 if run.activation_checkpointing else 2
+    plain = sum(g.count for g in arch.all_linears() if not g.routed)
+    routed_linears = sum(g.count for g in arch.all_linears() if g.routed)
+    if not routed_linears:
+        return plain * passes, 0.0
+    picked = 1 - (1 - arch.top_k / arch.experts) ** (sequences * length)  # the share of experts some token picks
+    experts = routed_linears / sum(1 for g in arch.all_linears() if g.routed)  # an expert's linears: one group each
+    return (plain + routed_linears * picked) * passes, experts * picked * passes
 
 
-def outside(model: dict, *, arch, quantization: str, lora: bool, stage: int, gpus: int, sequences: int,
-            length: int, offload: tuple[bool, bool] = (False, False)) -> str | None:
+def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None) -> dict:
+    """Seconds of one iteration of ``sequences`` samples padded to ``length``, by part (numbers or numpy arrays)."""
+    measured = cards.find(model["card"])
+    card = card or measured
+    quantization = run.quantization
+    work = flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
+                           target_modules=run.lora_targets, checkpointing=run.activation_checkpointing)
+    compute = work / model["flops_per_s"][quantization] * measured.tflops / card.tflops
+    linear_calls, expert_calls = calls(arch, run, sequences=sequences, length=length)
+    passes = 3 if run.activation_checkpointing else 2
+    dequantize = 0.0
+    if quantization in ("nf4", "int8"):
+        dequantize = arch.linear_params * passes * DEQUANT_BYTES / (card.bandwidth_gbs * 1e9)
+    return {"compute": compute, "dequantize": dequantize,
+            "calls": linear_calls * model["seconds_per_call"][quantization]
+            + expert_calls * model["seconds_per_expert_call"],
+            "deepspeed": model["stage"].get(str(run.zero_stage), 0.0)}
+
+
+def per_iteration(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None):
+    return sum(parts(model, arch, run, sequences=sequences, length=length, card=card).values())
+
+
+def outside(model: dict, run) -> str | None:
     """Why the measurements don't cover this run, or None when they do."""
-    domain = model["domain"]
-    shape = {"hidden": arch.hidden, "layers": arch.layers, "intermediate": arch.intermediate}
-    if any(shape[k] != domain["arch"][k] for k in shape) or not (
-            domain["vocab"][0] <= arch.vocab <= domain["vocab"][1]):
-        return f"measured on {domain['model']} only"
-    if not lora:
+    if run.lora_r is None:
         return "measured with LoRA adapters only"
-    if quantization not in model["a"]:
-        return f"measured with {' and '.join(sorted(model['a']))} only"
-    if quantization not in model["shown"]:
-        missed = [f"{c['error_pct']:+.1f}%" for c in model["checked"].values() if c["quantization"] == quantization]
-        return (f"the check run with quantization {quantization} missed by {', '.join(missed) or 'an unchecked amount'}"
-                " (BENCHMARKS.md), so no time is given for it")
-    if str(stage) not in model["stage"]:
+    if run.quantization not in model["flops_per_s"]:
+        return f"measured with {' and '.join(sorted(model['flops_per_s']))} only"
+    if str(run.zero_stage) not in model["stage"]:
         return f"measured at ZeRO stage {' and '.join(sorted(model['stage']))} only"
-    if gpus != 1:
-        return "measured on one GPU only"
-    if any(offload):
+    if run.gpus != 1:
+        return "measured on one GPU only (several GPUs' gradient exchange is not modelled yet)"
+    if any(run.offload):
         return "measured without DeepSpeed's CPU offload"
-    if sequences * length > domain["max_tokens"] or length > domain["max_length"]:
-        return (f"batches of {sequences} x {length} tokens are past the measured {domain['max_tokens']} tokens "
-                f"({domain['max_length']} a sample)")
     return None
 
 
-def expected(model: dict, quantization: str, stage: int, *, sequences: int, lengths, seed: int = 0) -> float:
-    """The mean seconds an iteration over random batches of ``sequences`` samples with these
-    ``lengths`` (each batch padded to its longest), as mmengine's shuffling sampler draws them."""
+def expected(model: dict, arch, run, *, sequences: int, lengths, card=None, seed: int = 0) -> float:
+    """The mean seconds an iteration over random batches of ``sequences`` samples with these ``lengths`` (each
+    batch padded to its longest), as mmengine's shuffling sampler draws them."""
     import numpy as np
 
     lengths = np.asarray(lengths, dtype=np.float64)
+
+    def seconds(count, padded):
+        return per_iteration(model, arch, run, sequences=count, length=padded, card=card)
+
     if sequences <= 1 or len(lengths) <= sequences:
         padded = np.array([lengths.max()]) if sequences > 1 else lengths
-        return float(np.mean(per_iteration(model, quantization, stage, sequences=min(sequences, len(lengths)),
-                                           length=padded)))
+        return float(np.mean(seconds(min(sequences, len(lengths)), padded)))
     rng, rounds = np.random.default_rng(seed), max(1, min(8, 200_000 // len(lengths)))
     means = []
     for _ in range(rounds):
         batches = rng.permutation(lengths)[: len(lengths) // sequences * sequences].reshape(-1, sequences)
-        means.append(np.mean(per_iteration(model, quantization, stage, sequences=sequences, length=batches.max(1))))
+        means.append(np.mean(seconds(sequences, batches.max(1))))
     return float(np.mean(means))

@@ -1,0 +1,140 @@
+"""The held-out check of the FLOP time model (issue #25): twelve configs `gen` writes for four model shapes no fit
+has used — Llama-2-7B, Llama-3-8B (GQA, 128k vocabulary), Qwen2-7B (untied 152k vocabulary), OLMoE-1B-7B (a
+mixture of experts) — packed and unpacked, 512–4096 tokens, batch 1–8, LoRA r 8–128, 4-bit and 16-bit, without
+DeepSpeed and under ZeRO-2 (the time model has no ZeRO-3 constant: such a run would get no estimate).
+
+    python benchmarks/gpu/h200_time_check2.py --estimate-only --out benchmarks/results   # here, first: commit
+    python benchmarks/gpu/h200_time_check2.py --out $OUT [--only NAME...] [--repeat 3]    # on the GPU
+
+The estimates are what `validate` says before the run, on the H200 and on the H100 (the device lends either).
+Each run is h200_time.py's (xtuner's own train script, 40 iterations, every iteration's time and batch shape
+recorded); one random-weight model is kept on the disk at a time. Rows go to OUT/h200-time-check2.json.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import h200_memory as mem  # noqa: E402
+import h200_time  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+# The shape fields of each model's config.json (the hub's; Qwen2-7B: Qwen/Qwen2-7B).
+HUB = json.loads((ROOT / "xtuner_recipes" / "hub_models.json").read_text())
+SHAPES = {
+    "llama2-7b": HUB["meta-llama/Llama-2-7b-hf"],
+    "llama3-8b": HUB["meta-llama/Meta-Llama-3-8B"],
+    "qwen2-7b": dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                     num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768,
+                     rope_theta=1000000.0, tie_word_embeddings=False),
+    "olmoe": dict(model_type="olmoe", hidden_size=2048, intermediate_size=1024, num_hidden_layers=16,
+                  num_attention_heads=16, num_key_value_heads=16, vocab_size=50304, num_experts=64,
+                  num_experts_per_tok=8, max_position_embeddings=4096, tie_word_embeddings=False),
+}
+# (name, shape, recipe, data, max_length, quantization, batch, pack, deepspeed, lora r)
+RUNS = [
+    ("llama2-packed512-r8", "llama2-7b", "oasst1", "", 512, "nf4", 1, True, "", 8),
+    ("llama2-packed4096-r64", "llama2-7b", "oasst1", "", 4096, "nf4", 1, True, "", 64),
+    ("llama2-uniform-b4-r128-zero2", "llama2-7b", "oasst1", "uniform:700", 2048, "nf4", 4, False, "deepspeed_zero2", 128),
+    ("llama3-packed2048-b2-r16", "llama3-8b", "oasst1", "", 2048, "nf4", 2, True, "", 16),
+    ("llama3-msagent-b8-r64", "llama3-8b", "msagent", "short", 2048, "nf4", 8, False, "", 64),
+    ("llama3-packed1024-16bit", "llama3-8b", "oasst1", "", 1024, "none", 1, True, "", 64),
+    ("qwen2-packed2048-r64", "qwen2-7b", "oasst1", "", 2048, "nf4", 1, True, "", 64),
+    ("qwen2-packed1024-b4-r32-zero2", "qwen2-7b", "medqa", "", 1024, "nf4", 4, True, "deepspeed_zero2", 32),
+    ("qwen2-uniform-b8-r8", "qwen2-7b", "oasst1", "uniform:340", 2048, "nf4", 8, False, "", 8),
+    ("olmoe-packed512-r8", "olmoe", "oasst1", "", 512, "nf4", 1, True, "", 8),
+    ("olmoe-packed4096-r64", "olmoe", "oasst1", "", 4096, "nf4", 1, True, "", 64),
+    ("olmoe-uniform-b2-r16", "olmoe", "oasst1", "uniform:700", 2048, "nf4", 2, False, "", 16),
+]
+
+
+def use_shape(shape: str, weights: bool) -> None:
+    """Point h200_memory at this shape's model folder (made if missing; other shapes' weights removed first)."""
+    folder = mem.WORK / f"time2-{shape}"
+    if weights:
+        for other in mem.WORK.glob("time2-*"):
+            if other != folder and list(other.glob("*.safetensors")):
+                shutil.rmtree(other)
+    mem.MODEL = folder
+    os.environ["H200_MODEL"] = str(folder)
+    mem.make_model_of(folder, SHAPES[shape], weights=weights)
+
+
+def make_config(run: tuple) -> Path:
+    from xtuner_recipes.generate import generate
+    from xtuner_recipes.rewrite import parse_override
+
+    name, _, recipe, data, max_length, quantization, batch, pack, _, rank = run
+    path = h200_time.uniform_data(int(data.split(":")[1])) if data.startswith("uniform:") else mem.make_data(
+        recipe, short=data == "short")
+    sets = [f"max_length={max_length}", f"pack_to_max_length={pack}", f"batch_size={batch}",
+            "dataloader_num_workers=2", f"model.lora.r={rank}"]
+    if quantization == "none":
+        sets.append("~model.llm.quantization_config")
+    out = mem.WORK / f"time2_{name}.py"
+    out.write_text(generate(recipe, str(mem.MODEL), data=str(path), overrides=[parse_override(s) for s in sets],
+                            output=out).code)
+    return out
+
+
+def estimates(run: tuple, config: Path) -> dict:
+    from xtuner_recipes.validate.estimate import cards
+    from xtuner_recipes.validate.inputs import Launch, Options
+    from xtuner_recipes.validate.runner import validate_config
+
+    stage = Launch.from_preset(run[8] or None).stage
+    found = {}
+    for card in ("h200", "h100"):
+        stats = validate_config(str(config), level="full", launch=Launch(gpus=1, stage=stage),
+                                options=Options(gpu=cards.find(card).name)).stats
+        found[card] = {key: stats.get(key) for key in ("seconds_per_iter", "seconds_per_iter_range", "time_card",
+                                                        "time_basis", "longest_sample", "samples")}
+    return found
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        h200_time.child(*sys.argv[2:7])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--estimate-only", action="store_true", help="no GPU: the estimates, to commit first")
+    parser.add_argument("--only", nargs="*", help="run names")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each config")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    mem.WORK.mkdir(parents=True, exist_ok=True)
+    chosen = [run for run in RUNS if not args.only or run[0] in args.only]
+    if args.estimate_only:
+        rows = []
+        for run in chosen:
+            use_shape(run[1], weights=False)
+            rows.append({"name": run[0], "shape": run[1], "lora_r": run[9], "date": datetime.date.today().isoformat(),
+                         "estimate": estimates(run, make_config(run))})
+        (args.out / "h200-time-check2-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+        print(json.dumps(rows, indent=1))
+        return
+    path = args.out / "h200-time-check2.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    for run in sorted(chosen, key=lambda r: r[1]):  # one model made a shape
+        use_shape(run[1], weights=True)
+        config = make_config(run)
+        for attempt in range(args.repeat):
+            start = time.time()
+            row = h200_time.measure_config(f"{run[0]}-{attempt + 1}", config, run[8], args.out, check=True)
+            row.update(name=run[0], shape=run[1], lora_r=run[9], attempt=attempt + 1, max_length=run[4],
+                       quantization=run[5], batch_size=run[6], pack=run[7])
+            rows.append(row)
+            path.write_text(json.dumps(rows, indent=1) + "\n")
+            print(f"{run[0]} #{attempt + 1}: {row.get('mean_seconds')} s/iter {row.get('error', '')} "
+                  f"[{time.time() - start:.0f} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
