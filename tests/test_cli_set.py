@@ -267,3 +267,27 @@ def test_set_on_a_dumped_config_edits_what_the_consumer_reads(tmp_path, xtuner_c
     loaded = load_config(out)
     assert loaded.optim_wrapper.optimizer.lr == 1e-5 and loaded.lr == 1e-5
     assert loaded.train_cfg.max_epochs == 1
+
+
+def test_a_keyword_the_callee_takes_is_added(cli, tmp_path, xtuner_configs):
+    """`set custom_hooks.1.max_new_tokens=16`: EvaluateChatHook takes max_new_tokens (its signature), the config's
+    dict doesn't write it yet: added, laid out as its neighbours, and mmengine reads it; a value of another type
+    than the default, or a keyword the callee doesn't take, is refused."""
+    import inspect
+
+    from mmengine.config import Config
+    from xtuner.engine.hooks import EvaluateChatHook
+
+    config = tmp_path / "c.py"
+    config.write_text(shipped(xtuner_configs, "internlm_chat_7b_qlora_oasst1_e3.py").read_text())
+    done = cli("set", config, "custom_hooks.1.max_new_tokens=16", "-o", tmp_path / "out.py", check_rc=0)
+    assert "added, as EvaluateChatHook takes it" in done.stderr + done.stdout
+    hook = Config.fromfile(str(tmp_path / "out.py")).custom_hooks[1]
+    assert hook["max_new_tokens"] == 16 and "max_new_tokens" in inspect.signature(EvaluateChatHook).parameters
+    before, after = config.read_text().splitlines(), (tmp_path / "out.py").read_text().splitlines()
+    assert len(after) == len(before) + 1 and "        max_new_tokens=16," in after
+    refused = cli("set", config, "custom_hooks.1.max_new_tokens='many'", "-o", tmp_path / "bad.py")
+    assert refused.returncode == 2 and "expected int like its default" in refused.stderr
+    refused = cli("set", config, "custom_hooks.1.max_new_tokenz=16", "-o", tmp_path / "bad.py")
+    assert refused.returncode == 2 and "has no 'max_new_tokenz'" in refused.stderr
+    assert not (tmp_path / "bad.py").exists()

@@ -232,3 +232,20 @@ def test_M005_a_learned_position_table_fails_past_its_length_and_rotary_trains_p
     loss.backward()
     assert torch.isfinite(loss)
     assert learned_positions(gpt2.config.to_dict()) and not learned_positions(llama.config.to_dict())
+
+
+def test_L002_xtuners_deepseek_v2_code_fails_to_import_where_validate_says_so(cli):
+    """xtuner 0.2.0's shipped DeepSeek-V2 configs import its own copy of the model's code, which imports a name the
+    pinned transformers 4.48 no longer has: building the config's model class (what the Runner does) fails, and
+    `validate --level load` says so with the import's line."""
+    from mmengine.config import Config
+
+    from xtuner_recipes.xtuner_info import source_dir
+
+    path = source_dir() / "configs" / "deepseek" / "deepseek_v2_lite_chat" / "deepseek_v2_lite_chat_full_alpaca_e3.py"
+    with pytest.raises(ImportError, match="is_torch_greater_or_equal_than_1_13"):
+        Config.fromfile(str(path)).model.llm.type.build()
+    done = cli("validate", path, "--level", "load", "--format", "json")
+    found = [f for f in json.loads(done.stdout)[0]["findings"] if f["code"] == "L002"]
+    assert done.returncode == 1 and len(found) == 1 and found[0]["severity"] == "error"
+    assert "line 26" in found[0]["message"] and "trust_remote_code" in found[0]["hint"]

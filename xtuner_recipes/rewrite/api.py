@@ -83,7 +83,13 @@ def apply_overrides(
 
 
 def _set(tree: cst.Module, override: Override) -> tuple[cst.Module, str, object, list[str]]:
-    target = locate.resolve(tree, override.path)
+    try:
+        target = locate.resolve(tree, override.path)
+    except OverrideError:
+        added = _add_keyword(tree, override)
+        if added is None:
+            raise
+        return added
     notes = list(target.notes)
     expression, value = value_expression(
         target.key, override.value, locate.bound_names(tree), string_ok=settings.expects_string(target.key)
@@ -100,6 +106,34 @@ def _set(tree: cst.Module, override: Override) -> tuple[cst.Module, str, object,
     if locate.code_of(expression) == locate.code_of(target.value):
         return tree, target.key, value, notes  # already so: leave the bytes alone
     return tree.visit(ReplaceValue({id(target.entry): expression})), target.key, value, notes
+
+
+def _add_keyword(tree: cst.Module, override: Override):
+    """``_set``'s answer when the path's last keyword is missing from a ``dict(type=Callee, ...)`` whose callee
+    accepts it (``new_keyword``), else None (the unknown key stands)."""
+    from xtuner_recipes.rewrite import new_keyword
+
+    if len(override.path) < 2 or not isinstance(override.path[-1], str):
+        return None
+    try:
+        parent = locate.resolve(tree, override.path[:-1], follow_last=False)
+    except OverrideError:
+        return None
+    call = parent.value
+    if not isinstance(call, cst.Call) or locate.dotted_name(call.func) != "dict":
+        return None
+    keyword = override.path[-1]
+    takes, default = new_keyword.accepted(tree, call, keyword)
+    if not takes:
+        return None
+    expression, value = value_expression(override.key, override.value, locate.bound_names(tree),
+                                         string_ok=isinstance(default, str))
+    if value is not NOT_A_LITERAL and not new_keyword.fits_default(value, default):
+        raise OverrideError(f"invalid value for {override.key}: expected {type(default).__name__} like its default "
+                            f"{default!r}, got {override.value!r}")
+    new_call = new_keyword.with_keyword(call, keyword, expression)
+    note = f"{override.key} was not in the config: added, as {locate.dotted_name(call.args[0].value) or 'its type'} takes it"
+    return tree.visit(ReplaceValue({id(parent.entry): new_call})), override.key, value, [note]
 
 
 # Where xtuner's configs read each top-level setting; a config dumped by mmengine writes the value

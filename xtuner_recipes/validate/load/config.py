@@ -41,6 +41,12 @@ def _raw_items(node, prefix: str) -> Iterator[tuple[str, object]]:
         yield prefix, node
 
 
+# Model code xtuner vendors against transformers' internals: its source names what it exports, but whether it
+# imports depends on the installed transformers (xtuner 0.2.0's DeepSeek-V2 code imports a name transformers
+# 4.48 no longer has), so a config that uses it is imported for real.
+IMPORTED_FOR_REAL = ("xtuner.model.transformers_models",)
+
+
 def _shown_by_source(value) -> bool:
     """True when the lazily imported name is visible in its module's source (see ``imports``)."""
     import sys
@@ -54,6 +60,8 @@ def _shown_by_source(value) -> bool:
         chain.append(value.name)
         value = value.source
     modules, imported = lazy_import(value)
+    if any(module.startswith(IMPORTED_FOR_REAL) for module in modules):
+        return False
     if chain and all(module in sys.modules for module in modules):
         return False  # already imported: resolving `torch.float61` for real costs a getattr, and is exact
     if imported is None:  # `import torch`
@@ -61,6 +69,15 @@ def _shown_by_source(value) -> bool:
             return defines(modules[0], chain[-1]) is True
         return all(module in sys.modules or defines(module, None) for module in modules)
     return defines(modules[0], imported) is True
+
+
+def _source(value):
+    """The lazy import a chain of attribute accesses hangs on."""
+    from mmengine.config.lazy import LazyAttr
+
+    while isinstance(value, LazyAttr):
+        value = value.source
+    return value
 
 
 def resolve_imports(config) -> list[Finding]:
@@ -79,8 +96,11 @@ def resolve_imports(config) -> list[Finding]:
             message = str(error).splitlines()[0]
             if message not in failed:
                 failed.add(message)
-                findings.append(Finding("L002", "error", message, key=key,
-                                        hint="check the import's spelling, or install the package it needs"))
+                vendored = any(m.startswith(IMPORTED_FOR_REAL) for m in lazy_import(_source(value))[0])
+                hint = ("xtuner's own copy of this model's code does not import with the installed transformers: "
+                        "load the model's own code instead (its hub repository, trust_remote_code=True)" if vendored
+                        else "check the import's spelling, or install the package it needs")
+                findings.append(Finding("L002", "error", message, key=key, hint=hint))
     return findings
 
 
