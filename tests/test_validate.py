@@ -581,3 +581,25 @@ def test_a_spreadsheet_as_data_is_one_finding_with_the_prepare_command(tmp_path,
     assert "xtuner-recipes prepare medqa" in d002[0]["hint"] and "UTF-8" not in json.dumps(report["findings"])
     with pytest.raises(Exception):  # noqa: B017 - whatever datasets raises, it does not load
         load_dataset("json", data_files=str(sheet), cache_dir=str(tmp_path / "hf"))
+
+
+def test_a_missing_data_file_is_said_at_the_variable_the_user_edits(cli, tmp_path, tiny_model):
+    """D001 at `data_path = ...` (line and key), the setting that reads it in the message, `set --data` as the fix;
+    a path written inline (a dumped config) stays at the dataset's own setting."""
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"question": "Q", "options": {"A": "a", "B": "b"}, "answer": "a",
+                                "answer_idx": "A"}) + "\n")
+    config = tmp_path / "cfg.py"
+    cli("gen", "medqa", "--model", tiny_model, "--data", data, "-o", config, check_rc=0)
+    data.unlink()
+    report = json.loads(cli("validate", config, "--format", "json").stdout)[0]
+    (found,) = [f for f in report["findings"] if f["code"] == "D001"]
+    source = config.read_text().splitlines()
+    assert found["key"] == "data_path" and source[found["line"] - 1].startswith("data_path = ")
+    assert "(read by train_dataloader.dataset.dataset)" in found["message"] and "--data PATH" in found["hint"]
+    inline = config.read_text().replace("data_files=dict(train=data_path)", f"data_files=dict(train='{data}')")
+    assert inline != config.read_text()
+    config.write_text(inline)
+    report = json.loads(cli("validate", config, "--format", "json").stdout)[0]
+    (found,) = [f for f in report["findings"] if f["code"] == "D001"]
+    assert found["key"] == "train_dataloader.dataset.dataset" and "read by" not in found["message"]

@@ -122,6 +122,32 @@ def line_of(flat: dict, tree: ast.Module, key: str) -> int | None:
     return getattr(final if final is not None else node, "lineno", None)
 
 
+def feeding_variable(tree: ast.Module, key: str, text: str) -> tuple[str, int] | None:
+    """The top-level variable that holds the string ``text`` and that the setting at ``key`` reads (directly, or
+    through other variables): ``data_path`` at line 37 for ``train_dataloader.dataset.dataset``, whose
+    ``data_files=dict(train=data_path)`` reads it. None when no variable holds it (an inline literal).
+
+        >>> tree = ast.parse("p = 'a.json'\\nd = dict(ds=dict(files=dict(train=p)))\\n")
+        >>> feeding_variable(tree, "d.ds", "a.json")
+        ('p', 1)
+    """
+    values = top_level_values(tree)
+    node = values.get(key.split(".")[0])
+    for part in key.split(".")[1:]:
+        node = dict(children(_through_names(node, values))).get(part) if node is not None else None
+    seen, todo = set(), [node] if node is not None else []
+    while todo:
+        for inner in ast.walk(todo.pop()):
+            if not isinstance(inner, ast.Name) or inner.id not in values or inner.id in seen:
+                continue
+            seen.add(inner.id)
+            held = values[inner.id]
+            if isinstance(held, ast.Constant) and held.value == text:
+                return inner.id, held.lineno
+            todo.append(held)
+    return None
+
+
 def _through_names(node, values: dict, hops: int = 20):
     """A top-level variable's value in place of its name (a few hops, never a loop)."""
     while isinstance(node, ast.Name) and node.id in values and hops:

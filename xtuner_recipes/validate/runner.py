@@ -8,6 +8,7 @@ Levels: ``static`` (source only, no torch), ``load`` (+ mmengine loads it and it
 import dataclasses
 from pathlib import Path
 
+from xtuner_recipes import config_source
 from xtuner_recipes.config_source import line_of, read
 from xtuner_recipes.findings import DATA_ROW_CODES, ConfigReport, Finding
 from xtuner_recipes.validate import checks
@@ -51,7 +52,29 @@ def validate_config(path: str, *, level: str = "full", launch: Launch | None = N
         if tree is not None and f.key and f.line is None and f.code not in DATA_ROW_CODES else f
         for f in report.findings
     ]
+    if tree is not None:
+        report.findings = [_at_variable(f, tree, str(path)) if f.code in FILE_CODES else f for f in report.findings]
     return report
+
+
+# Findings about a data file the config names: said at the variable the user edits, when one holds the path.
+FILE_CODES = frozenset({"D001", "D002", "D010"})
+
+
+def _at_variable(finding, tree, path: str):
+    """``finding`` keyed to the top-level variable that holds the file it names (``data_path``, line 37), the
+    setting that reads it kept in the message; unchanged when the path is written inline."""
+    import re
+
+    named = re.search(r"data (?:file|path) (.+?) (?:does not|is)", finding.message)
+    found = config_source.feeding_variable(tree, finding.key, named.group(1)) if named and finding.key else None
+    if found is None:
+        return finding
+    name, line = found
+    hint = finding.hint or (f"xtuner-recipes set {path} --data PATH --in-place" if name == "data_path" else
+                            f"xtuner-recipes set {path} {name}=\"PATH\" --in-place")
+    return dataclasses.replace(finding, key=name, line=line, hint=hint,
+                               message=f"{finding.message} (read by {finding.key})")
 
 
 def _run(check: checks.Check, facts: Facts, report: ConfigReport, early_tokenizer: bool) -> None:
