@@ -109,8 +109,9 @@ def test_a_map_function_defined_in_the_config_passes_xtuners_preflight(tmp_path)
 
 
 def test_datasets_reads_a_gzipped_jsonl_and_mixed_type_columns(tmp_path):
-    """Inputs `validate` accepts because the installed datasets library does: `.jsonl.gz`, and a field
-    that is a number in some rows and text in others (datasets 5 keeps it as a Json column)."""
+    """`.jsonl.gz`, which `validate` accepts because datasets reads it; and a field that is a number in some rows
+    and text in others, which the installed datasets 5 reads (a Json column) but xtuner's pinned datasets 3.2
+    does not: D011 is an error (the pin's failure: tests/test_training_install.py)."""
     import gzip
 
     from datasets import load_dataset

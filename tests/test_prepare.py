@@ -14,9 +14,12 @@ from conftest import FIXTURES
 HEADER = ["Question", "Focus (Drug)", "Question Type", "Answer", "Section Title", "URL"]
 
 
-def drugqa_xlsx(path: Path, count=690, *, order_seed=None) -> Path:
+def drugqa_xlsx(path: Path, count=690, *, order_seed=None, duplicates: int = 0) -> Path:
+    """The tutorial's Medication QA sheet: ``count`` rows, the last ``duplicates`` of them repeating earlier ones
+    (the real MedQA2019.xlsx has 690 rows, one a duplicate: 689 written)."""
     rows = [[f"How should I take drug {i}?", f"drug {i}", "usage", f"Take drug {i} with water, {i % 3 + 1} times a day.",
-             "Usage", f"https://example.org/{i}"] for i in range(count)]
+             "Usage", f"https://example.org/{i}"] for i in range(count - duplicates)]
+    rows += [list(rows[i * 7 % len(rows)]) for i in range(duplicates)]
     if order_seed is not None:
         random.Random(order_seed).shuffle(rows)
     book = Workbook()

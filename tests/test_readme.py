@@ -42,7 +42,7 @@ def test_the_first_two_blocks_install_and_run_the_main_job_and_the_tests():
 def tutorial_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tutorial")
     build_tiny_model(folder / "internlm-chat-7b")
-    drugqa_xlsx(folder / "MedQA2019.xlsx")
+    drugqa_xlsx(folder / "MedQA2019.xlsx", duplicates=1)  # as the tutorial's file: 690 rows, one repeated
     (folder / "MSAgent-Bench").mkdir()
     rows = (FIXTURES / "data" / "msagent.jsonl").read_text(encoding="utf-8").splitlines()
     (folder / "MSAgent-Bench" / "train.jsonl").write_text("\n".join(rows * 10) + "\n", encoding="utf-8")
@@ -62,6 +62,19 @@ def test_the_main_job_in_a_new_folder(tmp_path):
     assert (tmp_path / "internlm_chat_7b_qlora_medqa_e3.py").is_file()
 
 
+def _printed(block: str, line: str) -> str | None:
+    """The ``# ...`` line the README writes right under ``line`` as its output, when it quotes one exactly
+    (``# medqa: 690 rows in, …``; not the ``# wrote …``-style summaries with elisions)."""
+    lines = block.splitlines()
+    index = next((i for i, text in enumerate(lines) if text.strip() == line.strip()), None)
+    if index is None or index + 1 >= len(lines):
+        return None
+    following = lines[index + 1].strip()
+    if not following.startswith("# ") or "…" in following or "..." in following:
+        return None
+    return following[2:]
+
+
 @pytest.mark.slow
 def test_every_example_runs_as_written(tutorial_folder):
     """prepare → gen → validate → smoke → plan → train, each line as the README prints it."""
@@ -72,6 +85,9 @@ def test_every_example_runs_as_written(tutorial_folder):
                 continue
             result = run(line, tutorial_folder)
             ran.append(line)
+            printed = _printed(block, line)
+            if printed:  # the output the README shows under the command is what it prints
+                assert printed in result.stdout + result.stderr, (line, printed, result.stdout, result.stderr)
             if line.startswith("xtuner-recipes train"):
                 # It validates and shows the findings; on this machine, which has no GPU, doctor's verdict stops
                 # it before launching (2), with the fix. With a GPU and the pinned stack it would train.

@@ -86,6 +86,13 @@ def test_the_documented_training_install_imports_bitsandbytes_and_deepspeed(fres
     status, report = _doctor(python)
     assert status == 0 and not _errors(report), report["findings"]
     assert report["probes"]["bitsandbytes"]["ok"] and report["probes"]["deepspeed"]["ok"]
+    # D011's proof: the pinned datasets cannot build a field that is text in one row and a number in another
+    mixed = fresh_venv.parent.parent / "mixed.jsonl"
+    mixed.write_text(json.dumps({"text": "a", "x": 1}) + "\n" + json.dumps({"text": "b", "x": "two"}) + "\n")
+    built = subprocess.run([str(python), "-c", "import datasets, sys; print(datasets.__version__); "
+                            f"datasets.load_dataset('json', data_files={str(mixed)!r}, "
+                            f"cache_dir={str(mixed.parent / 'cache')!r})"], capture_output=True, text=True, timeout=600)
+    assert built.returncode != 0 and built.stdout.startswith("3.2.0") and "ArrowInvalid" in built.stderr, built.stderr
     assert report["versions"]["torch"] == "2.5.1" and report["versions"]["triton"] == "3.1.0"
     pip_check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True)
     assert pip_check.returncode == 0, pip_check.stdout  # every pin kept: pip finds no conflict

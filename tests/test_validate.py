@@ -603,3 +603,18 @@ def test_a_missing_data_file_is_said_at_the_variable_the_user_edits(cli, tmp_pat
     report = json.loads(cli("validate", config, "--format", "json").stdout)[0]
     (found,) = [f for f in report["findings"] if f["code"] == "D001"]
     assert found["key"] == "train_dataloader.dataset.dataset" and "read by" not in found["message"]
+
+
+def test_a_field_of_two_types_is_named_with_its_rows(cli, tmp_path, tiny_model):
+    """D011: the field, and where it is text and where a number, for any datasets version installed."""
+    rows = [{"question": "Q", "options": {"A": "a", "B": "b"}, "answer": "a", "answer_idx": "A", "id": n}
+            for n in range(3)] + [{"question": "Q", "options": {"A": "a"}, "answer": "a", "answer_idx": "A",
+                                   "id": "four"}]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = tmp_path / "cfg.py"
+    cli("gen", "medqa", "--model", tiny_model, "--data", data, "-o", config, check_rc=0)
+    report = json.loads(cli("validate", config, "--format", "json").stdout)[0]
+    (found,) = [f for f in report["findings"] if f["code"] == "D011"]
+    assert found["severity"] == "error" and "field 'id'" in found["message"]
+    assert f"({data}:4)" in found["message"] and f"{data}:1, {data}:2, {data}:3" in found["message"]

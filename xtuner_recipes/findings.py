@@ -39,6 +39,7 @@ CODES = {
     "D008": "a dataset's map function names nothing xtuner can find, or did not import",
     "D009": "the map function eval()s the data rows (xtuner's msagent_react_map_fn): checked without evaluating",
     "D010": "a data path is not a regular file: a FIFO or device is not read (a warning); a folder in data_files fails",
+    "D011": "a JSON field is text in some rows and a number in others: datasets 3.2 (xtuner's pin) fails to build it",
     "T001": "samples are cut at max_length",
     "T002": "the model directory's tokenizer fails to load, or fails on the data",
     "T003": "samples keep no output token within max_length (xtuner drops them)",

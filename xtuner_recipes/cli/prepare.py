@@ -49,7 +49,7 @@ def render_text(result) -> str:
     splits = ", ".join(f"{name} {count}" for name, count in result.written.items())
     if result.ok:
         lines.append(f"{result.task}: {result.rows_in} rows in, {sum(result.written.values())} written ({splits}), "
-                     f"{len(result.bad)} skipped as bad, {result.duplicates} duplicates → {result.outdir}")
+                     f"{len(result.bad)} skipped as bad, {result.duplicates} duplicate{'' if result.duplicates == 1 else 's'} → {result.outdir}")
     elif result.looks_like:
         lines.append(f"{result.task}: {result.rows_in} rows in, none of them {result.task}'s: they read as "
                      f"{result.looks_like} rows; run `xtuner-recipes prepare {result.looks_like} …` on them")

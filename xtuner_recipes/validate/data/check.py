@@ -19,7 +19,7 @@ from xtuner_recipes.validate.tokens.tally import Tally, TokenizeError
 PLAIN_TEMPLATE = {"INSTRUCTION": "{input}"}  # no template_map_fn: xtuner encodes the turns as they are
 
 
-CODES = ("D001", "D002", "D003", "D004", "D005", "D006", "D007", "D008", "D009", "D010",
+CODES = ("D001", "D002", "D003", "D004", "D005", "D006", "D007", "D008", "D009", "D010", "D011",
          "T001", "T002", "T003", "T004", "T005")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from xtuner_recipes.paths import is_spreadsheet
 from xtuner_recipes.rows import read_rows
-from xtuner_recipes.validate.data.columns import columns, with_columns
+from xtuner_recipes.validate.data.columns import survey, with_columns
 from xtuner_recipes.findings import Finding
 
 LISTED = 5  # failures shown one by one; the rest are counted
@@ -59,7 +59,14 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
     bad_rows, failed, empty, chunk = _Kept(), _Kept(), 0, []
     readable = [f for f in files if f not in missing]
     # One read for the columns datasets would make (with --sample, of the rows checked: a quick look)
-    keys = columns(readable, limit=sample) if map_fn is not None else []
+    keys, mixed = survey(readable, limit=sample)
+    keys = keys if map_fn is not None else []
+    for field, where in mixed.items():
+        result.findings.append(Finding(
+            "D011", "error", f"field {field!r} is text in some rows ({', '.join(where['text'])}) and a number in others "
+            f"({', '.join(where['other'])}): datasets 3.2 (xtuner's pin) cannot build one column of both and the "
+            "dataset build fails (ArrowInvalid)", key=key, hint=f"write every {field!r} as text (quoted), or every one "
+            "as a number"))
     rows = (r for f in readable for r in read_rows(Path(f).expanduser()))
     for index, row in enumerate(rows, start=1):
         result.rows += 1
