@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, write_jsonl
+from conftest import FIXTURES, load_config, write_jsonl
 from xtuner_recipes.smoke.chat import build_prompt
 from xtuner_recipes.smoke.tiny import shrink
 
@@ -65,6 +65,11 @@ def test_generated_config_validates_and_survives_smoke(recipe, tmp_path, tiny_mo
     assert len(result["losses"]) == 3 and all(math.isfinite(loss) for loss in result["losses"])
     assert result["checkpoint"].endswith("iter_3.pth")
     assert isinstance(result["reply"], str)
+    # a config that accumulates gradients over more iterations than ran makes one optimizer step, said so
+    accumulate = load_config(config).optim_wrapper.get("accumulative_counts", 1)
+    assert stages["train"]["detail"].startswith("3 iterations, loss ")
+    said = f"(1 optimizer step: accumulative_counts={accumulate} sums the gradients of {accumulate} iterations"
+    assert (said in stages["train"]["detail"]) == (accumulate > 3), (accumulate, stages["train"]["detail"])
     # On a CPU the run says what it changed: no 4-bit, no AMP wrapper.
     assert any("quantization_config removed" in note for note in result["adaptations"])
     assert any("AmpOptimWrapper → OptimWrapper" in note for note in result["adaptations"])

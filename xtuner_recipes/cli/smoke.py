@@ -45,7 +45,7 @@ def _progress(stage) -> None:
 
 
 def render_text(result) -> str:
-    steps = "the config's schedule" if result.steps is None else f"{result.steps} steps"
+    steps = "the config's schedule" if result.steps is None else f"{result.steps} training iterations"
     launch = f", --deepspeed {result.deepspeed}" if result.deepspeed else ""
     lines = [f"smoke: {result.config} ({steps} on {result.device}{launch})"]
     if result.findings:

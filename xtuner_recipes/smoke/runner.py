@@ -121,8 +121,35 @@ def _after_train(plan: dict, result: SmokeResult, stage: Stage) -> None:
     elif not result.checkpoint or not Path(result.checkpoint).exists():
         stage.status, stage.detail = "failed", "training wrote no checkpoint"
     else:
-        stage.detail = (f"{len(result.losses)} steps, loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}, "
-                        f"{Path(result.checkpoint).name}")
+        stage.detail = f"{_iterations(plan, result)}, {Path(result.checkpoint).name}"
+
+
+def _iterations(plan: dict, result: SmokeResult) -> str:
+    """What training did, in words: iterations that ran (of those asked), the loss, and the optimizer steps taken
+    when the config accumulates gradients (mmengine updates every ``accumulative_counts`` iterations and at the
+    last one: 4 iterations of a config that accumulates 16 make one update, so the loss logged cannot move)."""
+    ran, asked = len(result.losses), plan.get("steps")
+    words = f"{ran} iterations" if asked in (None, ran) else f"{ran} of the {asked} iterations asked ran"
+    words += f", loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}"
+    accumulate = plan.get("accumulative_counts") or 1
+    if accumulate > 1:
+        updates = -(-ran // accumulate)
+        words += (f" ({updates} optimizer step{'' if updates == 1 else 's'}: accumulative_counts={accumulate} sums "
+                  f"the gradients of {accumulate} iterations"
+                  + (", so every loss here is the untrained model's)" if updates == 1 else ")"))
+    return words
+
+
+def _accumulative_counts(kept: dict) -> int:
+    """The loaded config's ``optim_wrapper.accumulative_counts`` (1 when it has none or it is no whole number)."""
+    from xtuner_recipes.compat.mmengine import settings
+    from xtuner_recipes.values import is_positive_int
+
+    context = kept.get("context")
+    config = context.values.get("config") if context is not None else None
+    wrapper = settings(config).get("optim_wrapper") if config is not None else None
+    counts = wrapper.get("accumulative_counts", 1) if isinstance(wrapper, dict) else 1
+    return counts if is_positive_int(counts) else 1
 
 
 def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu", keep: Path | None = None,
@@ -151,7 +178,8 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
     # not after the model stage.
     from xtuner_recipes.validate import validate_config
 
-    checked = validate_config(str(config), level="load")
+    kept: dict = {}
+    checked = validate_config(str(config), level="load", keep=kept)
     errors = [f for f in checked.findings if f.severity == "error"]
     if errors:
         return SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGE_NAMES],
@@ -162,6 +190,7 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
         "config": str(config), "model_from": written, "model_source": str(source), "device": device,
         "steps": steps, "model": str(workdir / "model"), "work_dir": str(workdir / "train"),
         "adapter": str(workdir / "hf_adapter"), "merged": str(workdir / "merged"), "deepspeed": deepspeed,
+        "accumulative_counts": _accumulative_counts(kept),
     }
     result = SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGE_NAMES],
                          kept=str(workdir) if keep else None, deepspeed=deepspeed)
