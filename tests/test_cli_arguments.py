@@ -99,3 +99,34 @@ def test_unreadable_and_unwritable_paths_are_said_plainly(tmp_path, tiny_model, 
     assert report.returncode == 2 and "cannot write" in report.stderr
     for result in (bad, keep, report):
         assert "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize("source", ["x = " + "-" * 100_000 + "1\n", "x = " + "+".join(["1"] * 200_000) + "\n"],
+                         ids=["100k-unary-minus", "200k-term-sum"])
+def test_a_config_nested_past_pythons_parser_is_said_plainly(tmp_path, cli, source):
+    """Python itself cannot compile these (MemoryError, RecursionError), so neither can mmengine: S001 for
+    validate, a plain error for set (whose libcst parser crashed on the first and ran for minutes on the second),
+    plan and doctor; never an internal error."""
+    import ast
+
+    with pytest.raises((MemoryError, RecursionError)):
+        ast.parse(source)
+    config = tmp_path / "deep.py"
+    config.write_text(source)
+    report = json.loads(cli("validate", config, "--level", "static", "--format", "json").stdout)[0]
+    assert [f["code"] for f in report["findings"]] == ["S001"] and report["internal_error"] is None
+    assert "deeper than Python's parser goes" in report["findings"][0]["message"]
+    for args in (["set", config, "x=2", "-o", tmp_path / "out.py"], ["set", config, "--data", "a.jsonl", "-o",
+                                                                      tmp_path / "out.py"], ["plan", config]):
+        done = cli(*args)
+        assert done.returncode == 2 and "deeper than Python's parser goes" in done.stderr, (args, done.stderr)
+        assert "internal error" not in done.stderr
+    assert not (tmp_path / "out.py").exists()
+
+
+def test_set_refuses_a_config_past_the_rewriters_size(tmp_path, cli):
+    config = tmp_path / "big.py"
+    config.write_text("x = 1\nnote = '" + "a" * (1024 ** 2 + 10) + "'\n")
+    done = cli("set", config, "x=2", "-o", tmp_path / "out.py")
+    assert done.returncode == 2 and "the rewriter takes configs up to 1 MB" in done.stderr
+    assert not (tmp_path / "out.py").exists()

@@ -33,8 +33,14 @@ def read(path) -> str:
 
 
 def parse(source: str, filename: str = "<config>") -> ast.Module:
-    """The module's syntax tree; raises ``SyntaxError`` (the S001 finding) when it is no valid Python."""
-    return ast.parse(source, filename=filename)
+    """The module's syntax tree; raises ``SyntaxError`` (the S001 finding) when it is no valid Python, or nests
+    deeper than Python's own parser goes (100,000 unary minus, a sum of 200,000 terms: ``python`` fails on them
+    too, with MemoryError or RecursionError, and so does mmengine's load)."""
+    try:
+        return ast.parse(source, filename=filename)
+    except (MemoryError, RecursionError) as error:
+        raise SyntaxError(f"nested deeper than Python's parser goes ({type(error).__name__}): Python cannot "
+                          "compile it, so mmengine cannot load it") from None
 
 
 def top_level_values(tree: ast.Module) -> dict[str, ast.expr]:

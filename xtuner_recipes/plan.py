@@ -7,12 +7,11 @@ when the data can't be read here, the plan says so and leaves ``iter_<N>`` to fi
 ``NPROC_PER_NODE=8 xtuner train internlm_chat_7b_qlora_medqa_e3.py --deepspeed deepspeed_zero2``.
 """
 
-import ast
 import dataclasses
 import shlex
 from pathlib import Path
 
-from xtuner_recipes.config_source import literals, read, uses_msagent_mapper
+from xtuner_recipes.config_source import literals, parse, read, uses_msagent_mapper
 from xtuner_recipes.paths import looks_local
 from xtuner_recipes.errors import RecipeError
 
@@ -101,7 +100,7 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         raise RecipeError(f"--gpus and --nodes must be at least 1, got {gpus} and {nodes}")
     path = Path(config)
     try:
-        tree = ast.parse(read(path), filename=str(path))
+        tree = parse(read(path), filename=str(path))
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as error:
         raise RecipeError(f"{path}: cannot read the config: {error}",
                           hint=f"run `xtuner-recipes validate {path}`") from None

@@ -117,13 +117,13 @@ def _data_variable(source: str, filename: str) -> str:
     from xtuner_recipes.rewrite.data_path import loader_variables
     from xtuner_recipes.rewrite.locate import bindings
 
-    import libcst as cst
+    from xtuner_recipes.rewrite.api import parse_config
 
     try:
-        if "data_path" in bindings(cst.parse_module(source)):
+        if "data_path" in bindings(parse_config(source, filename)):
             return "data_path"
         variables, inline = loader_variables(source)
-    except cst.ParserSyntaxError:
+    except OverrideError:
         return "data_path"  # apply_overrides reports the syntax error with its line
     if len(variables) == 1 and not inline:
         return variables[0]

@@ -16,7 +16,7 @@ from xtuner_recipes.paths import is_data_folder, is_local_data
 from xtuner_recipes.rewrite import locate
 from xtuner_recipes.rewrite.overrides import Override
 from xtuner_recipes.rewrite.transformers import AddImports, RemoveEntry, RemoveImports, ReplaceValue, SwitchLoader
-from xtuner_recipes.rewrite.values import NOT_A_LITERAL, value_expression
+from xtuner_recipes.rewrite.values import NOT_A_LITERAL, shown, value_expression
 
 @dataclass(frozen=True)
 class RewriteResult:
@@ -28,8 +28,25 @@ class RewriteResult:
     values: dict = field(default_factory=dict)
 
 
+# The largest config the rewriter takes: libcst holds every token as objects (a 9.5 MB config took 7.6 GB);
+# xtuner's configs are a few KB.
+MAX_REWRITE_BYTES = 1024 ** 2
+
+
 def parse_config(source: str, filename: str = "<config>") -> cst.Module:
-    """Parse config source, turning a syntax error into an ``OverrideError`` that names the line."""
+    """Parse config source, turning a syntax error into an ``OverrideError`` that names the line. Python's own
+    parser reads it first: what it cannot parse (nesting past its limits) never reaches libcst, whose native
+    parser crashes on it."""
+    from xtuner_recipes.config_source import parse
+
+    if len(source.encode("utf-8", errors="replace")) > MAX_REWRITE_BYTES:
+        raise OverrideError(f"{filename} is {len(source) / 1024 ** 2:.1f} MB: the rewriter takes configs up to "
+                            f"{MAX_REWRITE_BYTES // 1024 ** 2} MB (xtuner's are a few KB)", hint="edit it by hand")
+    try:
+        parse(source, filename)
+    except SyntaxError as error:
+        where = f"{filename}:{error.lineno}" if error.lineno else filename
+        raise OverrideError(f"{where}: the config is not valid Python: {error.msg}") from None
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as error:
@@ -98,7 +115,7 @@ def _set(tree: cst.Module, override: Override) -> tuple[cst.Module, str, object,
         # The rule for the key as written (`model.lora.r`) holds through a variable (`lora.r`) too.
         problems = settings.setting_errors(target.key, value) or settings.setting_errors(override.key, value)
         if problems:
-            raise OverrideError(f"invalid value for {override.key}: {problems[0]}, got {override.value!r}")
+            raise OverrideError(f"invalid value for {override.key}: {problems[0]}, got {shown(override.value)}")
         if isinstance(value, str) and isinstance(target.value, cst.SimpleString):
             expression = cst.SimpleString(_quoted(value, target.value.quote))
     if target.binding is None and _mentions_variables(target.value, tree):
@@ -130,7 +147,7 @@ def _add_keyword(tree: cst.Module, override: Override):
                                          string_ok=isinstance(default, str))
     if value is not NOT_A_LITERAL and not new_keyword.fits_default(value, default):
         raise OverrideError(f"invalid value for {override.key}: expected {type(default).__name__} like its default "
-                            f"{default!r}, got {override.value!r}")
+                            f"{default!r}, got {shown(override.value)}")
     new_call = new_keyword.with_keyword(call, keyword, expression)
     note = f"{override.key} was not in the config: added, as {locate.dotted_name(call.args[0].value) or 'its type'} takes it"
     return tree.visit(ReplaceValue({id(parent.entry): new_call})), override.key, value, [note]

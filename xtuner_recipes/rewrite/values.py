@@ -52,7 +52,16 @@ def value_expression(key: str, text: str, bound: set[str], *, string_ok: bool) -
         return cst.SimpleString(repr(text)), text
     if root is not None:
         raise OverrideError(
-            f"{key}: expected a Python literal or a dotted name whose first part the config defines, got {text!r}",
+            f"{key}: expected a Python literal or a dotted name whose first part the config defines, got {shown(text)}",
             hint=f"{root!r} is not defined in the config; quote the value if it is a string",
         )
-    raise OverrideError(f"{key}: expected a Python literal or a dotted name, got {text!r}")
+    raise OverrideError(f"{key}: expected a Python literal or a dotted name, got {shown(text)}")
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for an error message, cut to ``limit`` characters (a 5,000-digit value is not echoed whole).
+
+        >>> shown("9" * 100, limit=10)
+        "'9999999999…' (100 characters)"
+    """
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}"[:-1] + f"…' ({len(text)} characters)"

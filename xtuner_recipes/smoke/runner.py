@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from xtuner_recipes.config_source import read, top_level_values
+from xtuner_recipes.config_source import parse, read, top_level_values
 from xtuner_recipes.errors import RecipeError
 
 
@@ -56,7 +56,7 @@ class SmokeResult:
 def target_model(config: Path) -> tuple[str, Path]:
     """The config's ``pretrained_model_name_or_path`` as written, and the local folder it names."""
     try:
-        tree = ast.parse(read(config), filename=str(config))
+        tree = parse(read(config), filename=str(config))
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as error:
         raise RecipeError(f"{config}: cannot read the config: {error}",
                           hint=f"run `xtuner-recipes validate {config}` first") from None
