@@ -291,3 +291,27 @@ def test_a_keyword_the_callee_takes_is_added(cli, tmp_path, xtuner_configs):
     refused = cli("set", config, "custom_hooks.1.max_new_tokenz=16", "-o", tmp_path / "bad.py")
     assert refused.returncode == 2 and "has no 'max_new_tokenz'" in refused.stderr
     assert not (tmp_path / "bad.py").exists()
+
+
+@pytest.mark.parametrize("keep_variable", [True, False], ids=["data_path-kept", "no-variable"])
+def test_set_data_on_a_config_dumped_by_mmengine(cli, tmp_path, xtuner_configs, keep_variable):
+    """mmengine's dump writes the data path as a literal in each loader (train_dataloader and train_dataset): with
+    `data_path` kept beside them it reads nothing, so `--data` points the loaders at it; without it, the one
+    literal they write is edited. Either way mmengine then loads the new path everywhere."""
+    from mmengine.config import Config
+
+    source = tmp_path / "gen.py"
+    source.write_text(shipped(xtuner_configs, "internlm_chat_7b_qlora_oasst1_e3.py").read_text())
+    cli("set", source, "--data", "./old.jsonl", "--in-place", check_rc=0)
+    Config.fromfile(str(source)).dump(str(tmp_path / "dumped.py"))
+    dumped = (tmp_path / "dumped.py").read_text()
+    assert dumped.count("data_files=dict(train='./old.jsonl')") == 2
+    if not keep_variable:
+        dumped = "\n".join(line for line in dumped.splitlines() if not line.startswith("data_path =")) + "\n"
+        (tmp_path / "dumped.py").write_text(dumped)
+    done = cli("set", tmp_path / "dumped.py", "--data", "./new.jsonl", "-o", tmp_path / "out.py", check_rc=0)
+    assert "2 dataset loader argument(s)" in done.stderr
+    config = Config.fromfile(str(tmp_path / "out.py"))
+    assert config.train_dataloader.dataset.dataset.data_files == {"train": "./new.jsonl"}
+    assert config.train_dataset.dataset.data_files == {"train": "./new.jsonl"}
+    assert "old.jsonl" not in (tmp_path / "out.py").read_text()

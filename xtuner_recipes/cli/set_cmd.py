@@ -72,10 +72,11 @@ def run(args) -> int:
     else:
         source_for_overrides = source
     variable, data = _data_argument(args.data)
+    literal = None
     if data is not None and "=" not in args.data:
-        variable = _data_variable(source_for_overrides, str(args.config))
+        variable, literal = _data_variable(source_for_overrides, str(args.config))
     result = apply_overrides(source_for_overrides, overrides, data_path=data, data_variable=variable,
-                             filename=str(args.config))
+                             data_literal=literal, filename=str(args.config))
     result = dataclasses.replace(result, changed=tuple(model_edits) + result.changed)
     notes = model_notes + list(result.notes)
     if args.gpus is not None:
@@ -110,23 +111,27 @@ def run(args) -> int:
 MAX_OVERRIDES = 1000  # each is one libcst pass over the config: 10,000 took minutes
 
 
-def _data_variable(source: str, filename: str) -> str:
-    """The variable ``--data PATH`` sets: ``data_path``, else the one variable the config's dataset
-    loaders read (``alpaca_en_path``…); several: the user says which."""
+def _data_variable(source: str, filename: str) -> tuple[str, str | None]:
+    """``(variable, None)``: the variable ``--data PATH`` sets, ``data_path``, else the one variable the config's
+    dataset loaders read (``alpaca_en_path``…; several: the user says which). ``(variable, literal)`` when no
+    variable is read and the loaders write one path in place (a dumped config, by hand): that literal is edited."""
     from xtuner_recipes.errors import OverrideError
-    from xtuner_recipes.rewrite.data_path import loader_variables
+    from xtuner_recipes.rewrite.data_path import loader_literals, loader_variables
     from xtuner_recipes.rewrite.locate import bindings
 
     from xtuner_recipes.rewrite.api import parse_config
 
     try:
         if "data_path" in bindings(parse_config(source, filename)):
-            return "data_path"
+            return "data_path", None
         variables, inline = loader_variables(source)
+        literals = loader_literals(source) if not variables else []
     except OverrideError:
-        return "data_path"  # apply_overrides reports the syntax error with its line
+        return "data_path", None  # apply_overrides reports the syntax error with its line
     if len(variables) == 1 and not inline:
-        return variables[0]
+        return variables[0], None
+    if len(literals) == 1:
+        return "data_path", literals[0]
     if len(variables) > 1:
         raise OverrideError(f"{filename} loads {len(variables)} datasets ({', '.join(variables)}): say which one "
                             "--data sets", hint=f"--data {variables[0]}=PATH")

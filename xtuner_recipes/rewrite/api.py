@@ -14,6 +14,7 @@ from xtuner_recipes import settings
 from xtuner_recipes.errors import OverrideError
 from xtuner_recipes.paths import is_data_folder, is_local_data
 from xtuner_recipes.rewrite import locate
+from xtuner_recipes.rewrite.data_path import ReadVariable
 from xtuner_recipes.rewrite.overrides import Override
 from xtuner_recipes.rewrite.transformers import AddImports, RemoveEntry, RemoveImports, ReplaceValue, SwitchLoader
 from xtuner_recipes.rewrite.values import NOT_A_LITERAL, shown, value_expression
@@ -62,6 +63,7 @@ def apply_overrides(
     data_path: str | None = None,
     filename: str = "<config>",
     data_variable: str = "data_path",
+    data_literal: str | None = None,
 ) -> RewriteResult:
     """Apply ``overrides`` (and the ``--data`` shorthand, which sets ``data_variable``) to config source.
 
@@ -73,8 +75,23 @@ def apply_overrides(
     changed: list[str] = []
     notes: list[str] = []
     values: dict[str, object] = {}
+    data_before = None
+    if data_path is not None and data_literal is not None:  # no variable: the loaders' own literal is the path
+        if is_data_folder(data_path):
+            raise OverrideError(f"{filename} writes its data file in place ({data_literal!r}); a folder is read with "
+                                "data_dir=, not data_files=", hint="name the files (a glob such as 'folder/*.jsonl'), "
+                                "or edit the loader by hand")
+        reads = ReadVariable(data_literal, cst.SimpleString(repr(data_path)))
+        tree = tree.visit(reads)
+        notes.append(f"no variable holds the data's path: {reads.replaced} dataset loader argument(s) that wrote "
+                     f"{data_literal!r} in place now write {data_path!r}")
+        changed.append("data_files")
+        data_path = None
     if data_path is not None:
         overrides = [*overrides, Override((data_variable,), repr(data_path))]
+        held = locate.bindings(tree).get(data_variable)
+        if held is not None and isinstance(held.value, cst.SimpleString):
+            data_before = held.value.evaluated_value
     # One pass per override: each resolves against the tree the previous one left.
     for override in overrides:
         if override.remove:
@@ -93,6 +110,12 @@ def apply_overrides(
                              f"mmengine): set it too")
                 changed.append(also)
         changed.append(key)
+    if data_path is not None and isinstance(data_before, str):
+        reads = ReadVariable(data_before, cst.Name(data_variable))
+        tree = tree.visit(reads)
+        if reads.replaced:
+            notes.append(f"{reads.replaced} dataset loader argument(s) held {data_before!r} as their own literal (as in a "
+                         f"config dumped by mmengine), so {data_variable} changed nothing: they read {data_variable} now")
     if data_path is not None and is_local_data(data_path):
         tree, note = _switch_loader(tree, is_data_folder(data_path), data_variable)
         notes.extend(note)

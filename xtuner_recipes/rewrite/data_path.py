@@ -14,6 +14,13 @@ LOADERS = {"load_dataset", "MsDataset.load"}
 SOURCES = ("data_files", "path", "data_dir", "dataset_name")
 
 
+def is_loader(call: cst.Call) -> bool:
+    """``dict(type=load_dataset, ...)``, or as mmengine dumps it, ``dict(type='datasets.load_dataset', ...)``."""
+    kind = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "type"), None)
+    name = kind.evaluated_value if isinstance(kind, cst.SimpleString) else dotted_name(kind) if kind else ""
+    return isinstance(name, str) and (name in LOADERS or name.endswith(tuple(f".{loader}" for loader in LOADERS)))
+
+
 def _names(node) -> list[str]:
     """Top-level-looking names a loader argument reads: ``p``, ``dict(train=p)``, ``[p, q]``."""
     if isinstance(node, cst.Name):
@@ -34,8 +41,7 @@ class _Loaders(cst.CSTVisitor):
         self.inline = 0  # loaders whose source is written in place, not through a variable
 
     def visit_Call(self, node: cst.Call) -> None:
-        kind = next((a.value for a in node.args if a.keyword is not None and a.keyword.value == "type"), None)
-        if kind is None or dotted_name(kind) not in LOADERS:
+        if not is_loader(node):
             return
         found = [name for a in node.args if a.keyword is not None and a.keyword.value in SOURCES
                  for name in _names(a.value)]
@@ -52,3 +58,78 @@ def loader_variables(source: str) -> tuple[list[str], int]:
     tree.visit(visitor)
     bound = bindings(tree)
     return [name for name in visitor.variables if name in bound], visitor.inline
+
+
+class ReadVariable(cst.CSTTransformer):
+    """In every dataset loader, a string literal equal to ``old`` among its sources (``data_files``, ``data_dir``,
+    ``path``) becomes ``replacement``: a config dumped by mmengine writes the path as its own literal in each loader,
+    beside a ``data_path`` that nothing reads any more."""
+
+    def __init__(self, old: str, replacement: cst.BaseExpression) -> None:
+        super().__init__()
+        self.old, self.replacement, self.replaced = old, replacement, 0
+        self._depth = 0  # inside a loader's source argument
+        self._calls: list[bool] = []  # whether each call we are in is a loader
+
+    def _source_arg(self, node: cst.Arg) -> bool:
+        return node.keyword is not None and node.keyword.value in SOURCES[:3]
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self._calls.append(is_loader(node))
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        self._calls.pop()
+        return updated_node
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if self._calls and self._calls[-1] and self._source_arg(node):
+            self._depth += 1
+
+    def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
+        if self._depth and self._source_arg(original_node):
+            self._depth -= 1
+        return updated_node
+
+    def leave_SimpleString(self, original_node: cst.SimpleString, updated_node: cst.SimpleString):
+        if self._depth and original_node.evaluated_value == self.old:
+            self.replaced += 1
+            return self.replacement
+        return updated_node
+
+
+class _Literals(cst.CSTVisitor):
+    """The string literals in loaders' ``data_files`` and ``data_dir`` (where a dataset's own path is written)."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self._calls: list[bool] = []
+        self._depth = 0
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self._calls.append(is_loader(node))
+
+    def leave_Call(self, original_node: cst.Call) -> None:
+        self._calls.pop()
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if self._calls and self._calls[-1] and node.keyword is not None and node.keyword.value in SOURCES[:3:2]:
+            self._depth += 1
+
+    def leave_Arg(self, original_node: cst.Arg) -> None:
+        if self._depth and original_node.keyword is not None and original_node.keyword.value in SOURCES[:3:2]:
+            self._depth -= 1
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        if self._depth and node.evaluated_value not in self.found:
+            self.found.append(node.evaluated_value)
+
+
+def loader_literals(source: str) -> list[str]:
+    """The distinct paths the config's loaders write in place (``data_files=dict(train='./x.json')``), in order.
+
+        >>> loader_literals("d = dict(type=load_dataset, path='json', data_files=dict(train='a.json'))\\n")
+        ['a.json']
+    """
+    visitor = _Literals()
+    cst.parse_module(source).visit(visitor)
+    return visitor.found
