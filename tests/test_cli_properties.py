@@ -1,5 +1,6 @@
 """No traceback for a user's mistake, anywhere: each command gets random arguments, configs and data
-rows (JSON of any shape, wrong types, NaN, BOM, CRLF, NUL, deep nesting, huge lines) and must exit 0,
+rows (JSON of any shape, wrong types, NaN, BOM, CRLF, NUL, deep nesting, huge lines; configs nested past Python's
+parser, 5,000-digit integers, numbers no flag can use) and must exit 0,
 1 or 2 with one-line errors — no traceback, no "internal error" — and write nothing but its output."""
 
 import contextlib
@@ -20,7 +21,10 @@ FLAGS = ["--json", "--force", "-o", "out.py", "--in-place", "--level", "static",
          "--set", "lr=1", "lr=1j", "a.b.c=", "~", "~model", "model.lora.r=0", "medqa", "oasst1", "msagent", "nope",
          "cfg.py", "data.jsonl", "missing.py", "--model", "./m", "--data", "--gpus", "0", "nan", "--test-ratio", "1.5",
          "--seed", "--steps", "all", "--device", "cuda", "--keep", "kept", "--format", "json", "text", "--gpu-mem",
-         "--zero-stage", "9", "--work-dir", "--nodes", "-", ".", "..", "/dev/null", "--help"]
+         "--zero-stage", "9", "--work-dir", "--nodes", "-", ".", "..", "/dev/null", "--help",
+         # numbers no flag can use, and the flags that take them (issue #30's hostile run)
+         "inf", "-inf", "1e999", "-4", "--gpu", "h100", "p400", "--host-mem", "--port", "70000", "--addr",
+         "--deepspeed", "", "deepspeed_zero3", "--report", "r.html", "9" * 5000]
 ARGS = st.lists(st.one_of(st.sampled_from(FLAGS), st.text(max_size=12)), max_size=7)
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
@@ -48,13 +52,18 @@ def base_config(tmp_path_factory, tiny_model):
     return (folder / "cfg.py").read_text(encoding="utf-8")
 
 
-LITERALS = ["0", "-1", "None", "1e999", "[]", "{}", "'x'", "dict(type='nope')", "2.5", "True", "float('nan')"]
+LITERALS = ["0", "-1", "None", "1e999", "[]", "{}", "'x'", "dict(type='nope')", "2.5", "True", "float('nan')",
+            "9" * 5000, "-" * 200 + "1"]
+# Configs Python's own parser cannot read (MemoryError, RecursionError) or convert (a 5,000-digit integer).
+PAST_THE_PARSER = ["x = " + "-" * 100_000 + "1\n", "x = " + "+".join(["1"] * 200_000) + "\n", "x = " + "9" * 5000 + "\n"]
 
 
 @st.composite
 def configs(draw, base: str):
     """The generated config with random edits, or text that is hardly a config at all."""
-    kind = draw(st.sampled_from(["edit", "edit", "edit", "garbage", "deep", "bytes"]))
+    kind = draw(st.sampled_from(["edit", "edit", "edit", "garbage", "deep", "bytes", "parser"]))
+    if kind == "parser":
+        return draw(st.sampled_from(PAST_THE_PARSER))
     if kind == "garbage":
         return draw(st.text(max_size=200))
     if kind == "deep":
