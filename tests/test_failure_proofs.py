@@ -250,3 +250,13 @@ def test_L002_xtuners_deepseek_v2_code_fails_to_import_where_validate_says_so(cl
     found = [f for f in json.loads(done.stdout)[0]["findings"] if f["code"] == "L002"]
     assert done.returncode == 1 and len(found) == 1 and found[0]["severity"] == "error"
     assert "line 26" in found[0]["message"] and "trust_remote_code" in found[0]["hint"]
+
+
+def test_the_datasets_library_cannot_read_a_row_nested_past_pythons_json_parser(tmp_path):
+    """What `validate` (D002) and `prepare` call a bad row, the datasets library fails on too."""
+    from datasets import load_dataset
+
+    data = tmp_path / "deep.jsonl"
+    data.write_text('{"text": "a"}\n{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(Exception, match="depth"):
+        load_dataset("json", data_files=str(data), cache_dir=str(tmp_path / "cache"))

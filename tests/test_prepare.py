@@ -281,3 +281,15 @@ def test_rows_of_another_task_are_named_with_the_command_that_reads_them(tmp_pat
     assert "--skip-bad" not in result.stdout.splitlines()[-1]
     found = json.loads(cli("prepare", "oasst1", "MedQA2019.xlsx", "-o", "out", "--json").stdout)
     assert found["looks_like"] == "medqa" and found["ok"] is False
+
+
+def test_a_row_nested_past_pythons_json_parser_is_a_bad_row_with_its_line(cli, tmp_path):
+    """A 100,000-deep row: one bad row at file:line, which --skip-bad skips (it aborted the whole run)."""
+    good = json.dumps({"question": "Q?", "options": {"A": "a", "B": "b"}, "answer": "a", "answer_idx": "A"})
+    data = tmp_path / "deep.jsonl"
+    data.write_text(good + "\n" + '{"question": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    refused = cli("prepare", "medqa", data, "-o", tmp_path / "out")
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 1 and f"{data}:2: JSON nested deeper than Python's json parser goes" in said
+    done = cli("prepare", "medqa", data, "-o", tmp_path / "out", "--skip-bad", check_rc=0)
+    assert "1 written" in done.stderr + done.stdout and "1 skipped as bad" in done.stderr + done.stdout
