@@ -11,7 +11,6 @@ Each step runs as xtuner's own tool in a child process (`pth_to_hf CFG PTH ADAPT
 import argparse
 import datetime
 import json
-import resource
 import subprocess
 import sys
 import time

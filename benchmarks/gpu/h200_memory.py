@@ -110,35 +110,7 @@ def make_model_of(folder: Path, fields: dict, weights: bool = True) -> None:
 
 
 def make_model(weights: bool = True) -> None:
-    import sentencepiece as spm
-    from transformers import LlamaConfig, LlamaTokenizer
-
-    if (MODEL / "config.json").is_file() and (list(MODEL.glob("*.safetensors")) or not weights):
-        return
-    MODEL.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(0)
-    corpus = WORK / "corpus.txt"
-    corpus.write_text("\n".join(text(rng, 60) for _ in range(2000)) + "\n")
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(WORK / "sp"), vocab_size=400,
-                                   model_type="bpe", byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
-                                   minloglevel=2)
-    LlamaTokenizer(vocab_file=str(WORK / "sp.model"), legacy=False).save_pretrained(MODEL)
-    if not weights:
-        LlamaConfig(**SHAPE, torch_dtype="float16").save_pretrained(MODEL)
-        return
-    import torch
-    from transformers import LlamaForCausalLM
-
-    start = time.time()
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.float16)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(LlamaConfig(**SHAPE, torch_dtype="float16"))
-    model.save_pretrained(MODEL, safe_serialization=True)
-    del model
-    torch.set_default_dtype(torch.float32)
-    torch.cuda.empty_cache()
-    print(f"model: {sum(1 for _ in MODEL.iterdir())} files in {time.time() - start:.0f} s", flush=True)
+    make_model_of(MODEL, dict(model_type="llama", **SHAPE), weights=weights)
 
 
 def make_data(recipe: str, short: bool = False) -> Path:

@@ -13,7 +13,6 @@ import argparse
 import datetime
 import json
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -45,37 +44,7 @@ RUNS = {"olmoe": [("oasst1", 1024, "nf4"), ("oasst1", 2048, "nf4"), ("medqa", 10
 
 
 def make_model(weights: bool = True) -> None:
-    import sentencepiece as spm
-    from transformers import AutoConfig, LlamaTokenizer
-
-    model = mem.MODEL
-    if (model / "config.json").is_file() and (list(model.glob("*.safetensors")) or not weights):
-        return
-    model.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(0)
-    corpus = WORK / "corpus.txt"
-    corpus.write_text("\n".join(mem.text(rng, 60) for _ in range(2000)) + "\n")
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(WORK / "sp"), vocab_size=400,
-                                   model_type="bpe", byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, pad_id=-1,
-                                   minloglevel=2)
-    LlamaTokenizer(vocab_file=str(WORK / "sp.model"), legacy=False).save_pretrained(model)
-    config = AutoConfig.for_model(KIND, **SHAPE, torch_dtype="float16")
-    if not weights:
-        config.save_pretrained(model)
-        return
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    start = time.time()
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.float16)
-    with torch.device("cuda"):
-        built = AutoModelForCausalLM.from_config(config)
-    built.save_pretrained(model, safe_serialization=True)
-    del built
-    torch.set_default_dtype(torch.float32)
-    torch.cuda.empty_cache()
-    print(f"model: {sum(1 for _ in model.iterdir())} files in {time.time() - start:.0f} s", flush=True)
+    mem.make_model_of(mem.MODEL, dict(model_type=KIND, **SHAPE), weights=weights)
 
 
 def estimates(out: Path) -> None:

@@ -62,17 +62,18 @@ def uniform_data(words: int) -> Path:
     return path
 
 
-def make_config(name: str, recipe: str, data: str, max_length: int, quantization: str, batch: int, pack: bool) -> Path:
+def make_config(name: str, recipe: str, data: str, max_length: int, quantization: str, batch: int, pack: bool,
+                extra: tuple[str, ...] = (), prefix: str = "time_") -> Path:
     from xtuner_recipes.generate import generate
     from xtuner_recipes.rewrite import parse_override
 
     path = uniform_data(int(data.split(":")[1])) if data.startswith("uniform:") else mem.make_data(
         recipe, short=data == "short")
     sets = [f"max_length={max_length}", f"pack_to_max_length={pack}", f"batch_size={batch}",
-            "dataloader_num_workers=2"]
+            "dataloader_num_workers=2", *extra]
     if quantization == "none":
         sets.append("~model.llm.quantization_config")
-    out = mem.WORK / f"time_{name}.py"
+    out = mem.WORK / f"{prefix}{name}.py"
     out.write_text(generate(recipe, str(mem.MODEL), data=str(path), overrides=[parse_override(s) for s in sets],
                             output=out).code)
     return out

@@ -67,20 +67,9 @@ def use_shape(shape: str, weights: bool) -> None:
 
 
 def make_config(run: tuple) -> Path:
-    from xtuner_recipes.generate import generate
-    from xtuner_recipes.rewrite import parse_override
-
     name, _, recipe, data, max_length, quantization, batch, pack, _, rank = run
-    path = h200_time.uniform_data(int(data.split(":")[1])) if data.startswith("uniform:") else mem.make_data(
-        recipe, short=data == "short")
-    sets = [f"max_length={max_length}", f"pack_to_max_length={pack}", f"batch_size={batch}",
-            "dataloader_num_workers=2", f"model.lora.r={rank}"]
-    if quantization == "none":
-        sets.append("~model.llm.quantization_config")
-    out = mem.WORK / f"time2_{name}.py"
-    out.write_text(generate(recipe, str(mem.MODEL), data=str(path), overrides=[parse_override(s) for s in sets],
-                            output=out).code)
-    return out
+    return h200_time.make_config(name, recipe, data, max_length, quantization, batch, pack,
+                                 extra=(f"model.lora.r={rank}",), prefix="time2_")
 
 
 def estimates(run: tuple, config: Path) -> dict:
