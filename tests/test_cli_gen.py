@@ -142,3 +142,18 @@ def test_gen_refuses_a_spreadsheet_as_data_and_points_to_prepare(cli, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "xtuner-recipes prepare medqa MedQA2019.xlsx" in result.stderr
     assert not list(tmp_path.glob("*.py"))  # nothing written
+
+
+def test_gen_says_when_the_models_positions_make_xtuner_drop_the_data(cli, tmp_path, tiny_model):
+    """A model of 64 positions: gen lowers max_length to 64, and MS-Agent's prompts (API descriptions) are longer,
+    so xtuner would drop every sample (T003): said when the config is written, not found later."""
+    import shutil
+
+    model = tmp_path / "short-chat"
+    shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 64}))
+    done = cli("gen", "msagent", "--model", model, "--data", FIXTURES / "data" / "msagent.jsonl", "-o",
+               tmp_path / "ms.py", check_rc=0)
+    assert "max_length 2048 lowered to 64" in done.stderr
+    assert "warning: T003: 3 of 3 samples have no output token within max_length 64" in done.stderr

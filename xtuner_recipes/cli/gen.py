@@ -30,6 +30,22 @@ def add_parser(commands) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
 
 
+CAPPED = "lowered to"  # generate's note when the model's positions cap max_length
+
+
+def _dropped_samples(result) -> list[str]:
+    """When ``max_length`` was lowered to the model's positions, what that does to the data, counted now (the first
+    200 rows, through the model's tokenizer, as ``validate --sample 200``): samples xtuner drops (T003) or cuts
+    (T001) are said at generation time, not found later."""
+    if not any(CAPPED in note and note.startswith("max_length") for note in result.notes):
+        return []
+    from xtuner_recipes.validate.inputs import Options
+    from xtuner_recipes.validate.runner import validate_config
+
+    report = validate_config(str(result.output), level="full", options=Options(sample=200), tokenizer_process=False)
+    return [f"{f.code}: {f.message}" for f in report.findings if f.code in ("T001", "T003")]
+
+
 def run(args) -> int:
     from xtuner_recipes.generate import generate  # libcst: imported by the commands that rewrite
     from xtuner_recipes.rewrite import parse_override
@@ -38,6 +54,7 @@ def run(args) -> int:
     result = generate(args.task, args.model, data=args.data, overrides=overrides, output=args.output,
                       gpus=args.gpus)
     write_atomic(result.output, result.code, force=args.force)
+    warnings = list(result.warnings) + _dropped_samples(result)
     from xtuner_recipes.config_source import literals, parse
     from xtuner_recipes.plan import launch_command
 
@@ -51,12 +68,12 @@ def run(args) -> int:
             "recipe": result.recipe.name,
             "prompt_template": result.prompt_template,
             "template_source": result.template_source,
-            "warnings": list(result.warnings),
+            "warnings": warnings,
             "notes": list(result.notes),
             "next": next_command,
         })
         return EXIT_OK
-    for message in result.warnings:
+    for message in warnings:
         warn(message)
     print(f"wrote {result.output} ({result.recipe.name}, prompt template {result.prompt_template} "
           f"from {result.template_source})")
