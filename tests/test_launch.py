@@ -120,3 +120,38 @@ def test_the_text_report_says_whether_it_fits_the_card_in_words(full_finetune_7b
     out = capsys.readouterr().out  # (the 2-row fixture's warmup of zero iterations is an error of its own)
     assert "memory: " in out and ": fits a 80 GiB card with " in out and " GiB to spare; the smallest common card it fits is" in out
     assert "for --deepspeed deepspeed_zero3 (ZeRO-3) on 8 GPUs" in out
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 4])
+def test_plan_slurm_writes_one_sbatch_script_that_bash_parses(cli, tmp_path, tiny_model, nodes):
+    """`plan --launcher slurm`: the same bytes run after run, `bash -n` parses it, one task a GPU on every node, a
+    port of the job's own, xtuner's train script itself (its exit status is training's), the config's hash; -o
+    never replaces a file without --force."""
+    import hashlib
+    import subprocess
+
+    from xtuner_recipes.slurm import PORT_BASE, PORT_SPAN
+
+    for recipe in ("oasst1", "medqa", "msagent"):
+        data = tmp_path / f"{recipe}.jsonl"
+        data.write_text((FIXTURES / "data" / {"medqa": "medqa_us.jsonl"}.get(recipe, f"{recipe}.jsonl")).read_text())
+        config = tmp_path / f"{recipe}.py"
+        cli("gen", recipe, "--model", tiny_model, "--data", data, "-o", config, check_rc=0)
+        first = cli("plan", config, "--gpus", 8, "--nodes", nodes, "--launcher", "slurm", check_rc=0).stdout
+        again = cli("plan", config, "--gpus", 8, "--nodes", nodes, "--launcher", "slurm", check_rc=0).stdout
+        assert first == again
+        script = tmp_path / f"{recipe}-{nodes}.sbatch"
+        script.write_text(first)
+        assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+        lines = first.splitlines()
+        assert f"#SBATCH --nodes={nodes}" in lines and "#SBATCH --ntasks-per-node=8" in lines
+        assert f"export MASTER_PORT=$(( {PORT_BASE} + SLURM_JOB_ID % {PORT_SPAN} ))" in lines
+        assert f"# config sha256: {hashlib.sha256(config.read_bytes()).hexdigest()}" in lines
+        (train,) = [line for line in lines if line.startswith("srun ")]
+        assert f"python -m xtuner.tools.train {config} --launcher slurm --deepspeed deepspeed_zero2" in train
+        assert lines.index(train) < next(i for i, line in enumerate(lines) if "convert pth_to_hf" in line)
+    written = cli("plan", config, "--launcher", "slurm", "-o", tmp_path / "job.sbatch", check_rc=0)
+    assert "sbatch " in written.stdout and (tmp_path / "job.sbatch").read_text().startswith("#!/bin/bash")
+    refused = cli("plan", config, "--launcher", "slurm", "-o", tmp_path / "job.sbatch")
+    assert refused.returncode == 2 and "already exists" in refused.stderr
+    assert cli("plan", config, "-o", tmp_path / "other.sbatch").returncode == 2  # -o is the slurm script's

@@ -30,6 +30,7 @@ class Plan:
     checkpoint: str
     notes: list[str]
     stats: dict
+    script: str | None = None  # --launcher slurm: the sbatch script
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -89,7 +90,7 @@ def node_commands(config, *, gpus: int, nodes: int, work_dir: str | None, deepsp
 
 def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: str | None = None,
               deepspeed: str | None = "deepspeed_zero2", addr: str | None = None, port: int = PORT,
-              report=None) -> Plan:
+              report=None, launcher: str = "torchrun", script_file: str | None = None) -> Plan:
     """The commands for ``config`` on ``nodes`` machines of ``gpus`` GPUs each, launched with ``deepspeed``
     (a preset or JSON file; None: without DeepSpeed). ``report``: a full ``validate`` of it already made."""
     from xtuner_recipes.config_source import template_name
@@ -187,6 +188,39 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         one = stats["global_batch"] // (gpus * nodes)
         notes.append(f"global batch {stats['global_batch']} on {gpus * nodes} GPUs ({one} on one): to keep {one}, "
                      f"`xtuner-recipes set {path} --gpus {gpus * nodes} --in-place` first")
+    if launcher == "slurm":
+        return _slurm_plan(Plan(str(path), steps, checkpoint, notes, stats), path, gpus=gpus, nodes=nodes,
+                           work_dir=work_dir, deepspeed=deepspeed, unpacked=unpacked, script_file=script_file)
     notes.append(f"`xtuner-recipes train {path} …` validates first and returns training's real exit status "
                  "(`xtuner train` exits 0 when training fails)")
     return Plan(str(path), steps, checkpoint, notes, stats)
+
+
+def _slurm_plan(plan: Plan, path: Path, *, gpus: int, nodes: int, work_dir: str | None, deepspeed: str | None,
+                unpacked: bool, script_file: str | None) -> Plan:
+    """``plan``, launched by Slurm: one sbatch script trains on every node and then converts and merges; the
+    steps submit it (or run its training inside an allocation) and chat."""
+    from xtuner_recipes import slurm
+
+    q = shlex.quote
+    train_args = " ".join(([f"--deepspeed {q(deepspeed)}"] if deepspeed else [])
+                          + ([f"--work-dir {q(str(work_dir))}"] if work_dir is not None else []))
+    by_title = {step.title: step for step in plan.steps}
+    environment = (EXPANDABLE,) if unpacked else ()
+    plan.script = slurm.sbatch_script(str(path), config_hash=slurm.config_hash(path), gpus=gpus, nodes=nodes,
+                                      train_args=train_args, environment=environment,
+                                      after=[by_title["convert"].command, by_title["merge"].command])
+    name = script_file or f"{path.stem}.sbatch"
+    interactive = " ".join([f"{slurm.port_line()};", *environment,
+                            f"srun --kill-on-bad-exit=1 {slurm.train_command(str(path), train_args)}"])
+    kept = [step for step in plan.steps if step.title not in ("convert", "merge") and not step.title.startswith("train")]
+    submit = [Step("train, convert and merge (sbatch)", f"sbatch {q(name)}",
+                   f"{nodes} node(s) x {gpus} GPU(s), one task a GPU; the script (written by -o, or printed without "
+                   "it) then runs pth_to_hf and merge on the first node"),
+              Step("or, inside an allocation (salloc)", interactive, "the training alone, as the script runs it")]
+    first = 1 if kept and kept[0].title.startswith("download") else 0
+    plan.steps = kept[:first] + submit + kept[first:]
+    plan.notes.append("the job's exit status is training's: it runs xtuner's train script itself "
+                      "(`xtuner train` exits 0 when training fails), and --kill-on-bad-exit stops every task when one "
+                      "fails")
+    return plan
