@@ -61,11 +61,11 @@ def scan(files: list[str], map_fn: Callable | None, *, sample: int | None, key: 
     # One read for the columns datasets would make (with --sample, of the rows checked: a quick look)
     keys, mixed = survey(readable, limit=sample)
     keys = keys if map_fn is not None else []
-    for field, where in mixed.items():
+    for name, where in mixed.items():
         result.findings.append(Finding(
-            "D011", "error", f"field {field!r} is text in some rows ({', '.join(where['text'])}) and a number in others "
+            "D011", "error", f"field {name!r} is text in some rows ({', '.join(where['text'])}) and a number in others "
             f"({', '.join(where['other'])}): datasets 3.2 (xtuner's pin) cannot build one column of both and the "
-            "dataset build fails (ArrowInvalid)", key=key, hint=f"write every {field!r} as text (quoted), or every one "
+            "dataset build fails (ArrowInvalid)", key=key, hint=f"write every {name!r} as text (quoted), or every one "
             "as a number"))
     rows = (r for f in readable for r in read_rows(Path(f).expanduser()))
     for index, row in enumerate(rows, start=1):
