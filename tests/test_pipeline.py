@@ -315,3 +315,15 @@ def test_smoke_says_the_reply_of_random_weights_is_gibberish():
     text = render_text(SmokeResult(config="c.py", device="cpu", steps=4, stages=stages, reply="zq zq"))
     assert "random weights: gibberish is expected" in text and "5/5 stages passed" in text
     assert "gibberish" not in render_text(SmokeResult(config="c.py", device="cpu", steps=4, stages=stages[:1]))
+
+
+def test_train_over_several_nodes_refuses_without_port_and_addr(tmp_path, tiny_model, cli, monkeypatch):
+    """NNODES=2 without PORT and ADDR: xtuner would take a random port on each node and 127.0.0.1, and the nodes
+    would never meet; `train` refuses before launching (even with --skip-doctor), with the settings to give."""
+    config = gen(cli, "medqa", tiny_model, recipe_data("medqa", tmp_path), tmp_path / "n.py")
+    monkeypatch.setenv("NNODES", "2")
+    for name in ("PORT", "ADDR", "NODE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    refused = cli("train", "--skip-doctor", config, "--work-dir", tmp_path / "w")
+    assert refused.returncode == 2 and "a launch over 2 nodes without PORT, ADDR, NODE_RANK set" in refused.stderr
+    assert "fix: on every node: NNODES=2 NODE_RANK=<0..1>" in refused.stderr and not (tmp_path / "w").exists()

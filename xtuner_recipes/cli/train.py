@@ -124,8 +124,17 @@ def run(args) -> int:
               "no errors." + ("".join(f"\n  fix: {fix}" for fix in dict.fromkeys(fixes)))
               + "\n  (`xtuner-recipes doctor` says more; --skip-doctor launches anyway)", file=sys.stderr)
         return EXIT_USAGE
+    from xtuner_recipes.doctor import launch_environment
+
+    trap = launch_environment(1)  # several nodes without PORT/ADDR/NODE_RANK: they would never meet
+    if trap:
+        print(f"not training: {trap[0].message} (exit {EXIT_USAGE})\n  fix: {trap[0].hint}", file=sys.stderr)
+        return EXIT_USAGE
     command = training_command(str(args.config), args.xtuner_args)
     shape = f", memory at ZeRO-{stage} on {gpus} GPU{'s' if gpus > 1 else ''}" if args.validate_level == "full" else ""
+    if int(os.environ.get("NNODES", 1) or 1) > 1:
+        shape += f", node {os.environ['NODE_RANK']} of {os.environ['NNODES']} (ADDR {os.environ['ADDR']}, PORT " \
+                 f"{os.environ['PORT']})"
     environ = dict(os.environ)
     if report.stats.get("packed") is False and "PYTORCH_CUDA_ALLOC_CONF" not in environ:
         # unpacked batches: the launch the estimate is for, and `plan` prints (G003)
