@@ -315,3 +315,24 @@ def test_set_data_on_a_config_dumped_by_mmengine(cli, tmp_path, xtuner_configs, 
     assert config.train_dataloader.dataset.dataset.data_files == {"train": "./new.jsonl"}
     assert config.train_dataset.dataset.data_files == {"train": "./new.jsonl"}
     assert "old.jsonl" not in (tmp_path / "out.py").read_text()
+
+
+def test_set_data_on_a_loader_whose_path_is_a_placeholder(cli, tmp_path, xtuner_configs):
+    """POLAR's shipped config writes `path="/your/custom/path/here"` in its one loader, a GUI's `path=''`: `--data` a
+    file reads it with the JSON loader (a file as `path` fails in datasets: D007's proof), a folder with data_dir,
+    a hub id as the path itself."""
+    from mmengine.config import Config
+
+    polar = shipped(xtuner_configs, "POLAR_1_8B_full_varlenattn_custom_dataset.py")
+    config = tmp_path / "polar.py"
+    config.write_text(polar.read_text())
+    cli("set", config, "--data", "./pref.jsonl", "-o", tmp_path / "file.py", check_rc=0)
+    assert Config.fromfile(str(tmp_path / "file.py")).train_dataset.dataset == {
+        "type": Config.fromfile(str(config)).train_dataset.dataset["type"], "path": "json",
+        "data_files": {"train": "./pref.jsonl"}}
+    (tmp_path / "prefs").mkdir()
+    cli("set", config, "--data", tmp_path / "prefs", "-o", tmp_path / "folder.py", check_rc=0)
+    assert Config.fromfile(str(tmp_path / "folder.py")).train_dataset.dataset["data_dir"] == str(tmp_path / "prefs")
+    config.write_text(polar.read_text().replace('path="/your/custom/path/here"', "path=''"))
+    cli("set", config, "--data", "someone/preferences", "-o", tmp_path / "hub.py", check_rc=0)
+    assert Config.fromfile(str(tmp_path / "hub.py")).train_dataset.dataset["path"] == "someone/preferences"

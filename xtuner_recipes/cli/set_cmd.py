@@ -116,7 +116,7 @@ def _data_variable(source: str, filename: str) -> tuple[str, str | None]:
     dataset loaders read (``alpaca_en_path``…; several: the user says which). ``(variable, literal)`` when no
     variable is read and the loaders write one path in place (a dumped config, by hand): that literal is edited."""
     from xtuner_recipes.errors import OverrideError
-    from xtuner_recipes.rewrite.data_path import loader_literals, loader_variables
+    from xtuner_recipes.rewrite.data_path import loader_literals, loader_paths, loader_variables
     from xtuner_recipes.rewrite.locate import bindings
 
     from xtuner_recipes.rewrite.api import parse_config
@@ -132,6 +132,9 @@ def _data_variable(source: str, filename: str) -> tuple[str, str | None]:
         return variables[0], None
     if len(literals) == 1:
         return "data_path", literals[0]
+    paths = loader_paths(source) if not variables and not literals else []
+    if len(paths) == 1:  # POLAR's path="/your/custom/path/here", a GUI's path='': the one loader's placeholder
+        return "data_path", "path=" + paths[0]
     if len(variables) > 1:
         raise OverrideError(f"{filename} loads {len(variables)} datasets ({', '.join(variables)}): say which one "
                             "--data sets", hint=f"--data {variables[0]}=PATH")

@@ -14,7 +14,7 @@ from xtuner_recipes import settings
 from xtuner_recipes.errors import OverrideError
 from xtuner_recipes.paths import is_data_folder, is_local_data
 from xtuner_recipes.rewrite import locate
-from xtuner_recipes.rewrite.data_path import ReadVariable
+from xtuner_recipes.rewrite.data_path import PathToJson, ReadVariable
 from xtuner_recipes.rewrite.overrides import Override
 from xtuner_recipes.rewrite.transformers import AddImports, RemoveEntry, RemoveImports, ReplaceValue, SwitchLoader
 from xtuner_recipes.rewrite.values import NOT_A_LITERAL, shown, value_expression
@@ -76,6 +76,17 @@ def apply_overrides(
     notes: list[str] = []
     values: dict[str, object] = {}
     data_before = None
+    if data_path is not None and data_literal is not None and data_literal.startswith("path="):
+        old = data_literal.removeprefix("path=")
+        if is_local_data(data_path):
+            tree = tree.visit(PathToJson(old, data_path, is_data_folder(data_path)))
+            notes.append(f"the dataset loader's path={old!r} (no variable held it): it reads {data_path!r} with the "
+                         "JSON loader now")
+        else:  # a hub dataset: its id is the path
+            tree = tree.visit(ReadVariable(old, cst.SimpleString(repr(data_path))))
+            notes.append(f"the dataset loader's path={old!r} (no variable held it) is {data_path!r} now")
+        changed.append("path")
+        data_path = data_literal = None
     if data_path is not None and data_literal is not None:  # no variable: the loaders' own literal is the path
         if is_data_folder(data_path):
             raise OverrideError(f"{filename} writes its data file in place ({data_literal!r}); a folder is read with "

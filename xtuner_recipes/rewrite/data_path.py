@@ -133,3 +133,46 @@ def loader_literals(source: str) -> list[str]:
     visitor = _Literals()
     cst.parse_module(source).visit(visitor)
     return visitor.found
+
+
+def loader_paths(source: str) -> list[str]:
+    """The ``path=`` literals of loaders that name no ``data_files`` or ``data_dir``: a placeholder such as POLAR's
+    ``path="/your/custom/path/here"`` or a GUI's ``path=''``.
+
+        >>> loader_paths("d = dict(type=load_dataset, path='/your/path')\\n")
+        ['/your/path']
+    """
+    found: list[str] = []
+
+    class _Paths(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+            path = keywords.get("path")
+            if is_loader(node) and isinstance(path, cst.SimpleString) and not {"data_files", "data_dir"} & set(keywords):
+                found.append(path.evaluated_value)
+
+    cst.parse_module(source).visit(_Paths())
+    return found
+
+
+class PathToJson(cst.CSTTransformer):
+    """The loader whose ``path=`` is ``old`` reads ``new`` with the JSON loader: ``path='json'`` and
+    ``data_files=dict(train=new)`` (a folder: ``data_dir=new``), as `set --data` writes for a variable."""
+
+    def __init__(self, old: str, new: str, folder: bool) -> None:
+        super().__init__()
+        self.old, self.new, self.folder, self.changed = old, new, folder, 0
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        keywords = {a.keyword.value: a.value for a in updated_node.args if a.keyword is not None}
+        path = keywords.get("path")
+        if not (is_loader(updated_node) and isinstance(path, cst.SimpleString) and path.evaluated_value == self.old):
+            return updated_node
+        from xtuner_recipes.rewrite.new_keyword import with_keyword
+
+        self.changed += 1
+        args = [a.with_changes(value=cst.SimpleString("'json'")) if a.keyword is not None and a.keyword.value == "path"
+                else a for a in updated_node.args]
+        source = cst.SimpleString(repr(self.new))
+        value = source if self.folder else cst.parse_expression(f"dict(train={repr(self.new)})")
+        return with_keyword(updated_node.with_changes(args=args), "data_dir" if self.folder else "data_files", value)
