@@ -1,6 +1,6 @@
 """No traceback for a user's mistake, anywhere: each command gets random arguments, configs and data
 rows (JSON of any shape, wrong types, NaN, BOM, CRLF, NUL, deep nesting, huge lines; configs nested past Python's
-parser, 5,000-digit integers, numbers no flag can use) and must exit 0,
+parser, 5,000-digit integers, numbers no flag can use, a FIFO, paths no one can write) and must exit 0,
 1 or 2 with one-line errors — no traceback, no "internal error" — and write nothing but its output."""
 
 import contextlib
@@ -24,7 +24,9 @@ FLAGS = ["--json", "--force", "-o", "out.py", "--in-place", "--level", "static",
          "--zero-stage", "9", "--work-dir", "--nodes", "-", ".", "..", "/dev/null", "--help",
          # numbers no flag can use, and the flags that take them (issue #30's hostile run)
          "inf", "-inf", "1e999", "-4", "--gpu", "h100", "p400", "--host-mem", "--port", "70000", "--addr",
-         "--deepspeed", "", "deepspeed_zero3", "--report", "r.html", "9" * 5000]
+         "--deepspeed", "", "deepspeed_zero3", "--report", "r.html", "9" * 5000,
+         # a FIFO in the folder (as config, data, output), and a place no one can write, root included
+         "fifo", "/proc/out.py", "/proc/kept"]
 ARGS = st.lists(st.one_of(st.sampled_from(FLAGS), st.text(max_size=12)), max_size=7)
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
@@ -133,6 +135,7 @@ def workspace(tmp_path_factory, tiny_model, config: str, data) -> Path:
     (folder / "data.jsonl").write_bytes(("\ufeff" if bom else "").encode() +
                                         newline.join(rows).encode("utf-8", "surrogatepass"))
     (folder / "m").symlink_to(tiny_model)
+    os.mkfifo(folder / "fifo")  # read by nothing: a command that opened it would wait forever
     return folder
 
 
