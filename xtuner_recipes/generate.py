@@ -32,6 +32,7 @@ class GenResult:
     template_source: str  # why this template: "--set", "config.json (model_type internlm2)", "recipe default"
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    max_length_capped: bool = False  # lowered to the model's max_position_embeddings
 
 
 def normalize_template(override: Override) -> Override:
@@ -144,5 +145,6 @@ def generate(
         is_literal, epochs = literal(final.get("max_epochs", ""))
         suffix = f"_e{epochs}" if is_literal and isinstance(epochs, int) else ""
         output = Path(f"{model_info.model_slug(model)}_qlora_{recipe.name}{suffix}.py")
-    return GenResult(recipe, Path(output), result.code, chosen, why, tuple(_warnings(model, data)), tuple(notes))
+    return GenResult(recipe, Path(output), result.code, chosen, why, tuple(_warnings(model, data)), tuple(notes),
+                     max_length_capped=capped is not None)
 

@@ -30,14 +30,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
 
 
-CAPPED = "lowered to"  # generate's note when the model's positions cap max_length
-
-
 def _dropped_samples(result) -> list[str]:
     """When ``max_length`` was lowered to the model's positions, what that does to the data, counted now (the first
     200 rows, through the model's tokenizer, as ``validate --sample 200``): samples xtuner drops (T003) or cuts
     (T001) are said at generation time, not found later."""
-    if not any(CAPPED in note and note.startswith("max_length") for note in result.notes):
+    if not result.max_length_capped:
         return []
     from xtuner_recipes.validate.inputs import Options
     from xtuner_recipes.validate.runner import validate_config

@@ -118,7 +118,7 @@ def _meta_model(model_type: str, fields: dict):
     try:
         hf_config = AutoConfig.for_model(model_type, **{k: v for k, v in fields.items() if k != "model_type"})
     except ValueError as error:
-        if "Unrecognized model identifier" in str(error) or model_type in str(error):
+        if "Unrecognized model identifier" in str(error):
             raise _Unknown from error
         raise
     verbosity = hf_logging.get_verbosity()
