@@ -149,7 +149,10 @@ def test_plan_slurm_writes_one_sbatch_script_that_bash_parses(cli, tmp_path, tin
         assert f"# config sha256: {hashlib.sha256(config.read_bytes()).hexdigest()}" in lines
         (train,) = [line for line in lines if line.startswith("srun ")]
         assert f"python -m xtuner.tools.train {config} --launcher slurm --deepspeed deepspeed_zero2" in train
-        assert lines.index(train) < next(i for i, line in enumerate(lines) if "convert pth_to_hf" in line)
+        # the converters by their scripts too: `xtuner convert` exits 0 when it fails, and the job would go on
+        convert = next(i for i, line in enumerate(lines) if "pth_to_hf" in line)
+        assert lines.index(train) < convert and lines[convert].startswith("python -m xtuner.tools.model_converters.")
+        assert lines[convert + 1].startswith("python -m xtuner.tools.model_converters.merge ")
     written = cli("plan", config, "--launcher", "slurm", "-o", tmp_path / "job.sbatch", check_rc=0)
     assert "sbatch " in written.stdout and (tmp_path / "job.sbatch").read_text().startswith("#!/bin/bash")
     refused = cli("plan", config, "--launcher", "slurm", "-o", tmp_path / "job.sbatch")

@@ -209,7 +209,8 @@ def _slurm_plan(plan: Plan, path: Path, *, gpus: int, nodes: int, work_dir: str 
     environment = (EXPANDABLE,) if unpacked else ()
     plan.script = slurm.sbatch_script(str(path), config_hash=slurm.config_hash(path), gpus=gpus, nodes=nodes,
                                       train_args=train_args, environment=environment,
-                                      after=[by_title["convert"].command, by_title["merge"].command])
+                                      after=[slurm.module_form(by_title["convert"].command),
+                                             slurm.module_form(by_title["merge"].command)])
     name = script_file or f"{path.stem}.sbatch"
     interactive = " ".join([f"{slurm.port_line()};", *environment,
                             f"srun --kill-on-bad-exit=1 {slurm.train_command(str(path), train_args)}"])

@@ -35,6 +35,23 @@ def train_command(config: str, train_args: str) -> str:
     return f"python -m xtuner.tools.train {shlex.quote(config)} --launcher slurm{' ' + train_args if train_args else ''}"
 
 
+CONVERTERS = {"xtuner convert pth_to_hf ": "python -m xtuner.tools.model_converters.pth_to_hf ",
+              "xtuner convert merge ": "python -m xtuner.tools.model_converters.merge "}
+
+
+def module_form(command: str) -> str:
+    """``xtuner convert …`` as the converter script itself, whose exit status is the conversion's (``xtuner``'s
+    entry point exits 0 when it fails, and the job's ``set -e`` would go on to merge a missing adapter).
+
+        >>> module_form("xtuner convert merge m a out --max-shard-size 2GB")
+        'python -m xtuner.tools.model_converters.merge m a out --max-shard-size 2GB'
+    """
+    for prefix, module in CONVERTERS.items():
+        if command.startswith(prefix):
+            return module + command[len(prefix):]
+    return command
+
+
 def port_line() -> str:
     return f"export MASTER_PORT=$(( {PORT_BASE} + SLURM_JOB_ID % {PORT_SPAN} ))"
 

@@ -31,7 +31,7 @@ from xtuner_recipes.validate.estimate.gpu import ALLOCATOR_OVERHEAD  # noqa: E40
 
 WORK = Path(os.environ.get("H200_WORK", "/tmp/h200"))
 MODEL = Path(os.environ.get("H200_MODEL") or WORK / "internlm-chat-7b-shape")  # h200_moe.py sets another
-STEPS = 20
+STEPS = int(os.environ.get("H200_STEPS", 20))  # fewer for a slow model: the peaks settle by the third
 # internlm-chat-7b's shape; a Llama stand-in (no remote code, no weights to download).
 SHAPE = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
              intermediate_size=11008, vocab_size=103168, max_position_embeddings=2048)
@@ -149,6 +149,8 @@ def make_config(recipe: str, max_length: int, quantization: str, batch_size: int
     # The template follows config.json (llama2_chat for the stand-in); memory does not depend on it.
     sets = [f"max_length={max_length}", f"pack_to_max_length={pack}", f"batch_size={batch_size}",
             "dataloader_num_workers=2"]
+    if os.environ.get("H200_ONE_EVAL"):  # a slow model's generations (MoE: ~50 s each) within the call's limit
+        sets.append("evaluation_inputs=['Hi']")
     if quantization == "none":
         sets.append("~model.llm.quantization_config")
     out = WORK / f"{recipe}_{max_length}_{quantization}" if pack else WORK / f"{recipe}_{max_length}_{quantization}_b{batch_size}_unpacked"

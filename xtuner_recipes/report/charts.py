@@ -14,11 +14,13 @@ PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#D
            "#64B5CD")
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, *, bottom: float = 0.17, left: float = 0.07, wspace: float = 0.2):
+    """A figure with fixed margins (inches of room for labels, as fractions): matplotlib's constrained layout
+    draws every chart twice, which made the report's charts half of its time."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), dpi=96)
-    figure.set_layout_engine("constrained")
+    figure.subplots_adjust(left=left, right=0.985, bottom=bottom, top=0.9, wspace=wspace)
     return figure
 
 
@@ -34,7 +36,7 @@ def _svg(figure) -> str:
 
 def memory_svg(parts: dict, peak: float, *, cards: tuple) -> str:
     """The estimate's parts as one stacked bar, the peak, and each common card's memory as a line."""
-    figure = _figure(8.5, 3.1)
+    figure = _figure(8.5, 3.1, bottom=0.33, left=0.02)
     axes = figure.subplots()
     left = 0.0
     for index, (name, value) in enumerate(sorted(parts.items(), key=lambda item: -item[1])):
@@ -52,7 +54,7 @@ def memory_svg(parts: dict, peak: float, *, cards: tuple) -> str:
     axes.set_ylim(-1, 1)
     axes.set_yticks([])
     axes.set_xlabel("GiB per GPU")
-    figure.legend(loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    figure.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
     return _svg(figure)
 
 
@@ -84,7 +86,7 @@ def lengths_svg(full, kept, labelled, *, max_length: int) -> str:
 
 def schedule_svg(lrs, *, warmup: int | None, checkpoints: list[int], evaluations: list[int]) -> str:
     """The learning rate at every iteration, with the warmup's end, checkpoints and evaluations marked."""
-    figure = _figure(8.5, 2.8)
+    figure = _figure(8.5, 2.8, left=0.09)
     axes = figure.subplots()
     axes.plot(range(len(lrs)), lrs, color=PALETTE[0], linewidth=1.6, label="learning rate")
     if warmup:

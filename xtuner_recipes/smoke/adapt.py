@@ -6,6 +6,7 @@ that need a GPU.
 """
 
 import os
+from pathlib import Path
 
 from xtuner_recipes.compat.mmengine import settings
 from xtuner_recipes.validate.data.leaves import type_name
@@ -40,8 +41,10 @@ def _datasets(node):
             yield from _datasets(value)
 
 
-def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str) -> list[str]:
-    """Change ``cfg`` in place for the smoke run; one sentence per change."""
+def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str,
+          ranks: str | None = None) -> list[str]:
+    """Change ``cfg`` in place for the smoke run; one sentence per change. ``ranks``: a launch of several
+    processes, each recording in that folder that it joined the group and what it trained (``rank_hook``)."""
     notes = []
     places = _replace_string(settings(cfg), model_from, model_to)
     notes.append(f"model: {model_from} replaced by a tiny random copy of its architecture ({places} places)")
@@ -82,6 +85,8 @@ def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str
             dataset["map_num_proc"] = cores
             notes.append(f"train_dataloader.dataset.map_num_proc → {cores} (this machine's cores)")
 
+    if ranks is not None:
+        notes += _distributed(cfg, ranks, device)
     if device == "cpu":
         llm = cfg.model.get("llm", {})
         if llm.pop("quantization_config", None) is not None:
@@ -103,11 +108,50 @@ def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str
     return notes
 
 
+def _distributed(cfg, ranks: str, device: str) -> list[str]:
+    # by its module path, which mmengine's registry imports (a class object would not print in the config's dump)
+    cfg.setdefault("custom_hooks", []).append(dict(type="xtuner_recipes.smoke.rank_hook.RankRecord", folder=ranks))
+    notes = ["custom_hooks: + RankRecord (each rank records that it joined and a digest of what it trained)"]
+    if device == "cpu":
+        env_cfg = cfg.setdefault("env_cfg", {})
+        dist_cfg = env_cfg.setdefault("dist_cfg", {})
+        if dist_cfg.get("backend") != "gloo":
+            notes.append(f"env_cfg.dist_cfg.backend: {dist_cfg.get('backend')} → gloo (NCCL needs GPUs)")
+            dist_cfg["backend"] = "gloo"
+        # mmengine wraps the model in DDP with device_ids=[LOCAL_RANK], which a model on the CPU refuses
+        wrapper = cfg.get("model_wrapper_cfg") or {"type": "MMDistributedDataParallel", "broadcast_buffers": False}
+        wrapper["device_ids"] = None
+        cfg["model_wrapper_cfg"] = wrapper
+        notes.append("model_wrapper_cfg.device_ids → None (DistributedDataParallel of a model on the CPU)")
+    return notes
+
+
+def adapt_on_load(plan: dict, notes: list[str]) -> None:
+    """Make ``Config.fromfile`` adapt the smoke config whenever an xtuner tool loads it."""
+    from mmengine.config import Config
+
+    original = Config.fromfile  # a staticmethod in mmengine
+    target = Path(plan["config"]).resolve()
+
+    def fromfile(filename, *args, **kwargs):
+        cfg = original(filename, *args, **kwargs)
+        if Path(str(filename)).resolve() == target:
+            notes.extend(adapt(cfg, model_from=plan["model_from"], model_to=plan["model"],
+                               steps=plan["steps"], device=plan["device"], ranks=plan.get("ranks")))
+        return cfg
+
+    Config.fromfile = staticmethod(fromfile)
+
+
 def patch_runtime(device: str) -> list[str]:
     """Stand-ins in this process for what a CPU lacks; one sentence per stand-in."""
     import torch
 
     notes = []
+    if device == "cpu" and (os.environ.get("WORLD_SIZE", "1") != "1" or "SLURM_PROCID" in os.environ):
+        # mmengine's launchers pin each rank to its GPU (torch.cuda.set_device(LOCAL_RANK)) before the group forms
+        torch.cuda.set_device = lambda device: None
+        notes.append("torch.cuda.set_device: a no-op on the CPU (mmengine pins each rank to a GPU)")
     if device == "cpu" and not hasattr(torch.cpu, "is_bf16_supported"):
         # xtuner asks the device whether it has bf16; this torch's CPU module has no such function.
         torch.cpu.is_bf16_supported = lambda: False

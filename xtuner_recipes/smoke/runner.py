@@ -3,7 +3,6 @@
 import ast
 import dataclasses
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from xtuner_recipes.config_source import parse, read, top_level_values
 from xtuner_recipes.errors import RecipeError
+from xtuner_recipes.smoke.outcome import after_train, error_line
 
 
 # The stages, in order; each runs as `python -m xtuner_recipes.smoke.worker NAME PLAN`. The runner does not import
@@ -44,6 +44,11 @@ class SmokeResult:
     reply: str | None = None
     kept: str | None = None
     findings: list = dataclasses.field(default_factory=list)  # the config's static and load errors: nothing ran
+    nodes: int = 1
+    gpus: int = 1  # processes a node
+    launcher: str | None = None  # several processes: torchrun | slurm
+    launch: list[dict] = dataclasses.field(default_factory=list)  # each node's (or the job's) command and status
+    ranks: list[dict] = dataclasses.field(default_factory=list)  # what each rank recorded (rank_hook)
 
     @property
     def ok(self) -> bool:
@@ -87,59 +92,6 @@ def _workdir(keep: Path | None) -> Path:
     return keep
 
 
-def _error_line(log: str) -> str:
-    """The line a Python traceback ends with, else the last non-empty line."""
-    lines = [line for line in log.splitlines() if line.strip()]
-    for line in reversed(lines):
-        head = line.split(":", 1)[0].strip()
-        if head.endswith(("Error", "Exception", "Interrupt")) and " " not in head:
-            return line.strip()
-    return lines[-1].strip() if lines else "no output"
-
-
-def _losses(work_dir: Path) -> list[float]:
-    losses = []
-    for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
-        for line in scalars.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            if "loss" in row:
-                losses.append(float(row["loss"]))
-    return losses
-
-
-def _after_train(plan: dict, result: SmokeResult, stage: Stage) -> None:
-    work_dir = Path(plan["work_dir"])
-    result.losses = _losses(work_dir)
-    pointer = work_dir / "last_checkpoint"
-    if pointer.is_file():
-        result.checkpoint = pointer.read_text(encoding="utf-8").strip()
-        plan["checkpoint"] = result.checkpoint
-    if not result.losses:
-        stage.status, stage.detail = "failed", "training logged no loss"
-    elif not all(math.isfinite(loss) for loss in result.losses):
-        stage.status, stage.detail = "failed", f"loss not finite: {result.losses}"
-    elif not result.checkpoint or not Path(result.checkpoint).exists():
-        stage.status, stage.detail = "failed", "training wrote no checkpoint"
-    else:
-        stage.detail = f"{_iterations(plan, result)}, {Path(result.checkpoint).name}"
-
-
-def _iterations(plan: dict, result: SmokeResult) -> str:
-    """What training did, in words: iterations that ran (of those asked), the loss, and the optimizer steps taken
-    when the config accumulates gradients (mmengine updates every ``accumulative_counts`` iterations and at the
-    last one: 4 iterations of a config that accumulates 16 make one update, so the loss logged cannot move)."""
-    ran, asked = len(result.losses), plan.get("steps")
-    words = f"{ran} iterations" if asked in (None, ran) else f"{ran} of the {asked} iterations asked ran"
-    words += f", loss {result.losses[0]:.3f} → {result.losses[-1]:.3f}"
-    accumulate = plan.get("accumulative_counts") or 1
-    if accumulate > 1:
-        updates = -(-ran // accumulate)
-        words += (f" ({updates} optimizer step{'' if updates == 1 else 's'}: accumulative_counts={accumulate} sums "
-                  f"the gradients of {accumulate} iterations"
-                  + (", so every loss here is the untrained model's)" if updates == 1 else ")"))
-    return words
-
-
 def _accumulative_counts(kept: dict) -> int:
     """The loaded config's ``optim_wrapper.accumulative_counts`` (1 when it has none or it is no whole number)."""
     from xtuner_recipes.compat.mmengine import settings
@@ -153,14 +105,25 @@ def _accumulative_counts(kept: dict) -> int:
 
 
 def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu", keep: Path | None = None,
-              progress: Callable[[Stage], None] | None = None, deepspeed: str | None = None) -> SmokeResult:
+              progress: Callable[[Stage], None] | None = None, deepspeed: str | None = None,
+              nodes: int = 1, gpus: int = 1, launcher: str = "torchrun") -> SmokeResult:
     """Run every stage on ``config``; stop at the first failure (later stages are skipped).
 
     ``steps=None`` trains for the config's own schedule (``max_epochs``) instead of N steps.
     ``deepspeed``: train as ``xtuner train CONFIG --deepspeed PRESET`` does, in one process (GPU only).
+    ``nodes``/``gpus`` beyond one process: train and convert by ``plan``'s own commands for that launch
+    (``launcher`` torchrun or slurm), several processes on this machine (``nodes.py``).
     """
     if steps is not None and steps < 1:
         raise RecipeError(f"--steps must be at least 1, got {steps}")
+    world = nodes * gpus
+    if world > 1 and launcher == "slurm":
+        if shutil.which("sbatch") is None:
+            raise RecipeError("--launcher slurm: sbatch is not on PATH",
+                              hint="run it where Slurm answers (a login node), or start a one-host Slurm with "
+                                   ".ci/slurm-one-host (as root)")
+    elif launcher not in ("torchrun", "slurm"):
+        raise RecipeError(f"--launcher {launcher!r}: torchrun or slurm")
     if deepspeed:
         from xtuner_recipes.xtuner_info import deepspeed_zero
 
@@ -181,9 +144,11 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
     kept: dict = {}
     checked = validate_config(str(config), level="load", keep=kept)
     errors = [f for f in checked.findings if f.severity == "error"]
+    names = STAGE_NAMES if world == 1 else ("model", "train", "pth_to_hf", *(("merge",) if launcher == "slurm" else ()))
+    shape = dict(nodes=nodes, gpus=gpus, launcher=launcher if world > 1 else None)
     if errors:
-        return SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGE_NAMES],
-                           deepspeed=deepspeed, findings=errors)
+        return SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in names],
+                           deepspeed=deepspeed, findings=errors, **shape)
     written, source = target_model(config)
     workdir = _workdir(keep).resolve()  # the stages run elsewhere: every path they are given is absolute
     plan = {
@@ -192,8 +157,11 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
         "adapter": str(workdir / "hf_adapter"), "merged": str(workdir / "merged"), "deepspeed": deepspeed,
         "accumulative_counts": _accumulative_counts(kept),
     }
-    result = SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in STAGE_NAMES],
-                         kept=str(workdir) if keep else None, deepspeed=deepspeed)
+    if world > 1:  # plan's commands convert and merge into the work dir
+        plan.update(ranks=str(workdir / "ranks"), adapter=str(workdir / "train" / "hf_adapter"),
+                    merged=str(workdir / "train" / "merged"))
+    result = SmokeResult(config=str(config), device=device, steps=steps, stages=[Stage(name) for name in names],
+                         kept=str(workdir) if keep else None, deepspeed=deepspeed, **shape)
     # The stages run in the current folder, as `xtuner train CONFIG` run here would: the config's
     # relative data, model and work paths resolve the same way for both.
     here = Path.cwd()
@@ -206,6 +174,11 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
         for stage in result.stages:
             plan_path = workdir / "plan.json"
             plan_path.write_text(json.dumps(plan, indent=1), encoding="utf-8")
+            if world > 1 and stage.name != "model":
+                from xtuner_recipes.smoke.launch import launch
+
+                launch(result, plan, plan_path, here, checked, progress)
+                break
             log_path = workdir / f"{stage.name}.log"
             start = time.perf_counter()
             with open(log_path, "w", encoding="utf-8") as log:
@@ -217,11 +190,11 @@ def run_smoke(config: str | Path, *, steps: int | None = 4, device: str = "cpu",
             log_text = log_path.read_text(encoding="utf-8", errors="replace")
             stage.status = "passed" if done.returncode == 0 else "failed"
             if done.returncode != 0:
-                stage.detail = _error_line(log_text)
+                stage.detail = error_line(log_text)
             elif stage.name == "model":
                 stage.detail = notes[0] if notes else ""
             elif stage.name == "train":
-                _after_train(plan, result, stage)
+                after_train(plan, result, stage)
             elif stage.name == "chat":
                 result.reply = json.loads(notes[-1])["reply"]
                 stage.detail = f"reply: {result.reply!r}"

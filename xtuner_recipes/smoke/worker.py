@@ -12,26 +12,8 @@ import socket
 import sys
 from pathlib import Path
 
+from xtuner_recipes.smoke.adapt import adapt_on_load as _adapt_on_load  # benchmarks/gpu call it by this name
 from xtuner_recipes.smoke.runner import STAGE_NAMES
-
-
-def _adapt_on_load(plan: dict, notes: list[str]) -> None:
-    """Make ``Config.fromfile`` adapt the smoke config whenever an xtuner tool loads it."""
-    from mmengine.config import Config
-
-    from xtuner_recipes.smoke.adapt import adapt
-
-    original = Config.fromfile  # a staticmethod in mmengine
-    target = Path(plan["config"]).resolve()
-
-    def fromfile(filename, *args, **kwargs):
-        cfg = original(filename, *args, **kwargs)
-        if Path(str(filename)).resolve() == target:
-            notes.extend(adapt(cfg, model_from=plan["model_from"], model_to=plan["model"],
-                               steps=plan["steps"], device=plan["device"]))
-        return cfg
-
-    Config.fromfile = staticmethod(fromfile)
 
 
 def _run_tool(module: str, argv: list[str]) -> None:
