@@ -65,9 +65,14 @@ def test_the_report_opens_in_a_browser_with_every_chart(reports, recipe):
     for section in ("verdict", "summary", "findings", "memory", "time", "data", "schedule", "plan"):
         assert f'id="{section}"' in seen.dom, section
     charts = re.findall(r'<figure class="chart"[^>]*>(.*?)</figure>', seen.dom, flags=re.S)
-    assert len(charts) == 3  # memory, token lengths, learning rate
+    assert len(charts) == 4  # memory, the whole run's parts, token lengths, learning rate
     for chart in charts:
         assert chart.lstrip().startswith("<svg") and chart.count("<path") >= 5
+    # the whole run's time, each part named, the chart's legend too
+    time = re.search(r'<section id="time">(.*?)</section>', seen.dom, flags=re.S).group(1)
+    for part in ("load", "iterations", "evaluation", "checkpoints", "pth_to_hf", "merge"):
+        assert f"{part} " in time, part
+    assert "The whole run: about" in time and 'id="run-chart"' in time
     assert seen.dom.count('<div class="sample">') == 3 and 'class="output"' in seen.dom and 'class="input"' in seen.dom
     assert "xtuner train" in seen.dom
     # Two verdicts: the config has no error, but this machine has no GPU, so the banner is not green and says why.

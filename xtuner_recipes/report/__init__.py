@@ -58,9 +58,17 @@ def _time(stats: dict) -> dict:
     from xtuner_recipes.validate.reporters import duration
 
     found = {key: stats.get(key) for key in ("seconds_per_iter", "train_hours", "time_card", "time_basis", "total_iters",
-                                              "train_hours_range", "time_scaled")}
+                                              "train_hours_range", "time_scaled", "run_hours", "run_basis")}
     if found["train_hours_range"]:
         found["range_words"] = "–".join(map(duration, found["train_hours_range"]))
+    if stats.get("run_parts_s"):
+        from xtuner_recipes.report.charts import run_svg
+        from xtuner_recipes.validate.reporters import run_parts
+
+        found["run_words"] = duration(stats["run_hours"])
+        found["run_range_words"] = "–".join(map(duration, stats["run_hours_range"]))
+        found["run_parts_words"] = run_parts(stats)
+        found["run_svg"] = run_svg(stats["run_parts_s"])
     return found
 
 

@@ -58,6 +58,27 @@ def memory_svg(parts: dict, peak: float, *, cards: tuple) -> str:
     return _svg(figure)
 
 
+def run_svg(parts: dict) -> str:
+    """The whole run's parts as one stacked bar of minutes (the middle of each part's range), the range's ends
+    marked."""
+    figure = _figure(8.5, 1.9, bottom=0.45, left=0.02)
+    axes = figure.subplots()
+    left = 0.0
+    for index, (name, (low, high)) in enumerate(parts.items()):
+        minutes = (low + high) / 2 / 60
+        axes.barh(0, minutes, left=left, color=PALETTE[index % len(PALETTE)], label=f"{name} {minutes:.1f}")
+        left += minutes
+    low, high = (sum(ends[i] for ends in parts.values()) / 60 for i in (0, 1))
+    axes.errorbar([left], [0], xerr=[[max(0.0, left - low)], [max(0.0, high - left)]], color="black", capsize=4,
+                  linewidth=1)
+    axes.set_xlim(0, max(high, left) * 1.05 or 1)
+    axes.set_ylim(-0.6, 0.6)
+    axes.set_yticks([])
+    axes.set_xlabel("minutes")
+    figure.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
+    return _svg(figure)
+
+
 def lengths_svg(full, kept, labelled, *, max_length: int) -> str:
     """Left: every sample's tokens before the cut, with max_length and the share cut. Right: after the
     cut, the input (not trained) and output (trained) tokens of each sample kept."""

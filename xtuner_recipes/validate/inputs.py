@@ -180,6 +180,7 @@ class Schedule:
     total_iters: int | None = None
     warmup_reported: bool = False  # C001 raised: the schedulers' failure is already said
     estimated: bool = False  # from --sample (or a max_dataset_length cap): an iteration count can't prove a failure
+    total_range: tuple[int, int] | None = None  # packing after a shuffle: the fewest and most iterations
 
 
 @dataclass

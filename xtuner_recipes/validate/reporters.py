@@ -73,7 +73,15 @@ def launch_words(launch: dict | None) -> str:
 
 
 def duration(hours: float) -> str:
-    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+    """``hours`` in words: ``1.5 h``, ``12 min``, ``40 s``."""
+    if hours >= 1:
+        return f"{hours:.1f} h"
+    return f"{hours * 60:.0f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
+
+
+def run_parts(stats: dict) -> str:
+    """The whole run's parts in words, the middle of each part's range: ``iterations 1.2 h, evaluation 3 min, …``."""
+    return ", ".join(f"{name} {duration((low + high) / 2 / 3600)}" for name, (low, high) in stats["run_parts_s"].items())
 
 
 def summary(stats: dict) -> list[str]:
@@ -114,12 +122,16 @@ def summary(stats: dict) -> list[str]:
                      f"{host['merge']:.1f} GiB for merge ({host['merge_cpu']:.1f} GiB with --device cpu)")
     if stats.get("train_hours") is not None:
         hours = stats["train_hours"]
-        span = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
+        span = duration(hours)
         low, high = stats.get("train_hours_range") or (hours, hours)
         scaled = " (scaled from the H200, not measured on this card)" if stats.get("time_scaled") else ""
-        lines.append(f"time: ~{span} of training iterations on one {stats['time_card']}{scaled}, range "
-                     f"{duration(low)}–{duration(high)} ({stats['total_iters']} x {stats['seconds_per_iter']} s; "
-                     "model load, evaluation and checkpoints not included)")
+        if stats.get("run_hours") is not None:
+            run_low, run_high = stats["run_hours_range"]
+            lines.append(f"time: ~{duration(stats['run_hours'])} for the whole run on one {stats['time_card']}{scaled} "
+                         f"({run_parts(stats)}), range {duration(run_low)}–{duration(run_high)}")
+        lines.append(f"{'  iterations' if stats.get('run_hours') is not None else 'time'}: ~{span} of training "
+                     f"iterations on one {stats['time_card']}{scaled if stats.get('run_hours') is None else ''}, "
+                     f"range {duration(low)}–{duration(high)} ({stats['total_iters']} x {stats['seconds_per_iter']} s)")
     elif str(stats.get("time_basis", "")).startswith("not estimated"):
         lines.append(f"time: {stats['time_basis']}")
     if stats.get("total_iters"):

@@ -9,7 +9,7 @@ import os
 
 from xtuner_recipes.findings import Finding
 from xtuner_recipes.validate.checks import Result, check
-from xtuner_recipes.validate.estimate import cards, host, timing
+from xtuner_recipes.validate.estimate import cards, host, timing, wholerun
 from xtuner_recipes.validate.estimate.count import arch_of
 from xtuner_recipes.validate.estimate.gpu import FIT_MARGIN, GIB, Run, card_gib, card_name, estimate, fit_verdict
 
@@ -116,8 +116,8 @@ def host_check(model_config: dict, run: Run, settings, options) -> Result:
     return Result(stats=stats)
 
 
-@check("time", level="full", reads=("model_config", "run", "samples", "schedule", "options"))
-def time_check(model_config: dict, run: Run, samples, schedule, options) -> Result:
+@check("time", level="full", reads=("model_config", "run", "samples", "schedule", "options", "settings", "config"))
+def time_check(model_config: dict, run: Run, samples, schedule, options, settings, config) -> Result:
     """Seconds an iteration and hours of training on one card (``--gpu``, this machine's, else the H200 where the
     constants were measured), with the range the fit's residuals give, or why none is given."""
     model, total = timing.load_model(), schedule.total_iters
@@ -159,4 +159,48 @@ def time_check(model_config: dict, run: Run, samples, schedule, options) -> Resu
              "time_card": card.name, "time_scaled": scaled, "time_basis": basis}
     if parts:
         stats["seconds_per_iter_parts"] = {k: round(v, 4) for k, v in parts.items()}
+    stats.update(_whole_run(model, arch, run, card, samples, schedule, settings, config, span))
     return Result(stats=stats)
+
+
+def _whole_run(model, arch, run, card, samples, schedule, settings, config, span) -> dict:
+    """The whole run's parts (``wholerun``), fast end and slow end, over the total-iteration range."""
+    from xtuner_recipes.validate.inputs import setting
+
+    low_total, high_total = schedule.total_range or (schedule.total_iters, schedule.total_iters)
+    iterations = (span[0] * low_total, span[1] * high_total)
+    hook = settings.checkpoint_hook if isinstance(settings.checkpoint_hook, dict) else {}
+    by_epoch = dict.get(hook, "by_epoch", True)
+    save_at = wholerun.saves(hook, high_total) if by_epoch is False else []
+    if by_epoch is not False and settings.epoch_loop and schedule.iters_per_epoch:  # saves by epoch: not evaluated
+        interval = dict.get(hook, "interval", -1)
+        epochs = high_total // schedule.iters_per_epoch
+        count = epochs // interval + (epochs % interval != 0) if isinstance(interval, int) and interval > 0 else 1
+    else:
+        count = len(save_at)
+    rows = sum(len(tally.full) for _, tally in samples.tallies) or None
+    procs = setting(config, "train_dataloader.dataset.map_num_proc", 32)
+    found = wholerun.parts(model, arch, run, card, cards.find(model["card"]), iterations=iterations,
+                           chat=wholerun.chat_hook(setting(config, "custom_hooks") or []), save_at=save_at,
+                           saves=count, total=high_total, weight_bytes=_weight_bytes(settings.model_path, arch),
+                           rows=rows, map_num_proc=procs if isinstance(procs, int) and procs > 0 else 1,
+                           saved_bytes=wholerun.checkpoint_bytes(arch, run))
+    low, high = (sum(ends[i] for ends in found.values()) / 3600 for i in (0, 1))
+    return {"run_parts_s": {name: list(ends) for name, ends in found.items()},
+            "run_hours": round((low + high) / 2, 2), "run_hours_range": [round(low, 2), round(high, 2)],
+            "run_basis": "the whole of plan's commands (xtuner train from start to exit, pth_to_hf, merge): the "
+                         "iterations as above; the process starts, disk reads and writes, data build and "
+                         "EvaluateChatHook's generations modelled, not yet measured end to end"}
+
+
+def _weight_bytes(model_dir, arch) -> float:
+    """The model's checkpoint files' bytes when the folder is here, else its parameters in 16 bits."""
+    from pathlib import Path
+
+    if isinstance(model_dir, str):
+        folder = Path(model_dir).expanduser()
+        sizes = [p.stat().st_size for p in folder.glob("*") if p.suffix in host.WEIGHT_SUFFIXES and p.is_file()
+                 and not p.name.startswith("training_args")] if folder.is_dir() else []
+        if sizes:
+            return float(sum(sizes))
+    return arch.total_params * 2.0

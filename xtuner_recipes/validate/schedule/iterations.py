@@ -57,7 +57,8 @@ def schedule_check(settings, launch, samples) -> Result:
                  Finding(f.code, "warning", f.message + f" (with {low} packed samples; {high} at most)", f.key,
                          f.line, f.hint) for f in found]
     schedule = Schedule(stats.get("iters_per_epoch"), stats.get("total_iters"),
-                        warmup_reported=any(f.code == "C001" for f in found), estimated=samples.estimated)
+                        warmup_reported=any(f.code == "C001" for f in found), estimated=samples.estimated,
+                        total_range=tuple(stats["total_iters_range"]) if "total_iters_range" in stats else None)
     if samples.estimated:
         stats["schedule_estimated"] = True
         # A sample can't prove a schedule fails: the full data may give more iterations.

@@ -1,0 +1,174 @@
+"""Time plan's commands end to end on the GPU (issue #25): xtuner's train script from its start to its exit (model
+load, data build, EvaluateChatHook's generations, the iterations, checkpoint saves), then pth_to_hf and merge,
+against validate's whole-run estimate (``stats.run_parts_s``) committed before the run.
+
+    python benchmarks/gpu/h200_whole_run.py --estimate-only --out benchmarks/results   # here, first: commit it
+    python benchmarks/gpu/h200_whole_run.py --out $OUT --only medqa-1024              # on the GPU
+
+The commands are plan's for one GPU under deepspeed_zero2, run as the scripts ``xtuner`` starts (the device's
+packages are installed with ``--target``: no console scripts): ``python -m xtuner.tools.train CFG --deepspeed
+deepspeed_zero2 --work-dir W``, ``python -m xtuner.tools.model_converters.pth_to_hf …``, ``… merge …``. The model
+is a random one of internlm-chat-7b's shape (h200_memory.py). The config's logger logs every iteration (interval 1)
+so that the iterations' own time is the sum of the times mmengine logs; the rest is read from the log's
+timestamps (whole seconds): each EvaluateChatHook round from its "in EvaluateChatHook" line to its last sample,
+each checkpoint from "Saving checkpoint" to the next line, and load plus data from the process start to the first
+round.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import h200_memory as mem  # noqa: E402
+
+# name: (recipe, max_length, extra --set overrides). One epoch each, so that a run fits a 10-minute device call.
+RUNS = {"medqa-1024": ("medqa", 1024, ["max_epochs=1"]),
+        "oasst1-2048-eval": ("oasst1", 2048, ["max_epochs=1", "evaluation_freq=100"])}
+CARDS = ("NVIDIA H200", "NVIDIA H100 80GB HBM3")
+PRESET = "deepspeed_zero2"
+STAMP = re.compile(r"^(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine - (\w+) - (.*)$")
+
+
+def make_config(name: str) -> Path:
+    from xtuner_recipes.generate import generate
+    from xtuner_recipes.rewrite import parse_override
+
+    recipe, length, extra = RUNS[name]
+    sets = [f"max_length={length}", "dataloader_num_workers=2", *extra]
+    out = mem.WORK / f"whole-{name}.py"
+    result = generate(recipe, str(mem.MODEL), data=str(mem.make_data(recipe)),
+                      overrides=[parse_override(s) for s in sets], output=out)
+    # every iteration logged: the iterations' time is then the sum of what mmengine logs
+    code, count = re.subn(r"(logger=dict\(type=LoggerHook,[^)]*interval=)10\)", r"\g<1>1)", result.code)
+    assert count == 1, "the logger's interval was not found in the generated config"
+    out.write_text(code)
+    return out
+
+
+def estimate(config: Path, card: str) -> dict:
+    from xtuner_recipes.validate.inputs import Launch, Options
+    from xtuner_recipes.validate.runner import validate_config
+
+    report = validate_config(str(config), level="full", launch=Launch.from_preset(PRESET), options=Options(gpu=card))
+    keys = ("run_parts_s", "run_hours", "run_hours_range", "seconds_per_iter", "seconds_per_iter_range",
+            "total_iters", "total_iters_range", "time_card")
+    return {key: report.stats.get(key) for key in keys}
+
+
+def estimates(out: Path) -> None:
+    mem.make_model(weights=False)
+    rows = []
+    for name in RUNS:
+        config = make_config(name)
+        for card in CARDS:
+            rows.append({"run": name, "card": card, "date": datetime.date.today().isoformat(), "deepspeed": PRESET,
+                         **estimate(config, card)})
+    (out / "h200-whole-run-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(json.dumps(rows, indent=1))
+
+
+def _stamps(log: str) -> list[tuple[float, str]]:
+    """(seconds since the epoch, message) of each mmengine log line (this year)."""
+    year = datetime.date.today().year
+    found = []
+    for line in log.splitlines():
+        match = STAMP.match(line)
+        if match:
+            when = datetime.datetime.strptime(f"{year}/{match.group(1)}", "%Y/%m/%d %H:%M:%S")
+            found.append((when.timestamp(), match.group(3)))
+    return found
+
+
+def parts_of(log: str, start: float, end: float) -> dict:
+    """The measured parts of one training process from its log."""
+    stamps = _stamps(log)
+    evaluation, checkpoints, rounds = 0.0, 0.0, 0
+    first_round = None
+    for index, (when, message) in enumerate(stamps):
+        if message.endswith("in EvaluateChatHook."):
+            rounds += 1
+            first_round = first_round if first_round is not None else when
+            last = when
+            for later, text in stamps[index + 1:]:
+                if not text.startswith("Sample output"):
+                    break
+                last = later
+            evaluation += last - when
+        elif message.startswith("Saving checkpoint"):
+            following = next((later for later, _ in stamps[index + 1:]), end)
+            checkpoints += following - when
+    iterations = sum(float(value) for value in re.findall(r"Iter\(train\).*?\btime: ([\d.]+)", log))
+    load_and_data = (first_round if first_round is not None else end) - start
+    total = end - start
+    return {"load_and_data": round(load_and_data, 1), "iterations": round(iterations, 1),
+            "evaluation": round(evaluation, 1), "evaluation_rounds": rounds, "checkpoints": round(checkpoints, 1),
+            "other": round(total - load_and_data - iterations - evaluation - checkpoints, 1),
+            "train_process": round(total, 1)}
+
+
+def timed(command: list[str], log: Path, env: dict) -> tuple[int, float, float]:
+    start = time.time()
+    with open(log, "w") as handle:
+        status = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
+    return status, start, time.time()
+
+
+def measure(name: str, out: Path) -> dict:
+    config = make_config(name)
+    work = mem.WORK / "runs" / f"whole-{name}"
+    env = dict(os.environ, RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=os.environ.get("H200_PORT", "29517"))
+    python = sys.executable
+    row = {"run": name, "date": datetime.date.today().isoformat(), "deepspeed": PRESET,
+           "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF")}
+    import torch
+
+    row["card"] = torch.cuda.get_device_name(0)
+    status, start, end = timed([python, "-m", "xtuner.tools.train", str(config), "--deepspeed", PRESET,
+                                "--work-dir", str(work)], out / f"whole-{name}-train.log", env)
+    row["train_status"] = status
+    row.update(parts_of((out / f"whole-{name}-train.log").read_text(errors="replace"), start, end))
+    if status != 0:
+        return row
+    checkpoint = (work / "last_checkpoint").read_text().strip()
+    adapter, merged = work / "hf_adapter", work / "merged"
+    status, start, end = timed([python, "-m", "xtuner.tools.model_converters.pth_to_hf", str(config), checkpoint,
+                                str(adapter)], out / f"whole-{name}-pth_to_hf.log", env)
+    row.update(pth_to_hf=round(end - start, 1), pth_to_hf_status=status)
+    status, start, end = timed([python, "-m", "xtuner.tools.model_converters.merge", str(mem.MODEL), str(adapter),
+                                str(merged), "--max-shard-size", "2GB"], out / f"whole-{name}-merge.log", env)
+    row.update(merge=round(end - start, 1), merge_status=status)
+    subprocess.run(["rm", "-rf", str(merged), str(work)])  # 13.5 GB merged: the disk holds one model at a time
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--estimate-only", action="store_true")
+    parser.add_argument("--only", nargs="*", choices=sorted(RUNS))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    mem.WORK.mkdir(parents=True, exist_ok=True)
+    if args.estimate_only:
+        estimates(args.out)
+        return
+    mem.make_model()
+    path = args.out / "h200-whole-run.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    for name in args.only or RUNS:
+        row = measure(name, args.out)
+        rows.append(row)
+        path.write_text(json.dumps(rows, indent=1) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The whole run's time (#25): xtuner's own EvaluateChatHook decides when it generates, and ``wholerun`` counts the
+same rounds; every part is in validate's stats, text and JSON."""
+
+import json
+import types
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xtuner_recipes.validate.estimate import wholerun
+
+
+@pytest.fixture(scope="module")
+def hook_and_checkpoint(tiny_model):
+    """xtuner's EvaluateChatHook built once (its tokenizer is the tiny model's), set up anew for each example, and
+    mmengine's CheckpointHook class."""
+    from mmengine.hooks import CheckpointHook
+    from transformers import AutoTokenizer
+    from xtuner.engine.hooks import EvaluateChatHook
+
+    hook = EvaluateChatHook(tokenizer=dict(type=AutoTokenizer.from_pretrained,
+                                           pretrained_model_name_or_path=str(tiny_model)),
+                            evaluation_inputs=["a question"])
+
+    def make(*, every, tokens, inputs):
+        hook.every_n_iters, hook.max_new_tokens, hook.evaluation_inputs = every, tokens, ["a question"] * inputs
+        return hook
+
+    return make, CheckpointHook
+
+
+@settings(max_examples=150, deadline=None)
+@given(total=st.integers(1, 400), every=st.none() | st.integers(1, 60), interval=st.integers(-1, 80),
+       save_last=st.booleans(), tokens=st.integers(1, 700), inputs=st.integers(1, 3))
+def test_generation_rounds_are_the_ones_xtuners_hook_makes(hook_and_checkpoint, total, every, interval, save_last,
+                                                           tokens, inputs):
+    """The real EvaluateChatHook and mmengine's CheckpointHook, stepped through a run's iterations as mmengine's
+    loop calls them (runner.iter is the iteration done, 0-based, at after_train_iter): the max_new_tokens of each
+    round of generation it makes equal ``wholerun.generations``."""
+    make_hook, checkpoint_type = hook_and_checkpoint
+    hook = make_hook(every=every, tokens=tokens, inputs=inputs)
+    checkpoint = checkpoint_type(interval=interval, by_epoch=False, save_last=save_last)
+    runner = types.SimpleNamespace(iter=0, max_iters=total, hooks=[checkpoint], logger=_Quiet())
+    made = []
+    hook._generate_samples = lambda runner, max_new_tokens=None, save_eval_output=False: made.append(
+        hook.max_new_tokens if max_new_tokens is None else max_new_tokens)
+    hook.before_train(runner)
+    for done in range(total):
+        runner.iter = done
+        hook.after_train_iter(runner, done)
+    runner.iter = total
+    hook.after_train(runner)
+    saves = wholerun.saves({"interval": interval, "by_epoch": False, "save_last": save_last}, total)
+    chat = wholerun.Chat(inputs=inputs, max_new_tokens=tokens, every=every)
+    assert wholerun.generations(chat, total=total, saves=saves) == made
+
+
+class _Quiet:
+    def info(self, *args, **kwargs):
+        pass
+
+
+def test_validate_gives_the_whole_run_part_by_part(tmp_path, tiny_model, cli):
+    from conftest import write_jsonl
+
+    rows = [{"question": f"Which drug treats condition {i}?", "options": {"A": f"drug a{i}", "B": f"drug b{i}"},
+             "answer_idx": "A", "answer": f"drug a{i}", "meta_info": "step1"} for i in range(40)]
+    data = write_jsonl(tmp_path / "medqa.jsonl", rows)
+    config = tmp_path / "medqa.py"
+    cli("gen", "medqa", "--model", tiny_model, "--data", data, "-o", config, "--set", "max_length=512",
+        "--set", "evaluation_freq=10", check_rc=0)
+    stats = json.loads(cli("validate", config, "--format", "json").stdout)[0]["stats"]
+    parts = stats["run_parts_s"]
+    assert list(parts) == ["load", "data", "iterations", "evaluation", "checkpoints", "pth_to_hf", "merge"]
+    assert all(0 <= low <= high for low, high in parts.values())
+    low, high = stats["run_hours_range"]
+    assert low == round(sum(p[0] for p in parts.values()) / 3600, 2) and high >= low
+    # the iterations part is the iteration estimate over the run's iterations
+    fast, slow = stats["seconds_per_iter_range"]
+    low_total, high_total = stats.get("total_iters_range") or (stats["total_iters"], stats["total_iters"])
+    assert parts["iterations"] == [pytest.approx(fast * low_total, abs=0.06), pytest.approx(slow * high_total, abs=0.06)]
+    text = cli("validate", config).stdout
+    line = next(line for line in text.splitlines() if "for the whole run on one" in line)
+    for part in parts:
+        assert f"{part} " in line, (part, line)
+    assert "  iterations: ~" in text
+
+
+def test_saves_follow_mmengines_checkpoint_hook():
+    assert wholerun.saves({"interval": 500, "by_epoch": False}, 1200) == [500, 1000, 1200]
+    assert wholerun.saves({"interval": 600, "by_epoch": False, "save_last": False}, 1200) == [600, 1200]
+    assert wholerun.saves({"interval": -1, "by_epoch": False}, 30) == [30]

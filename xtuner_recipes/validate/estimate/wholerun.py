@@ -1,0 +1,119 @@
+"""The whole run's wall clock, part by part: what ``plan``'s commands do besides the iterations.
+
+- ``load``: xtuner's train script starting (``STARTUP_S``), the weights read from disk (``READ_GBS``) and, for a
+  4-bit config, sent to the GPU in 16 bits to be quantized (``PCIE_GBS``);
+- ``data``: xtuner's tokenize-and-map of every row, ``map_num_proc`` processes at once (``DATA_S_PER_ROW``, after
+  ``DATA_START_S`` to start them and to pack);
+- ``iterations``: the iteration estimate (``timing``) over the total-iteration range packing gives;
+- ``evaluation``: every ``model.generate`` call of xtuner's ``EvaluateChatHook`` (before training: 50 new tokens;
+  every ``evaluation_freq`` iterations and at every checkpoint save; after training: ``max_new_tokens``) for each
+  evaluation input, a decoded token costing one forward of one token (``decode_step``): up to those counts, as a
+  reply can end earlier;
+- ``checkpoints``: each save's LoRA weights and optimizer states written (``WRITE_GBS``);
+- ``pth_to_hf``: a process start and the model built again (as training builds it), the adapter written;
+- ``merge``: a process start, the 16-bit weights read, merged and written again.
+
+The process costs and the disk speeds are modelled, not measured on the run's machine (``calibrate`` is not built
+yet): a local NVMe disk at the fast end, a network disk at the slow end. ``STARTUP_S`` is the one constant with
+measured rows: the H200 smoke's tiny-model stages, whose time is almost all the process start (BENCHMARKS.md,
+2026-11-29: pth_to_hf 27.5 s, merge 25.0 s, chat 19.3 s; 3 rows).
+
+    >>> generations(Chat(inputs=2, max_new_tokens=600, every=500), total=1000, saves=[500, 1000])
+    [50, 600, 600, 600]
+"""
+
+import dataclasses
+
+from xtuner_recipes.validate.data.leaves import type_name
+
+STARTUP_S = 20.0  # an xtuner tool's process start: torch, transformers, xtuner, mmengine imported, the config built
+READ_GBS = (2.0, 0.5)  # the weights read from disk, GB/s: a local NVMe, a network disk
+WRITE_GBS = (1.5, 0.5)
+PCIE_GBS = 12.0  # 16-bit weights to the GPU before bitsandbytes quantizes them
+DATA_S_PER_ROW = 1e-3  # xtuner's map of one row (template, tokenize), one process
+DATA_START_S = 5.0  # datasets' map starting its map_num_proc processes, then packing and the length check
+BEFORE_TRAIN_TOKENS = 50  # EvaluateChatHook.before_train generates 50 tokens, whatever max_new_tokens says
+HOOK_MAX_NEW_TOKENS = 600  # EvaluateChatHook's default max_new_tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class Chat:
+    inputs: int
+    max_new_tokens: int
+    every: int | None  # evaluation_freq (every_n_iters); None: only before and after training
+
+
+def chat_hook(custom_hooks) -> Chat | None:
+    """The config's EvaluateChatHook (raw ``custom_hooks``), or None when it has none."""
+    for hook in custom_hooks if isinstance(custom_hooks, list | tuple) else ():
+        if isinstance(hook, dict) and "EvaluateChatHook" in (type_name(dict.get(hook, "type")) or ""):
+            inputs = dict.get(hook, "evaluation_inputs") or []
+            every = dict.get(hook, "every_n_iters")
+            tokens = dict.get(hook, "max_new_tokens", HOOK_MAX_NEW_TOKENS)
+            return Chat(inputs=len(inputs) if isinstance(inputs, list | tuple) else 1,
+                        max_new_tokens=tokens if isinstance(tokens, int) and tokens > 0 else HOOK_MAX_NEW_TOKENS,
+                        every=every if isinstance(every, int) and every > 0 else None)
+    return None
+
+
+def saves(checkpoint_hook, total: int) -> list[int]:
+    """Iterations where mmengine's CheckpointHook saves in an iteration-based run (``save_last``: the last too)."""
+    hook = checkpoint_hook if isinstance(checkpoint_hook, dict) else {}
+    interval = dict.get(hook, "interval", -1)
+    found = list(range(interval, total + 1, interval)) if isinstance(interval, int) and interval > 0 else []
+    if dict.get(hook, "save_last", True) and total and total not in found:
+        found.append(total)
+    return found
+
+
+def generations(chat: Chat, *, total: int, saves: list[int]) -> list[int]:
+    """``max_new_tokens`` of each round of generation EvaluateChatHook makes (one ``generate`` an input each)."""
+    rounds = [BEFORE_TRAIN_TOKENS]
+    if chat.every is not None:  # after_train_iter: every_n_iters, and wherever a checkpoint is saved
+        rounds += [chat.max_new_tokens for i in range(1, total + 1) if i % chat.every == 0 or i in saves]
+    return [*rounds, chat.max_new_tokens]  # after_train
+
+
+def decode_step(model: dict, arch, run, card, measured) -> float:
+    """Seconds a generated token: one forward of one token through every linear layer (transformers' expert loops
+    call every expert), each call's fixed cost (``seconds_per_call``) and the weights read at the card's bandwidth."""
+    calls = sum(group.count for group in arch.all_linears())
+    per_param = 0.5 if run.quantization == "nf4" else 1.0 if run.quantization == "int8" else 2.0
+    return (calls * model["seconds_per_call"][run.quantization]
+            + arch.total_params * per_param / (card.bandwidth_gbs * 1e9))
+
+
+def checkpoint_bytes(arch, run) -> float:
+    """Bytes a checkpoint writes: the trained weights in fp32 and their optimizer states (LoRA's alone, or the
+    whole model's and its 16-bit copy for a full fine-tune)."""
+    if run.lora_r is None:
+        return arch.total_params * (2 + 4 + run.optimizer_state_bytes)
+    return arch.lora_params(run.lora_r, run.lora_targets) * (4 + run.optimizer_state_bytes)
+
+
+def parts(model: dict, arch, run, card, measured, *, iterations: tuple[float, float], chat: Chat | None,
+          save_at: list[int], saves: int, total: int, weight_bytes: float, rows: int | None, map_num_proc: int,
+          saved_bytes: float) -> dict[str, tuple[float, float]]:
+    """Seconds of each part of the run, (fast end, slow end). ``save_at``: the iterations an iteration-based
+    CheckpointHook saves at (EvaluateChatHook generates there too); ``saves``: how many saves in all."""
+    def disk(size, speeds):
+        return tuple(size / (speed * 1e9) for speed in speeds)
+
+    quantized = run.quantization in ("nf4", "int8")
+    read = disk(weight_bytes, READ_GBS)
+    to_gpu = weight_bytes / (PCIE_GBS * 1e9) if quantized else 0.0
+    load = tuple(STARTUP_S + r + to_gpu for r in read)
+    found = {"load": load}
+    if rows:
+        data = DATA_START_S + rows * DATA_S_PER_ROW / max(1, map_num_proc)
+        found["data"] = (data, data)
+    found["iterations"] = iterations
+    if chat is not None and chat.inputs:
+        tokens = sum(generations(chat, total=total, saves=save_at)) * chat.inputs
+        seconds = tokens * decode_step(model, arch, run, card, measured)
+        found["evaluation"] = (seconds, seconds)
+    found["checkpoints"] = tuple(saves * s for s in disk(saved_bytes, WRITE_GBS))
+    found["pth_to_hf"] = load
+    merged = arch.total_params * 2
+    found["merge"] = tuple(STARTUP_S + r + w for r, w in zip(read, disk(merged, WRITE_GBS), strict=True))
+    return {name: (round(low, 1), round(high, 1)) for name, (low, high) in found.items()}
