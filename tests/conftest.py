@@ -18,8 +18,8 @@ collect_ignore_glob = ["fixtures/*"]
 
 # The longest tests first, so that pytest-xdist (pyproject's addopts) starts each worker on one and fills in
 # with the short ones: the suite then ends when the work does, not when the last long test started late does.
-LONGEST_FIRST = ("test_training_install.py", "test_shipped_configs.py", "test_readme.py::test_every_example",
-                 "test_cli_set.py::test_every_shipped", "test_slurm.py", "test_nodes.py", "test_pipeline.py",
+LONGEST_FIRST = ("test_training_install.py", "test_slurm.py", "test_shipped_configs.py", "test_nodes.py",
+                 "test_readme.py::test_every_example", "test_cli_set.py::test_every_shipped", "test_pipeline.py",
                  "test_kill.py", "test_encoding.py::test_packed")
 
 

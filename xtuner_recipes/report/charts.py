@@ -88,7 +88,7 @@ def lengths_svg(full, kept, labelled, *, max_length: int) -> str:
     figure = _figure(8.5, 3.0)
     before, parts = figure.subplots(1, 2)
     bins = np.linspace(0, max(int(full.max()), max_length) * 1.02, 40)
-    before.hist(full, bins=bins, color=PALETTE[0])
+    before.hist(full, bins=bins, color=PALETTE[0], histtype="stepfilled")  # one patch, not one a bin: half the time
     before.axvline(max_length, color="#c0392b", linestyle="--")
     cut = float((full > max_length).mean()) if len(full) else 0.0
     before.set_title(f"tokens a sample, before the cut: {cut:.1%} longer than max_length {max_length}", fontsize=9)

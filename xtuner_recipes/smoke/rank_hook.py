@@ -27,7 +27,7 @@ def trainable_digest(model) -> str:
 
 
 class RankRecord(Hook):
-    priority = "VERY_LOW"
+    priority = "VERY_HIGH"  # before EvaluateChatHook's generations: a rank says it is training as soon as it is
 
     def __init__(self, folder: str):
         self.folder = Path(folder)
