@@ -167,7 +167,7 @@ def test_packed_samples_equal_process_hf_datasets(loaded, countings, family):
     for max_length, num_proc in ((1024, 1), (700, 3)):
         low, high = our_range(countings, family, rows, max_length, num_proc, False, template)
         assert low == high == xtuner_packed(loaded, family, rows, max_length, num_proc, False, 0, template)
-    for max_length, num_proc, seeds in ((1024, 1, (0, 1)), (800, 4, (2,))):
+    for max_length, num_proc, seeds in ((1024, 1, (0,)), (800, 4, (2,))):
         low, high = our_range(countings, family, rows, max_length, num_proc, True, template)
         counts = {xtuner_packed(loaded, family, rows, max_length, num_proc, True, seed, template) for seed in seeds}
         assert all(low <= n <= high for n in counts), (low, counts, high)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow
-KILLS = 10  # half at random moments, half at the moment of publishing
+KILLS = 8  # half at random moments, half at the moment of publishing
 
 
 def snapshot(path: Path):

@@ -150,9 +150,9 @@ def warmup_fails(end: int) -> bool:
 
 
 SHARDS = 4  # the sweep in four parts, so that pytest-xdist spreads it over the cores
-# Drawing a report (four charts) is most of a config's time here: 150 of the 587 configs get one (every config
+# Drawing a report (four charts) is most of a config's time here: 75 of the 587 configs get one (every config
 # still goes through every check the report draws from), which keeps the suite inside its 12 minutes.
-DRAW_EVERY = 4
+DRAW_EVERY = 8
 # Configs whose datasets are process_hf_dataset leaves, read in each part (450 of the 587 in all, at least).
 READ_AT_LEAST = (113, 113, 112, 112)
 
@@ -217,5 +217,5 @@ def test_every_shipped_config_validates_without_false_errors(shard, xtuner_confi
     assert not problems, "\n".join(f"{name}: {why}" for name, why in problems[:40]) + f"\n({len(problems)} in all)"
     # Every config whose datasets are process_hf_dataset leaves was read; the rest say why not.
     assert checked >= READ_AT_LEAST[shard], (checked, unread)
-    assert pages == drawn and drawn >= 30, (pages, drawn)
+    assert pages == drawn and drawn >= 15, (pages, drawn)
     assert all("hub" not in why or "no local copy" in why for why in unread), unread

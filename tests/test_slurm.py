@@ -4,7 +4,6 @@ from Debian's packages (munge, slurmctld, slurmd on this machine; `.ci/run` does
 meet through mmengine's Slurm init (the function xtuner calls), a job whose exit status is training's, and two
 jobs at once that do not meet on one port."""
 
-import json
 import os
 import re
 import shutil
@@ -14,8 +13,7 @@ import threading
 import pytest
 from test_nodes import medqa_config
 
-# one worker runs both, one after the other: at once they would wait on each other's task slots
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+pytestmark = pytest.mark.slow
 
 
 def _slurm_answers() -> bool:
@@ -31,59 +29,63 @@ def slurm():
         pytest.skip("no Slurm answers here: start one as root with `.ci/slurm-one-host` (Debian's slurm-wlm, munge)")
 
 
-def test_two_sbatch_jobs_at_once_each_train_two_tasks_on_a_port_of_their_own(slurm, tmp_path, tiny_model, cli):
+def test_two_jobs_at_once_meet_on_ports_of_their_own_and_exit_as_training_did(slurm, tmp_path, tiny_model, cli):
+    """Two jobs at once: job a trains 2 tasks in one group; job b's data file is gone when its tasks start, so its
+    training fails and the job's exit status says so. b ran while a trained, on a port of its own."""
+    from xtuner_recipes.slurm import PORT_BASE, PORT_SPAN
     from xtuner_recipes.smoke import run_smoke
 
-    config, _ = medqa_config(cli, tiny_model, tmp_path)
+    folders = {name: tmp_path / name for name in ("a", "b")}
+    made = {}
+    for name, folder in folders.items():
+        folder.mkdir()
+        made[name] = medqa_config(cli, tiny_model, folder)
     results = {}
 
-    def submit(name):
-        results[name] = run_smoke(config, steps=2, gpus=2, launcher="slurm", keep=tmp_path / name)
+    def lose_the_data(stage):  # after validate read it and the tiny model is built: gone when the tasks start
+        if stage.name == "model":
+            made["b"][1].unlink()
 
-    jobs = [threading.Thread(target=submit, args=(name,)) for name in ("a", "b")]
+    def submit(name):
+        results[name] = run_smoke(made[name][0], steps=2, gpus=2, launcher="slurm", keep=folders[name] / "run",
+                                  progress=lose_the_data if name == "b" else None)
+
+    jobs = [threading.Thread(target=submit, args=(name,)) for name in folders]
     for job in jobs:
         job.start()
     for job in jobs:
         job.join()
-    for name, result in results.items():
-        assert result.ok, (name, [(s.name, s.status, s.detail, s.log_tail) for s in result.stages])
-        assert [stage.name for stage in result.stages] == ["model", "train", "pth_to_hf", "merge"]
-        (job,) = result.launch
-        assert job["exit_status"] == 0 and job["command"].startswith("sbatch --wait ")
-        # the script that ran is plan's, byte for byte
-        planned = cli("plan", config, "--gpus", "2", "--launcher", "slurm", "--deepspeed", "none",
-                      "--work-dir", tmp_path / name / "train", check_rc=0).stdout
-        # (but for the checkpoint: the smoke trains 2 iterations, not the config's schedule, so its convert reads
-        # the checkpoint's path from the file training writes, as plan does when it can't count the iterations)
-        work = tmp_path / name / "train"
-        assert f"{work}/iter_" in planned
-        planned = re.sub(rf"{re.escape(str(work))}/iter_\d+\.pth", f'"$(cat {work}/last_checkpoint)"', planned)
-        assert (tmp_path / name / "job.sbatch").read_text() == planned
-        ranks = result.ranks
-        assert [(r["rank"], r["world_size"], r["backend"]) for r in ranks] == [(0, 2, "gloo"), (1, 2, "gloo")]
-        assert len({r["master"] for r in ranks}) == 1 and len({r["slurm_job"] for r in ranks}) == 1
-        assert ranks[0]["trainable_sha256"] == ranks[1]["trainable_sha256"]
-        assert (tmp_path / name / "train" / "merged" / "config.json").is_file()
-    a, b = (results[name].ranks for name in ("a", "b"))
-    assert a[0]["slurm_job"] != b[0]["slurm_job"]
-    assert a[0]["master"] != b[0]["master"], "two jobs, one rendezvous port"  # MASTER_PORT from the job id
-    # they were in training at the same time: both had joined before either finished
-    assert max(a[0]["joined_at"], b[0]["joined_at"]) < min(a[0]["finished_at"], b[0]["finished_at"])
-
-
-def test_the_jobs_exit_status_is_trainings(slurm, tmp_path, tiny_model, cli):
-    from xtuner_recipes.smoke import run_smoke
-
-    config, data = medqa_config(cli, tiny_model, tmp_path)
-
-    def lose_the_data(stage):
-        if stage.name == "model":
-            data.unlink()
-
-    result = run_smoke(config, steps=2, gpus=2, launcher="slurm", keep=tmp_path / "run", progress=lose_the_data)
-    (job,) = result.launch
-    train = result.stages[1]
-    assert job["exit_status"] != 0 and train.status == "failed", job
+    a, b = results["a"], results["b"]
+    assert a.ok, [(s.name, s.status, s.detail, s.log_tail) for s in a.stages]
+    assert [stage.name for stage in a.stages] == ["model", "train", "pth_to_hf", "merge"]
+    (job,) = a.launch
+    assert job["exit_status"] == 0 and job["command"].startswith("sbatch --wait ")
+    # the script that ran is plan's, byte for byte (but for the checkpoint: the smoke trains 2 iterations, not the
+    # config's schedule, so its convert reads the checkpoint's path from the file training writes, as plan does
+    # when it can't count the iterations)
+    work = folders["a"] / "run" / "train"
+    planned = cli("plan", made["a"][0], "--gpus", "2", "--launcher", "slurm", "--deepspeed", "none",
+                  "--work-dir", work, check_rc=0).stdout
+    assert f"{work}/iter_" in planned
+    planned = re.sub(rf"{re.escape(str(work))}/iter_\d+\.pth", f'"$(cat {work}/last_checkpoint)"', planned)
+    assert (folders["a"] / "run" / "job.sbatch").read_text() == planned
+    ranks = a.ranks
+    assert [(r["rank"], r["world_size"], r["backend"]) for r in ranks] == [(0, 2, "gloo"), (1, 2, "gloo")]
+    assert len({r["master"] for r in ranks}) == 1 and len({r["slurm_job"] for r in ranks}) == 1
+    assert ranks[0]["trainable_sha256"] == ranks[1]["trainable_sha256"]
+    assert (work / "merged" / "config.json").is_file()
+    # b: the job's exit status is its training's, rank 0's error named, nothing converted
+    (failed,) = b.launch
+    train = b.stages[1]
+    assert failed["exit_status"] != 0 and train.status == "failed", failed
     assert "rank 0: FileNotFoundError: " in train.detail, train.detail
-    assert [stage.status for stage in result.stages[2:]] == ["skipped", "skipped"]
-    assert json.loads((tmp_path / "run" / "plan.json").read_text())["ranks"]  # the plan named the ranks' folder
+    assert [stage.status for stage in b.stages[2:]] == ["skipped", "skipped"]
+    # at once, on ports of their own (MASTER_PORT from the job id): b was submitted before a finished training
+    # and ended after a was submitted
+    b_run = folders["b"] / "run"
+    b_job = int(re.search(r"Submitted batch job (\d+)", (b_run / "sbatch.log").read_text()).group(1))
+    assert a.ranks[0]["master"].endswith(f":{PORT_BASE + int(a.ranks[0]['slurm_job']) % PORT_SPAN}")
+    assert int(a.ranks[0]["slurm_job"]) != b_job
+    assert not a.ranks[0]["master"].endswith(f":{PORT_BASE + b_job % PORT_SPAN}")
+    assert (b_run / "plan.json").stat().st_mtime < a.ranks[0]["finished_at"]
+    assert (b_run / "job.out").stat().st_mtime > (folders["a"] / "run" / "plan.json").stat().st_mtime

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xtuner_recipes.smoke import nodes
+from xtuner_recipes.slurm import CPUS_PER_TASK
 from xtuner_recipes.smoke.outcome import after_train, error_line
 
 
@@ -16,25 +17,27 @@ def launch(result, plan: dict, plan_path: Path, here: Path, report, progress: Ca
     workdir = plan_path.parent
     stages = {stage.name: stage for stage in result.stages}
     env = nodes.environment(plan_path, result.device)
-    launch = nodes.launch_plan(Path(plan["config"]), nodes=result.nodes, gpus=result.gpus,
+    planned = nodes.launch_plan(Path(plan["config"]), nodes=result.nodes, gpus=result.gpus,
                                work_dir=Path(plan["work_dir"]), launcher=result.launcher, report=report)
     world = result.nodes * result.gpus
     train = stages["train"]
     start = time.perf_counter()
     if result.launcher == "slurm":
         script = workdir / "job.sbatch"
-        script.write_text(launch.script, encoding="utf-8")
+        script.write_text(planned.script, encoding="utf-8")
         output = workdir / "job.out"
-        command = nodes.sbatch_command(script, output)
-        result.adaptations.append(f"sbatch {' '.join(nodes.SBATCH_HERE)}: this cluster's CPUs, not the script's "
-                                  "GPUs and CPUs a task")
+        cpu = result.device == "cpu"
+        command = nodes.sbatch_command(script, output, cpu=cpu)
+        if cpu:
+            result.adaptations.append(f"sbatch {' '.join(nodes.SBATCH_HERE)}: a task a CPU, not the script's GPUs "
+                                      f"and {CPUS_PER_TASK} CPUs a task")
         with open(workdir / "sbatch.log", "w", encoding="utf-8") as log:
             done = subprocess.run(command, env=env, cwd=here, stdout=log, stderr=subprocess.STDOUT)
         result.launch = [{"node": None, "command": nodes.quoted(command), "exit_status": done.returncode,
                           "log": str(output)}]
         logs = [output, workdir / "sbatch.log"]
     else:
-        commands = [step.command for step in launch.steps if step.title.startswith("train")]
+        commands = [step.command for step in planned.steps if step.title.startswith("train")]
         result.launch = nodes.run_nodes(commands, env, workdir, here)
         logs = [Path(item["log"]) for item in result.launch]
     train.seconds = time.perf_counter() - start
@@ -74,7 +77,7 @@ def launch(result, plan: dict, plan_path: Path, here: Path, report, progress: Ca
                 progress(stage)
         return
     convert = stages["pth_to_hf"]
-    step = next(step for step in launch.steps if step.title == "convert")
+    step = next(step for step in planned.steps if step.title == "convert")
     start = time.perf_counter()
     (converted,) = nodes.run_nodes([step.command], env, workdir, here, name="convert")
     convert.seconds = time.perf_counter() - start

@@ -27,7 +27,7 @@ TOOLS = {"train.py": "train", "xtuner.tools.train": "train", "pth_to_hf.py": "pt
          "xtuner.tools.model_converters.pth_to_hf": "pth_to_hf", "merge.py": "merge",
          "xtuner.tools.model_converters.merge": "merge"}
 GRACE_S = 60  # after one node fails, how long the others get to fail on their own before they are stopped
-SBATCH_HERE = ("--cpus-per-task=1", "--gpus-per-node=0")  # a CPU cluster: one slot a task, no GPUs to ask for
+SBATCH_HERE = ("--cpus-per-task=1", "--gpus-per-node=0")  # on the CPU: one slot a task, no GPUs to ask for
 
 
 # --- in the processes the launch commands start ---------------------------------------------------------------
@@ -179,9 +179,9 @@ def judge_ranks(records: list[dict], world: int) -> str | None:
     return None
 
 
-def sbatch_command(script: Path, output: Path) -> list[str]:
-    """``sbatch --wait`` (its exit status is the job's) with this machine's overrides of the script's requests."""
-    return ["sbatch", "--wait", *SBATCH_HERE, f"--output={output}", str(script)]
+def sbatch_command(script: Path, output: Path, *, cpu: bool) -> list[str]:
+    """``sbatch --wait`` (its exit status is the job's); on the CPU, with overrides of the script's GPU requests."""
+    return ["sbatch", "--wait", *(SBATCH_HERE if cpu else ()), f"--output={output}", str(script)]
 
 
 def rank_errors(log: str) -> dict[int, str]:

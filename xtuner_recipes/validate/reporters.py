@@ -125,12 +125,14 @@ def summary(stats: dict) -> list[str]:
         span = duration(hours)
         low, high = stats.get("train_hours_range") or (hours, hours)
         scaled = " (scaled from the H200, not measured on this card)" if stats.get("time_scaled") else ""
+        gpus = stats.get("time_gpus") or 1
+        where = f"one {stats['time_card']}" if gpus == 1 else f"{gpus} x {stats['time_card']}"
         if stats.get("run_hours") is not None:
             run_low, run_high = stats["run_hours_range"]
-            lines.append(f"time: ~{duration(stats['run_hours'])} for the whole run on one {stats['time_card']}{scaled} "
+            lines.append(f"time: ~{duration(stats['run_hours'])} for the whole run on {where}{scaled} "
                          f"({run_parts(stats)}), range {duration(run_low)}–{duration(run_high)}")
         lines.append(f"{'  iterations' if stats.get('run_hours') is not None else 'time'}: ~{span} of training "
-                     f"iterations on one {stats['time_card']}{scaled if stats.get('run_hours') is None else ''}, "
+                     f"iterations on {where}{scaled if stats.get('run_hours') is None else ''}, "
                      f"range {duration(low)}–{duration(high)} ({stats['total_iters']} x {stats['seconds_per_iter']} s)")
     elif str(stats.get("time_basis", "")).startswith("not estimated"):
         lines.append(f"time: {stats['time_basis']}")

@@ -16,6 +16,10 @@ is twice it and is not what training runs at):
   compute in FP16 (``bnb_4bit_compute_dtype=torch.float16``, AMP in FP16) and run there; a config that trains in
   BF16 does not.
 
+``link_gbs`` is one direction of a card's link to the other GPUs of its machine, from the same datasheets: NVLink
+for the SXM cards (H100/H200 900 GB/s both ways, A100 600, V100 300), else PCIe x16 (Gen5 64 GB/s a way for the
+H100 PCIe, Gen4 32 for the rest; NVLink bridges left out). Between machines ``NETWORK_GBS`` is assumed.
+
     >>> find("NVIDIA GeForce RTX 4090").memory_gb, find("h100").name, find("Quadro P400")
     (24, 'NVIDIA H100 80GB HBM3', None)
 """
@@ -32,24 +36,26 @@ class Card:
     memory_gb: int
     bf16: bool = True
     aliases: tuple[str, ...] = ()
+    link_gbs: float = 32.0  # one direction, GPU to GPU within a machine: PCIe Gen4 x16 unless NVLink
 
 
 CARDS = (
-    Card("NVIDIA H200", 989.5, 4800, 141, aliases=("h200",)),
-    Card("NVIDIA H100 80GB HBM3", 989.5, 3350, 80, aliases=("h100", "h100-sxm")),
-    Card("NVIDIA H100 PCIe", 756.5, 2000, 80, aliases=("h100-pcie",)),
-    Card("NVIDIA A100-SXM4-80GB", 312, 2039, 80, aliases=("a100", "a100-80g", "a100-80gb")),
+    Card("NVIDIA H200", 989.5, 4800, 141, aliases=("h200",), link_gbs=450),
+    Card("NVIDIA H100 80GB HBM3", 989.5, 3350, 80, aliases=("h100", "h100-sxm"), link_gbs=450),
+    Card("NVIDIA H100 PCIe", 756.5, 2000, 80, aliases=("h100-pcie",), link_gbs=64),
+    Card("NVIDIA A100-SXM4-80GB", 312, 2039, 80, aliases=("a100", "a100-80g", "a100-80gb"), link_gbs=300),
     Card("NVIDIA A100 80GB PCIe", 312, 1935, 80, aliases=("a100-80g-pcie",)),
-    Card("NVIDIA A100-SXM4-40GB", 312, 1555, 40, aliases=("a100-40g", "a100-40gb")),
+    Card("NVIDIA A100-SXM4-40GB", 312, 1555, 40, aliases=("a100-40g", "a100-40gb"), link_gbs=300),
     Card("NVIDIA L40S", 362.05, 864, 48, aliases=("l40s",)),
     Card("NVIDIA A10", 125, 600, 24, aliases=("a10",)),
     Card("NVIDIA L4", 121, 300, 24, aliases=("l4",)),
     Card("NVIDIA GeForce RTX 4090", 82.6, 1008, 24, aliases=("rtx4090", "4090")),
     Card("NVIDIA GeForce RTX 3090", 35.6, 936, 24, aliases=("rtx3090", "3090")),
-    Card("Tesla V100-SXM2-32GB", 125, 900, 32, bf16=False, aliases=("v100", "v100-32g")),
-    Card("Tesla V100-SXM2-16GB", 125, 900, 16, bf16=False, aliases=("v100-16g",)),
+    Card("Tesla V100-SXM2-32GB", 125, 900, 32, bf16=False, aliases=("v100", "v100-32g"), link_gbs=150),
+    Card("Tesla V100-SXM2-16GB", 125, 900, 16, bf16=False, aliases=("v100-16g",), link_gbs=150),
 )
 MEASURED = "NVIDIA H200"  # where the time model's constants were measured
+NETWORK_GBS = 12.5  # between machines, one direction: 100 Gb/s Ethernet or InfiniBand (assumed, not measured)
 
 
 def _key(text: str) -> str:

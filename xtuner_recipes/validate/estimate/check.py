@@ -150,13 +150,17 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
              f"yet), which the fit missed by {low:+.1f}% to {high:+.1f}% for {'a mixture of experts' if arch.moe else 'dense models'}")
     if scaled:
         basis += f"; scaled from the {model['card']}, not measured on this card"
+    if run.gpus > 1:
+        over = f"the network (assumed {cards.NETWORK_GBS} GB/s)" if run.nodes > 1 else "the cards' link"
+        basis += (f"; on {run.gpus} GPUs over {run.nodes} machine{'s' if run.nodes > 1 else ''}, each GPU's iteration "
+                  f"plus the gradients' all-reduce over {over}: modelled, not measured")
     if not card.bf16:
         basis += (f"; the {card.name} has no bf16: xtuner's QLoRA configs compute in fp16 and run there, a config "
                   "that trains in bf16 does not")
     stats = {"seconds_per_iter": round(seconds, 3), "seconds_per_iter_range": [round(v, 3) for v in span],
              "train_hours": round(seconds * total / 3600, 2),
              "train_hours_range": [round(v * total / 3600, 2) for v in span],
-             "time_card": card.name, "time_scaled": scaled, "time_basis": basis}
+             "time_card": card.name, "time_gpus": run.gpus, "time_scaled": scaled, "time_basis": basis}
     if parts:
         stats["seconds_per_iter_parts"] = {k: round(v, 4) for k, v in parts.items()}
     stats.update(_whole_run(model, arch, run, card, samples, schedule, settings, config, span))
@@ -180,7 +184,7 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
         count = len(save_at)
     rows = sum(len(tally.full) for _, tally in samples.tallies) or None
     procs = setting(config, "train_dataloader.dataset.map_num_proc", 32)
-    found = wholerun.parts(model, arch, run, card, cards.find(model["card"]), iterations=iterations,
+    found = wholerun.parts(model, arch, run, card, iterations=iterations,
                            chat=wholerun.chat_hook(setting(config, "custom_hooks") or []), save_at=save_at,
                            saves=count, total=high_total, weight_bytes=_weight_bytes(settings.model_path, arch),
                            rows=rows, map_num_proc=procs if isinstance(procs, int) and procs > 0 else 1,

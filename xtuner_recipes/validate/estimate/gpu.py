@@ -60,6 +60,8 @@ class Run:
     zero_stage: int = 0
     gpus: int = 1
     offload: tuple[bool, bool] = (False, False)  # DeepSpeed's (optimizer states, parameters) on the CPU
+    nodes: int = 1
+    accumulate: int = 1  # optim_wrapper.accumulative_counts: iterations an optimizer step
 
     @classmethod
     def of(cls, settings, launch) -> "Run":
@@ -92,7 +94,8 @@ class Run:
                    lora_targets=targets,
                    activation_checkpointing=True if checkpointing is None else bool(checkpointing),
                    optimizer_state_bytes=state_bytes, zero_stage=launch.stage, gpus=launch.gpu_count(),
-                   offload=launch.offload)
+                   offload=launch.offload, nodes=max(1, launch.nodes),
+                   accumulate=settings.accumulative_counts if is_positive_int(settings.accumulative_counts) else 1)
 
 
 @dataclasses.dataclass(frozen=True)

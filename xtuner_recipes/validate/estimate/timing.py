@@ -9,7 +9,9 @@ Seconds an iteration =
 - ``calls``: a fixed cost a linear layer's call (kernel launches, LoRA's dropout and adds; ``seconds_per_call``,
   fitted), and more a routed expert's call (the MoE block's Python loop: select, route, add back;
   ``seconds_per_expert_call``, fitted on the one MoE measured);
-- ``deepspeed``: the ZeRO stage's cost an iteration (``stage``, fitted).
+- ``deepspeed``: the ZeRO stage's cost an iteration (``stage``, fitted);
+- ``exchange``, on several GPUs: the gradients' all-reduce over the cards' link or the network (``exchange``:
+  modelled from the table's bandwidths, not measured: no several-GPU run here has been timed).
 
 The constants live in ``time_model.json``, written by ``benchmarks/gpu/fit_time.py`` from the raw rows in
 ``benchmarks/results/`` (which rows, and the fit's residuals, are in the file and BENCHMARKS.md). On another
@@ -70,10 +72,26 @@ def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None 
     dequantize = 0.0
     if quantization in ("nf4", "int8"):
         dequantize = arch.linear_params * passes * DEQUANT_BYTES / (card.bandwidth_gbs * 1e9)
-    return {"compute": compute, "dequantize": dequantize,
-            "calls": linear_calls * model["seconds_per_call"][quantization]
-            + expert_calls * model["seconds_per_expert_call"],
-            "deepspeed": model["stage"].get(str(run.zero_stage), 0.0)}
+    found = {"compute": compute, "dequantize": dequantize,
+             "calls": linear_calls * model["seconds_per_call"][quantization]
+             + expert_calls * model["seconds_per_expert_call"],
+             "deepspeed": model["stage"].get(str(run.zero_stage), 0.0)}
+    if run.gpus > 1:
+        found["exchange"] = exchange(arch, run, card)
+    return found
+
+
+def exchange(arch, run, card) -> float:
+    """Seconds an iteration spends exchanging gradients between ``run.gpus`` GPUs (modelled, not measured): a ring
+    all-reduce moves 2(n-1)/n of the gradients' bytes over the slowest link, the card's within a machine or the
+    network between machines. DeepSpeed's ZeRO-2 reduces every iteration, in 16 bits; mmengine's DDP once an
+    optimizer step (``no_sync`` while it accumulates), in the fp32 of the trained weights."""
+    trained = arch.total_params if run.lora_r is None else arch.lora_params(run.lora_r, run.lora_targets)
+    deepspeed = run.zero_stage >= 1
+    size = trained * (2 if deepspeed else 4)
+    link = card.link_gbs if run.nodes <= 1 else min(card.link_gbs, cards.NETWORK_GBS)
+    seconds = 2 * (run.gpus - 1) / run.gpus * size / (link * 1e9)
+    return seconds if deepspeed else seconds / max(1, run.accumulate)
 
 
 def per_iteration(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None):
@@ -88,8 +106,6 @@ def outside(model: dict, run) -> str | None:
         return f"measured with {' and '.join(sorted(model['flops_per_s']))} only"
     if str(run.zero_stage) not in model["stage"]:
         return f"measured at ZeRO stage {' and '.join(sorted(model['stage']))} only"
-    if run.gpus != 1:
-        return "measured on one GPU only (several GPUs' gradient exchange is not modelled yet)"
     if any(run.offload):
         return "measured without DeepSpeed's CPU offload"
     return None

@@ -74,7 +74,7 @@ def generations(chat: Chat, *, total: int, saves: list[int]) -> list[int]:
     return [*rounds, chat.max_new_tokens]  # after_train
 
 
-def decode_step(model: dict, arch, run, card, measured) -> float:
+def decode_step(model: dict, arch, run, card) -> float:
     """Seconds a generated token: one forward of one token through every linear layer (transformers' expert loops
     call every expert), each call's fixed cost (``seconds_per_call``) and the weights read at the card's bandwidth."""
     calls = sum(group.count for group in arch.all_linears())
@@ -91,7 +91,7 @@ def checkpoint_bytes(arch, run) -> float:
     return arch.lora_params(run.lora_r, run.lora_targets) * (4 + run.optimizer_state_bytes)
 
 
-def parts(model: dict, arch, run, card, measured, *, iterations: tuple[float, float], chat: Chat | None,
+def parts(model: dict, arch, run, card, *, iterations: tuple[float, float], chat: Chat | None,
           save_at: list[int], saves: int, total: int, weight_bytes: float, rows: int | None, map_num_proc: int,
           saved_bytes: float) -> dict[str, tuple[float, float]]:
     """Seconds of each part of the run, (fast end, slow end). ``save_at``: the iterations an iteration-based
@@ -110,7 +110,7 @@ def parts(model: dict, arch, run, card, measured, *, iterations: tuple[float, fl
     found["iterations"] = iterations
     if chat is not None and chat.inputs:
         tokens = sum(generations(chat, total=total, saves=save_at)) * chat.inputs
-        seconds = tokens * decode_step(model, arch, run, card, measured)
+        seconds = tokens * decode_step(model, arch, run, card)
         found["evaluation"] = (seconds, seconds)
     found["checkpoints"] = tuple(saves * s for s in disk(saved_bytes, WRITE_GBS))
     found["pth_to_hf"] = load
