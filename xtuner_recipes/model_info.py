@@ -63,6 +63,21 @@ def read_config(model_path: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+EXPERT_COUNTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+
+
+def routes_to_experts(config: dict | None) -> bool:
+    """Whether a ``config.json`` describes a mixture of experts (Mixtral, Qwen-MoE, OLMoE, DeepSeek-MoE), read from
+    its fields alone (no model class built).
+
+        >>> routes_to_experts({"model_type": "mixtral", "num_local_experts": 8}), routes_to_experts({"hidden_size": 8})
+        (True, False)
+    """
+    if not isinstance(config, dict):
+        return False
+    return any(isinstance(config.get(key), int) and config[key] > 1 for key in EXPERT_COUNTS)
+
+
 def template_for(config: dict) -> str | None:
     """The prompt template that matches a model's ``config.json``, when we know one."""
     model_type = str(config.get("model_type", "")).lower()

@@ -130,11 +130,12 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         else:
             notes.append("the iteration count needs the data and tokenizer, which could not be read here: convert "
                          f"reads the last checkpoint's path from {last_file}, which training writes")
-    unpacked = stats.get("packed") is False
+    unpacked = stats.get("expandable_segments", stats.get("packed") is False)  # (or a mixture of experts)
     launch, where = launch_command(path, gpus=gpus, nodes=nodes, work_dir=work_dir, deepspeed=deepspeed,
                                    unpacked=unpacked)
     if unpacked:
-        notes.append(f"the data is not packed: {EXPANDABLE} keeps PyTorch's allocator from fragmenting (G003); "
+        why = "the data is not packed" if stats.get("packed") is False else "the model routes tokens to experts"
+        notes.append(f"{why}: {EXPANDABLE} keeps PyTorch's allocator from fragmenting (G003); "
                      "the memory estimate is for that launch")
     model = settings.get("pretrained_model_name_or_path", "MODEL")
     template = template_name(tree)

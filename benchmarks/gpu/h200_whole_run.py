@@ -32,7 +32,9 @@ import h200_memory as mem  # noqa: E402
 RUNS = {"medqa-1024": ("medqa", 1024, ["max_epochs=1"]),
         "oasst1-2048-eval": ("oasst1", 2048, ["max_epochs=1", "evaluation_freq=100"])}
 CARDS = ("NVIDIA H200", "NVIDIA H100 80GB HBM3")
-PRESET = "deepspeed_zero2"
+# plan's launch for one GPU; H200_PRESET=none: without DeepSpeed (the device's packages may lack it)
+PRESET = os.environ.get("H200_PRESET", "deepspeed_zero2")
+SUFFIX = "" if PRESET == "deepspeed_zero2" else f"-{PRESET}"
 STAMP = re.compile(r"^(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine - (\w+) - (.*)$")
 
 
@@ -56,7 +58,8 @@ def estimate(config: Path, card: str) -> dict:
     from xtuner_recipes.validate.inputs import Launch, Options
     from xtuner_recipes.validate.runner import validate_config
 
-    report = validate_config(str(config), level="full", launch=Launch.from_preset(PRESET), options=Options(gpu=card))
+    report = validate_config(str(config), level="full", launch=Launch.from_preset(None if PRESET == "none" else PRESET),
+                             options=Options(gpu=card))
     keys = ("run_parts_s", "run_hours", "run_hours_range", "seconds_per_iter", "seconds_per_iter_range",
             "total_iters", "total_iters_range", "time_card")
     return {key: report.stats.get(key) for key in keys}
@@ -70,7 +73,7 @@ def estimates(out: Path) -> None:
         for card in CARDS:
             rows.append({"run": name, "card": card, "date": datetime.date.today().isoformat(), "deepspeed": PRESET,
                          **estimate(config, card)})
-    (out / "h200-whole-run-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / f"h200-whole-run{SUFFIX}-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
 
 
@@ -131,7 +134,8 @@ def measure(name: str, out: Path) -> dict:
     import torch
 
     row["card"] = torch.cuda.get_device_name(0)
-    status, start, end = timed([python, "-m", "xtuner.tools.train", str(config), "--deepspeed", PRESET,
+    deepspeed = [] if PRESET == "none" else ["--deepspeed", PRESET]
+    status, start, end = timed([python, "-m", "xtuner.tools.train", str(config), *deepspeed,
                                 "--work-dir", str(work)], out / f"whole-{name}-train.log", env)
     row["train_status"] = status
     row.update(parts_of((out / f"whole-{name}-train.log").read_text(errors="replace"), start, end))
@@ -161,7 +165,7 @@ def main() -> None:
         estimates(args.out)
         return
     mem.make_model()
-    path = args.out / "h200-whole-run.json"
+    path = args.out / f"h200-whole-run{SUFFIX}.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
     for name in args.only or RUNS:
         row = measure(name, args.out)

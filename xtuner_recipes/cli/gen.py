@@ -55,7 +55,11 @@ def run(args) -> int:
     from xtuner_recipes.config_source import literals, parse
     from xtuner_recipes.plan import launch_command
 
-    unpacked = literals(parse(result.code)).get("pack_to_max_length") is False  # as `plan` says for the same file
+    from xtuner_recipes.model_info import hub_config, read_config, routes_to_experts
+
+    # as `plan` says for the same file: unpacked batches, or a mixture of experts, fragment the default allocator
+    unpacked = (literals(parse(result.code)).get("pack_to_max_length") is False
+                or routes_to_experts(read_config(args.model) or hub_config(args.model)[0]))
     # `xtuner-recipes train` validates first and returns training's real status; `xtuner train` does neither
     next_command = launch_command(result.output, gpus=args.gpus, unpacked=unpacked)[0].replace(
         "xtuner train ", "xtuner-recipes train ", 1)

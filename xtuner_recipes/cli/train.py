@@ -136,13 +136,15 @@ def run(args) -> int:
         shape += f", node {os.environ['NODE_RANK']} of {os.environ['NNODES']} (ADDR {os.environ['ADDR']}, PORT " \
                  f"{os.environ['PORT']})"
     environ = dict(os.environ)
-    if report.stats.get("packed") is False and "PYTORCH_CUDA_ALLOC_CONF" not in environ:
+    if report.stats.get("expandable_segments", report.stats.get("packed") is False) \
+            and "PYTORCH_CUDA_ALLOC_CONF" not in environ:
         # unpacked batches: the launch the estimate is for, and `plan` prints (G003)
         from xtuner_recipes.plan import EXPANDABLE
 
         name, value = EXPANDABLE.split("=", 1)
         environ[name] = value
-        shape += f", {EXPANDABLE} (the data is not packed)"
+        shape += f", {EXPANDABLE} (" + ("the data is not packed" if report.stats.get("packed") is False
+                                         else "a mixture of experts") + ")"
     print(f"validated ({args.validate_level}){shape}; running: {shlex.join(command)}", file=sys.stderr, flush=True)
     status = subprocess.run(command, env=environ).returncode
     if status < 0:  # killed by a signal: the shell's convention

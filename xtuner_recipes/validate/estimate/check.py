@@ -20,7 +20,8 @@ def memory_check(model_config: dict, run: Run, samples, options) -> Result:
     if run.max_length < 1:
         return Result()
     longest, max_length = samples.longest, run.max_length
-    fragmentation = _fragmentation(samples.padded)
+    arch = arch_of(model_config)[0] if model_config else None
+    fragmentation = _fragmentation(samples.padded, moe=bool(arch and arch.moe))
     if isinstance(longest, int) and 0 < longest < max_length:
         # xtuner pads a batch to its longest sample: the data can't make a longer batch than its longest.
         sampled = " among the --sample rows" if options.sample else ""
@@ -37,18 +38,33 @@ def memory_check(model_config: dict, run: Run, samples, options) -> Result:
             findings.append(Finding("G002", "warning", found.message + f"; the data fits: its longest sample{sampled} "
                                     f"({longest} tokens) gives {stats['estimated_peak_gib']:.1f} GiB, so longer data "
                                     "would not", key="max_length", hint=found.hint))
-        return Result(findings + fragmentation, stats)
+        return Result(findings + fragmentation, _expandable(stats, samples.padded, arch))
     stats, findings = gpu_findings(model_config, run, gpu_mem=options.gpu_mem, bound=f"max_length ({max_length} tokens)")
-    return Result(findings + fragmentation, stats)
+    return Result(findings + fragmentation, _expandable(stats, samples.padded, arch))
 
 
-def _fragmentation(padded: bool) -> list[Finding]:
+def _expandable(stats: dict, padded: bool, arch) -> dict:
+    """``stats.expandable_segments``: the launch the estimate is for sets PyTorch's expandable segments (``plan``,
+    ``gen`` and ``train`` put it in the command): batches that change shape, or experts whose token counts do."""
+    return {**stats, "expandable_segments": bool(padded or (arch is not None and arch.moe))}
+
+
+def _fragmentation(padded: bool, *, moe: bool = False) -> list[Finding]:
     """Batches padded to their own longest sample change shape every step; PyTorch's default caching
     allocator then fragments. On the H200 (BENCHMARKS.md, 2026-11-29) an unpacked MS-Agent run whose
     allocated peak was 28.8 GiB reserved 52.8 GiB, and ran out of memory under a 32 GiB cap; with
-    expandable segments it reserved 29.3–30.2 GiB, within 5% of this estimate, and ran under the cap."""
-    if not padded or "expandable_segments:true" in os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "").lower():
+    expandable segments it reserved 29.3–30.2 GiB, within 5% of this estimate, and ran under the cap.
+    A mixture of experts' routed tensors change shape every step too: the Qwen1.5-MoE shape reserved 34.1 GiB for
+    28.3 allocated by default, 31.2 with expandable segments (H100, 2026-12-07)."""
+    if "expandable_segments:true" in os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "").lower() or not (padded or moe):
         return []
+    if not padded:
+        return [Finding("G003", "warning", "a mixture of experts sends a different number of tokens to each expert "
+                        "every step: PyTorch's default allocator fragments, and the run can need more than the "
+                        "estimate (measured on the Qwen1.5-MoE shape: 28.3 GiB allocated, 34.1 GiB reserved, 11% over "
+                        "the estimate)", key="model.llm.pretrained_model_name_or_path",
+                        hint="export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True before `xtuner train` (measured "
+                             "2.0% under the estimate); `plan` puts it in the command")]
     return [Finding("G003", "warning", "batches are padded to their own longest sample, so their shape changes every "
                     "step: PyTorch's default allocator fragments, and the run can need far more than the estimate "
                     "(measured: 28.8 GiB allocated, 52.8 GiB reserved; out of memory under a 32 GiB cap)",
