@@ -56,6 +56,8 @@ def points() -> list[dict]:
                       "run": Run(max_length=row["max_length"], quantization=row["quantization"]),
                       "shapes": [(1, row["max_length"])], "seconds": row["max_length"] / row["tokens_per_s"]})
     for row in json.loads((RESULTS / "h200-moe-qwen.json").read_text()):
+        if "median_iteration_s" not in row:  # the memory runs of 2026-12-07 (8 iterations, one log for two runs)
+            continue
         found.append({"name": f"qwen-moe-{row['recipe']}-{row['max_length']}", "file": "h200-moe-qwen.json",
                       "card": row["card"], "config": QWEN_MOE,
                       "run": Run(max_length=row["max_length"], quantization=row["quantization"]),
