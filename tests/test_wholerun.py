@@ -91,3 +91,7 @@ def test_saves_follow_mmengines_checkpoint_hook():
     assert wholerun.saves({"interval": 500, "by_epoch": False}, 1200) == [500, 1000, 1200]
     assert wholerun.saves({"interval": 600, "by_epoch": False, "save_last": False}, 1200) == [600, 1200]
     assert wholerun.saves({"interval": -1, "by_epoch": False}, 30) == [30]
+    # by epoch (mmengine's default): every interval epochs in an epoch loop, nothing in an iteration loop
+    assert wholerun.saves({"interval": 1}, 90, per_epoch=30, epoch_loop=True) == [30, 60, 90]
+    assert wholerun.saves({"interval": 2}, 90, per_epoch=30, epoch_loop=True) == [60, 90]
+    assert wholerun.saves({"interval": 500}, 90, per_epoch=30, epoch_loop=False) == []

@@ -237,7 +237,8 @@ def train_child(config: str, work_dir: str, result_path: str, deepspeed: str = "
     """In a fresh process: xtuner's train script on ``config`` for ``steps`` iterations, then the peaks."""
     import torch
 
-    from xtuner_recipes.smoke.worker import _adapt_on_load, _run_tool
+    from xtuner_recipes.smoke.adapt import adapt_on_load as _adapt_on_load
+    from xtuner_recipes.smoke.worker import _run_tool
 
     notes: list[str] = []
     cap = float(os.environ.get("H200_CAP_GIB") or 0)

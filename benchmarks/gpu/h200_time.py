@@ -86,7 +86,8 @@ def child(config: str, work_dir: str, result_path: str, deepspeed: str, steps: s
     from mmengine.config import Config
     from xtuner.model.sft import SupervisedFinetune
 
-    from xtuner_recipes.smoke.worker import _adapt_on_load, _run_tool
+    from xtuner_recipes.smoke.adapt import adapt_on_load as _adapt_on_load
+    from xtuner_recipes.smoke.worker import _run_tool
 
     shapes = []
     forward = SupervisedFinetune.forward

@@ -115,19 +115,11 @@ def marks(config, settings, schedule) -> tuple[list[int], list[int]]:
 
     total = (schedule.total_iters if schedule is not None else None) or 0
     per_epoch = (schedule.iters_per_epoch if schedule is not None else None) or 1
+    from xtuner_recipes.validate.estimate.wholerun import saves
+
     checkpoint = setting(config, "default_hooks.checkpoint", build=True) or {}
-    interval = dict.get(checkpoint, "interval") if isinstance(checkpoint, dict) else None
-    saves = []
     evaluations = _evaluations(setting(config, "custom_hooks", build=True) or [], total)
-    if isinstance(interval, int) and interval > 0:
-        by_epoch = dict.get(checkpoint, "by_epoch", True)
-        if by_epoch and not settings.epoch_loop:
-            return [], evaluations  # an iteration loop ends no epoch: nothing to mark
-        step = interval * per_epoch if by_epoch else interval
-        saves = list(range(step, total + 1, step))
-        if total and (not saves or saves[-1] != total):
-            saves.append(total)
-    return saves, evaluations
+    return saves(checkpoint, total, per_epoch=per_epoch, epoch_loop=settings.epoch_loop), evaluations
 
 
 def _evaluations(hooks, total: int) -> list[int]:

@@ -8,11 +8,10 @@ beside the plan. A failing stage raises, so the process exits non-zero.
 import json
 import os
 import runpy
-import socket
 import sys
 from pathlib import Path
 
-from xtuner_recipes.smoke.adapt import adapt_on_load as _adapt_on_load  # benchmarks/gpu call it by this name
+from xtuner_recipes.smoke.adapt import adapt_on_load
 from xtuner_recipes.smoke.runner import STAGE_NAMES
 
 
@@ -43,21 +42,21 @@ def train_argv(plan: dict, environ: dict) -> list[str]:
     if not plan.get("deepspeed"):
         return argv
     if "MASTER_PORT" not in environ:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            environ["MASTER_PORT"] = str(probe.getsockname()[1])
+        from xtuner_recipes.smoke.nodes import free_port
+
+        environ["MASTER_PORT"] = str(free_port())
     for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
         environ.setdefault(name, value)
     return [*argv, "--deepspeed", plan["deepspeed"]]
 
 
 def stage_train(plan: dict, notes: list[str]) -> None:
-    _adapt_on_load(plan, notes)
+    adapt_on_load(plan, notes)
     _run_tool("xtuner.tools.train", train_argv(plan, os.environ))
 
 
 def stage_pth_to_hf(plan: dict, notes: list[str]) -> None:
-    _adapt_on_load(plan, notes)
+    adapt_on_load(plan, notes)
     _run_tool("xtuner.tools.model_converters.pth_to_hf", [plan["config"], plan["checkpoint"], plan["adapter"]])
 
 

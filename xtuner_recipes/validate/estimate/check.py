@@ -190,19 +190,14 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
     low_total, high_total = schedule.total_range or (schedule.total_iters, schedule.total_iters)
     iterations = (span[0] * low_total, span[1] * high_total)
     hook = settings.checkpoint_hook if isinstance(settings.checkpoint_hook, dict) else {}
-    by_epoch = dict.get(hook, "by_epoch", True)
-    save_at = wholerun.saves(hook, high_total) if by_epoch is False else []
-    if by_epoch is not False and settings.epoch_loop and schedule.iters_per_epoch:  # saves by epoch: not evaluated
-        interval = dict.get(hook, "interval", -1)
-        epochs = high_total // schedule.iters_per_epoch
-        count = epochs // interval + (epochs % interval != 0) if isinstance(interval, int) and interval > 0 else 1
-    else:
-        count = len(save_at)
+    saved = wholerun.saves(hook, high_total, per_epoch=schedule.iters_per_epoch, epoch_loop=settings.epoch_loop)
+    # EvaluateChatHook generates at the saves of an iteration-based CheckpointHook only
+    save_at = saved if dict.get(hook, "by_epoch", True) is False else []
     rows = sum(len(tally.full) for _, tally in samples.tallies) or None
     procs = setting(config, "train_dataloader.dataset.map_num_proc", 32)
     found = wholerun.parts(model, arch, run, card, iterations=iterations,
                            chat=wholerun.chat_hook(setting(config, "custom_hooks") or []), save_at=save_at,
-                           saves=count, total=high_total, weight_bytes=_weight_bytes(settings.model_path, arch),
+                           saves=len(saved), total=high_total, weight_bytes=_weight_bytes(settings.model_path, arch),
                            rows=rows, map_num_proc=procs if isinstance(procs, int) and procs > 0 else 1,
                            saved_bytes=wholerun.checkpoint_bytes(arch, run))
     low, high = (sum(ends[i] for ends in found.values()) / 3600 for i in (0, 1))
@@ -215,12 +210,5 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
 
 def _weight_bytes(model_dir, arch) -> float:
     """The model's checkpoint files' bytes when the folder is here, else its parameters in 16 bits."""
-    from pathlib import Path
-
-    if isinstance(model_dir, str):
-        folder = Path(model_dir).expanduser()
-        sizes = [p.stat().st_size for p in folder.glob("*") if p.suffix in host.WEIGHT_SUFFIXES and p.is_file()
-                 and not p.name.startswith("training_args")] if folder.is_dir() else []
-        if sizes:
-            return float(sum(sizes))
-    return arch.total_params * 2.0
+    sizes = host.weight_files(model_dir if isinstance(model_dir, str) else None)
+    return float(sum(sizes)) if sizes else arch.total_params * 2.0

@@ -30,14 +30,18 @@ DEFAULT_SHARD = 5e9  # transformers' save_pretrained max_shard_size, when the we
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
+def weight_files(model_dir: str | None) -> list[int]:
+    """The bytes of each checkpoint file in ``model_dir`` (none when it is not here)."""
+    if not model_dir:
+        return []
+    return [p.stat().st_size for p in Path(model_dir).expanduser().glob("*")
+            if p.suffix in WEIGHT_SUFFIXES and p.is_file() and not p.name.startswith("training_args")]
+
+
 def largest_shard(model_dir: str | None) -> tuple[float, bool]:
     """The largest checkpoint file's bytes in ``model_dir``, and whether it was measured (else assumed)."""
-    if model_dir:
-        sizes = [p.stat().st_size for p in Path(model_dir).expanduser().glob("*")
-                 if p.suffix in WEIGHT_SUFFIXES and p.is_file() and not p.name.startswith("training_args")]
-        if sizes:
-            return float(max(sizes)), True
-    return DEFAULT_SHARD, False
+    sizes = weight_files(model_dir)
+    return (float(max(sizes)), True) if sizes else (DEFAULT_SHARD, False)
 
 
 def peaks(arch, quantization: str, *, shard_bytes: float, offloaded_bytes: float = 0.0,

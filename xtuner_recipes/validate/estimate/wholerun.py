@@ -56,10 +56,16 @@ def chat_hook(custom_hooks) -> Chat | None:
     return None
 
 
-def saves(checkpoint_hook, total: int) -> list[int]:
-    """Iterations where mmengine's CheckpointHook saves in an iteration-based run (``save_last``: the last too)."""
+def saves(checkpoint_hook, total: int, *, per_epoch: int | None = None, epoch_loop: bool = False) -> list[int]:
+    """Iterations where mmengine's CheckpointHook saves over ``total`` iterations: every ``interval`` iterations
+    (``by_epoch=False``) or epochs (``by_epoch``, its default, which saves nothing in an iteration loop), and the
+    last one (``save_last``, default True)."""
     hook = checkpoint_hook if isinstance(checkpoint_hook, dict) else {}
     interval = dict.get(hook, "interval", -1)
+    if dict.get(hook, "by_epoch", True) is not False:
+        if not epoch_loop:
+            return []
+        interval = interval * (per_epoch or 1) if isinstance(interval, int) and interval > 0 else -1
     found = list(range(interval, total + 1, interval)) if isinstance(interval, int) and interval > 0 else []
     if dict.get(hook, "save_last", True) and total and total not in found:
         found.append(total)
