@@ -139,7 +139,8 @@ def measure(run: tuple, out: Path, check: bool) -> dict:
     return row | measure_config(name, config, deepspeed, out, check, estimate=check)
 
 
-def measure_config(name: str, config: Path, deepspeed: str, out: Path, check: bool, estimate: bool = False) -> dict:
+def measure_config(name: str, config: Path, deepspeed: str, out: Path, check: bool, estimate: bool = False,
+                   steps: int | None = None) -> dict:
     """xtuner's train script on ``config`` in a child process: every iteration's batch shape and time."""
     row = {"name": name, "deepspeed": deepspeed or None, "date": datetime.date.today().isoformat(),
            "phase": "check" if check else "fit"}
@@ -147,7 +148,7 @@ def measure_config(name: str, config: Path, deepspeed: str, out: Path, check: bo
         row["estimate"] = predicted(config, deepspeed)
     work_dir, result = mem.WORK / "runs" / f"time_{name}", mem.WORK / f"time_{name}.result.json"
     with open(out / f"time_{name}.log", "w") as log:
-        steps = str(CHECK_STEPS if check else STEPS)
+        steps = str(steps or (CHECK_STEPS if check else STEPS))
         status = subprocess.run([sys.executable, __file__, "--child", str(config), str(work_dir), str(result), deepspeed,
                                  steps],
                                 stdout=log, stderr=subprocess.STDOUT).returncode

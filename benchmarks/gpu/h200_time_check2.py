@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--estimate-only", action="store_true", help="no GPU: the estimates, to commit first")
     parser.add_argument("--only", nargs="*", help="run names")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each config")
+    parser.add_argument("--steps", type=int, default=h200_time.CHECK_STEPS,
+                        help="iterations a run (20: one optimizer step of 16 among the 17 timed, half the device time)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     mem.WORK.mkdir(parents=True, exist_ok=True)
@@ -116,8 +118,9 @@ def main() -> None:
         config = make_config(run)
         for attempt in range(args.repeat):
             start = time.time()
-            row = h200_time.measure_config(f"{run[0]}-{attempt + 1}", config, run[8], args.out, check=True)
-            row.update(name=run[0], shape=run[1], lora_r=run[9], attempt=attempt + 1, max_length=run[4],
+            row = h200_time.measure_config(f"{run[0]}-{attempt + 1}", config, run[8], args.out, check=True,
+                                          steps=args.steps)
+            row.update(name=run[0], shape=run[1], lora_r=run[9], attempt=attempt + 1, steps=args.steps, max_length=run[4],
                        quantization=run[5], batch_size=run[6], pack=run[7])
             rows.append(row)
             path.write_text(json.dumps(rows, indent=1) + "\n")
