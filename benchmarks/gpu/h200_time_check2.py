@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -83,8 +84,20 @@ def estimates(run: tuple, config: Path) -> dict:
         stats = validate_config(str(config), level="full", launch=Launch(gpus=1, stage=stage),
                                 options=Options(gpu=cards.find(card).name)).stats
         found[card] = {key: stats.get(key) for key in ("seconds_per_iter", "seconds_per_iter_range", "time_card",
-                                                        "time_basis", "longest_sample", "samples")}
+                                                        "time_basis", "longest_sample", "samples", "time_calibrated")}
     return found
+
+
+def calibrate(config: Path, run: tuple, out: Path) -> None:
+    """``xtuner-recipes calibrate CONFIG`` in its own process, its cache in OUT/calibration-SHAPE (both
+    quantizations of a shape merge there), its JSON in OUT/calibrate-SHAPE-QUANTIZATION.json."""
+    start = time.time()
+    env = {**os.environ, "XDG_CACHE_HOME": str(out / f"calibration-{run[1]}")}
+    with open(out / f"calibrate-{run[1]}-{run[5]}.json", "w") as stdout, \
+            open(out / f"calibrate-{run[1]}-{run[5]}.log", "w") as stderr:
+        status = subprocess.run([sys.executable, "-m", "xtuner_recipes", "calibrate", str(config), "--json",
+                                 "--scratch", str(mem.WORK)], stdout=stdout, stderr=stderr, env=env).returncode
+    print(f"calibrate {run[1]} {run[5]} on {run[0]}: exit {status} [{time.time() - start:.0f} s]", flush=True)
 
 
 def main() -> None:
@@ -98,6 +111,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each config")
     parser.add_argument("--steps", type=int, default=h200_time.CHECK_STEPS,
                         help="iterations a run (20: one optimizer step of 16 among the 17 timed, half the device time)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="first run `xtuner-recipes calibrate` on each shape's first config of each quantization")
+    parser.add_argument("--calibrated", type=Path, metavar="DIR",
+                        help="with --estimate-only: the estimates with the calibrations a --calibrate run left in DIR")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     mem.WORK.mkdir(parents=True, exist_ok=True)
@@ -106,16 +123,23 @@ def main() -> None:
         rows = []
         for run in chosen:
             use_shape(run[1], weights=False)
+            if args.calibrated:
+                os.environ["XDG_CACHE_HOME"] = str(args.calibrated / f"calibration-{run[1]}")
             rows.append({"name": run[0], "shape": run[1], "lora_r": run[9], "date": datetime.date.today().isoformat(),
                          "estimate": estimates(run, make_config(run))})
-        (args.out / "h200-time-check2-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+        name = "h200-time-check2-calibrated.json" if args.calibrated else "h200-time-check2-estimate.json"
+        (args.out / name).write_text(json.dumps(rows, indent=1) + "\n")
         print(json.dumps(rows, indent=1))
         return
     path = args.out / "h200-time-check2.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
+    calibrated = set()
     for run in sorted(chosen, key=lambda r: r[1]):  # one model made a shape
         use_shape(run[1], weights=True)
         config = make_config(run)
+        if args.calibrate and (run[1], run[5]) not in calibrated:  # the shape's first config of this quantization
+            calibrated.add((run[1], run[5]))
+            calibrate(config, run, args.out)
         for attempt in range(args.repeat):
             start = time.time()
             row = h200_time.measure_config(f"{run[0]}-{attempt + 1}", config, run[8], args.out, check=True,

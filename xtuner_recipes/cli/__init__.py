@@ -14,11 +14,11 @@ import sys
 import threading
 
 from xtuner_recipes import __version__
-from xtuner_recipes.cli import doctor, gen, list_cmd, plan, prepare, set_cmd, smoke, train, validate
+from xtuner_recipes.cli import calibrate, doctor, gen, list_cmd, plan, prepare, set_cmd, smoke, train, validate
 from xtuner_recipes.cli.common import EXIT_USAGE, report_error
 from xtuner_recipes.errors import RecipeError
 
-COMMANDS = (list_cmd, prepare, gen, set_cmd, validate, smoke, plan, train, doctor)
+COMMANDS = (list_cmd, prepare, gen, set_cmd, validate, smoke, plan, train, doctor, calibrate)
 
 EPILOG = """examples:
   xtuner-recipes list
@@ -30,6 +30,7 @@ EPILOG = """examples:
   xtuner-recipes plan internlm_chat_7b_qlora_medqa_e3.py --gpus 8
   xtuner-recipes train internlm_chat_7b_qlora_medqa_e3.py --deepspeed deepspeed_zero2
   xtuner-recipes doctor internlm_chat_7b_qlora_medqa_e3.py
+  xtuner-recipes calibrate internlm_chat_7b_qlora_medqa_e3.py
 
 Run `xtuner-recipes COMMAND --help` for each command's options."""
 

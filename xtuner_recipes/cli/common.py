@@ -56,11 +56,12 @@ def preset(text: str) -> str:
 
 def gpu_card(text: str) -> str:
     """An argparse type: a card of the time model's table (``--gpu h100``), by its name or short name."""
-    from xtuner_recipes.validate.estimate import cards
+    from xtuner_recipes.validate.estimate import calibration, cards
 
-    card = cards.find(text)
+    card = calibration.find_card(text)
     if card is None:
-        raise argparse.ArgumentTypeError(f"unknown GPU {text!r}: expected one of {cards.names()}")
+        raise argparse.ArgumentTypeError(f"unknown GPU {text!r}: expected one of {cards.names()}, or a card "
+                                         "`xtuner-recipes calibrate` measured on this machine")
     return card.name
 
 

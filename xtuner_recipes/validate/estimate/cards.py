@@ -58,7 +58,7 @@ MEASURED = "NVIDIA H200"  # where the time model's constants were measured
 NETWORK_GBS = 12.5  # between machines, one direction: 100 Gb/s Ethernet or InfiniBand (assumed, not measured)
 
 
-def _key(text: str) -> str:
+def key(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
@@ -66,9 +66,9 @@ def find(name: str | None) -> Card | None:
     """The card ``name`` names: torch's device name, the table's name or a short alias (``h100``, ``rtx4090``)."""
     if not name:
         return None
-    wanted = _key(name)
+    wanted = key(name)
     for card in CARDS:
-        if wanted in (_key(card.name), *map(_key, card.aliases)):
+        if wanted in (key(card.name), *map(key, card.aliases)):
             return card
     return None
 

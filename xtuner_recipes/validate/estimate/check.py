@@ -9,7 +9,7 @@ import os
 
 from xtuner_recipes.findings import Finding
 from xtuner_recipes.validate.checks import Result, check
-from xtuner_recipes.validate.estimate import cards, host, timing, wholerun
+from xtuner_recipes.validate.estimate import calibration, cards, host, timing, wholerun
 from xtuner_recipes.validate.estimate.count import arch_of
 from xtuner_recipes.validate.estimate.gpu import FIT_MARGIN, GIB, Run, card_gib, card_name, estimate, fit_verdict
 
@@ -141,10 +141,16 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
     if model is None or not total or run.max_length < 1 or arch is None:
         return Result()
     name = options.gpu or card_name() or model["card"]
-    card = cards.find(name)
+    entry = calibration.entry_for(name)
+    card = cards.find(name) or (calibration.card(entry) if entry else None)
     if card is None:
-        return Result(stats={"time_basis": f"not estimated: {name} is not in the table of cards ({cards.names()}): "
-                                           "pass --gpu with the nearest"})
+        return Result(stats={"time_basis": f"not estimated: {name} is not in the table of cards ({cards.names()}) "
+                                           f"and was not calibrated here: pass --gpu with the nearest, or run "
+                                           f"`xtuner-recipes calibrate CONFIG` on it ({calibration.MEASURES})"})
+    table_model = model
+    model = (calibration.calibrated_model(model, entry, run.quantization) if entry else None) or model
+    if model is not table_model:
+        card = calibration.card(entry)
     packed = not samples.padded
     lengths = samples.lengths
     if not packed and lengths is None:
@@ -161,22 +167,31 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
     low, high = model["residual_pct"]["moe" if arch.moe else "dense"]
     span = [seconds / (1 + high / 100), seconds / (1 + low / 100)]  # the fit was off by low..high on its own rows
     scaled = card.name != model["card"]
-    basis = (f"iterations only (no model load, evaluation or checkpoints): the FLOPs of this model over the "
-             f"throughput and per-call costs fitted to {len(model['fitted_on'])} runs (all in-sample; no held-out check "
-             f"yet), which the fit missed by {low:+.1f}% to {high:+.1f}% for {'a mixture of experts' if arch.moe else 'dense models'}")
+    kind = "a mixture of experts" if arch.moe else "dense models"
+    if model is not table_model:
+        made = model["calibrated"]
+        basis = (f"iterations only (no model load, evaluation or checkpoints): the FLOPs of this model over the "
+                 f"throughput and per-call cost `xtuner-recipes calibrate` measured on this card "
+                 f"({made['date']}, {made['quantization']}); the range is the fit's, which missed its own "
+                 f"{len(model['fitted_on'])} runs by {low:+.1f}% to {high:+.1f}% for {kind}")
+    else:
+        basis = (f"iterations only (no model load, evaluation or checkpoints): the FLOPs of this model over the "
+                 f"throughput and per-call costs fitted to {len(model['fitted_on'])} runs (all in-sample; no held-out "
+                 f"check yet), which the fit missed by {low:+.1f}% to {high:+.1f}% for {kind}")
     if scaled:
         basis += f"; scaled from the {model['card']}, not measured on this card"
     if run.gpus > 1:
         over = f"the network (assumed {cards.NETWORK_GBS} GB/s)" if run.nodes > 1 else "the cards' link"
         basis += (f"; on {run.gpus} GPUs over {run.nodes} machine{'s' if run.nodes > 1 else ''}, each GPU's iteration "
                   f"plus the gradients' all-reduce over {over}: modelled, not measured")
-    if not card.bf16:
+    if not card.bf16 and card.name != calibration.CPU_CARD:  # the CPU calibrate measured: no AMP question
         basis += (f"; the {card.name} has no bf16: xtuner's QLoRA configs compute in fp16 and run there, a config "
                   "that trains in bf16 does not")
     stats = {"seconds_per_iter": round(seconds, 3), "seconds_per_iter_range": [round(v, 3) for v in span],
              "train_hours": round(seconds * total / 3600, 2),
              "train_hours_range": [round(v * total / 3600, 2) for v in span],
-             "time_card": card.name, "time_gpus": run.gpus, "time_scaled": scaled, "time_basis": basis}
+             "time_card": card.name, "time_gpus": run.gpus, "time_scaled": scaled, "time_basis": basis,
+             "time_calibrated": model is not table_model}
     if parts:
         stats["seconds_per_iter_parts"] = {k: round(v, 4) for k, v in parts.items()}
     stats.update(_whole_run(model, arch, run, card, samples, schedule, settings, config, span))

@@ -61,7 +61,7 @@ def calls(arch, run, *, sequences, length) -> tuple[float, float]:
 
 def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None) -> dict:
     """Seconds of one iteration of ``sequences`` samples padded to ``length``, by part (numbers or numpy arrays)."""
-    measured = cards.find(model["card"])
+    measured = measured_card(model)
     card = card or measured
     quantization = run.quantization
     work = flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
@@ -92,6 +92,12 @@ def exchange(arch, run, card) -> float:
     link = card.link_gbs if run.nodes <= 1 else min(card.link_gbs, cards.NETWORK_GBS)
     seconds = 2 * (run.gpus - 1) / run.gpus * size / (link * 1e9)
     return seconds if deepspeed else seconds / max(1, run.accumulate)
+
+
+def measured_card(model: dict) -> cards.Card:
+    """The card the constants were measured on: the table's, or the one ``calibrate`` described."""
+    spec = model.get("card_spec")
+    return cards.Card(**spec) if spec else cards.find(model["card"])
 
 
 def per_iteration(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None):

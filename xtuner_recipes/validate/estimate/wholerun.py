@@ -13,8 +13,9 @@
 - ``pth_to_hf``: a process start and the model built again (as training builds it), the adapter written;
 - ``merge``: a process start, the 16-bit weights read, merged and written again.
 
-The process costs and the disk speeds are modelled, not measured on the run's machine (``calibrate`` is not built
-yet): a local NVMe disk at the fast end, a network disk at the slow end. ``STARTUP_S`` is the one constant with
+The process costs and the disk speeds are modelled, not measured on the run's machine: a local NVMe disk at the
+fast end, a network disk at the slow end; after ``xtuner-recipes calibrate`` on that machine, its measured write
+speed and decode step's call cost replace the modelled ones. ``STARTUP_S`` is the one constant with
 measured rows: the H200 smoke's tiny-model stages, whose time is almost all the process start (BENCHMARKS.md,
 2026-11-29: pth_to_hf 27.5 s, merge 25.0 s, chat 19.3 s; 3 rows).
 
@@ -85,7 +86,8 @@ def decode_step(model: dict, arch, run, card) -> float:
     call every expert), each call's fixed cost (``seconds_per_call``) and the weights read at the card's bandwidth."""
     calls = sum(group.count for group in arch.all_linears())
     per_param = 0.5 if run.quantization == "nf4" else 1.0 if run.quantization == "int8" else 2.0
-    return (calls * model["seconds_per_call"][run.quantization]
+    per_call = (model.get("seconds_per_decode_call") or {}).get(run.quantization)  # calibrate's, when measured
+    return (calls * (model["seconds_per_call"][run.quantization] if per_call is None else per_call)
             + arch.total_params * per_param / (card.bandwidth_gbs * 1e9))
 
 
@@ -118,8 +120,9 @@ def parts(model: dict, arch, run, card, *, iterations: tuple[float, float], chat
         tokens = sum(generations(chat, total=total, saves=save_at)) * chat.inputs
         seconds = tokens * decode_step(model, arch, run, card)
         found["evaluation"] = (seconds, seconds)
-    found["checkpoints"] = tuple(saves * s for s in disk(saved_bytes, WRITE_GBS))
+    write = (model["write_gbs"],) * 2 if model.get("write_gbs") else WRITE_GBS  # calibrate's, when measured
+    found["checkpoints"] = tuple(saves * s for s in disk(saved_bytes, write))
     found["pth_to_hf"] = load
     merged = arch.total_params * 2
-    found["merge"] = tuple(STARTUP_S + r + w for r, w in zip(read, disk(merged, WRITE_GBS), strict=True))
+    found["merge"] = tuple(STARTUP_S + r + w for r, w in zip(read, disk(merged, write), strict=True))
     return {name: (round(low, 1), round(high, 1)) for name, (low, high) in found.items()}

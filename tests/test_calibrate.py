@@ -1,0 +1,111 @@
+"""``calibrate``: the measurement is made on the config's real model code (xtuner's SupervisedFinetune, peft's
+LoRA, mmengine's optimizer wrapper) with two layers, solved into the time model's constants, kept in the cache,
+and from then on the time ``validate`` (and so plan, train and the report) gives for that card.
+
+This machine has no GPU: the real measurement runs on its CPU with a 16-bit config of the tiny model (the CPU is
+then the "card"); a 4-bit config is refused here with the reason."""
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xtuner_recipes.validate.estimate import calibration, count, timing
+from xtuner_recipes.validate.estimate.gpu import Run
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "xtuner-recipes" / "calibration.json"
+
+
+def _config(cli, tiny_model, tmp_path, *extra):
+    data = Path(__file__).parent / "fixtures" / "data" / "oasst1.jsonl"
+    cli("gen", "oasst1", "--model", tiny_model, "--data", data, "-o", "cfg.py", "--set", "max_length=192", *extra,
+        check_rc=0)
+    return tmp_path / "cfg.py"
+
+
+def test_calibrate_then_validate_gives_the_calibrated_time(cli, tiny_model, tmp_path, cache):
+    config = _config(cli, tiny_model, tmp_path, "--set=~model.llm.quantization_config")
+    result = cli("calibrate", config, "--scratch", tmp_path, "--json", check_rc=0)
+    found = json.loads(result.stdout)
+    entry = found["calibration"]
+    assert entry["card"]["name"] == calibration.CPU_CARD
+    assert json.loads(cache.read_text())[calibration.CPU_CARD]["quantization"]["none"]["flops_per_s"] > 0
+    measured = entry["quantization"]["none"]
+    assert [(row["sequences"], row["length"]) for row in measured["rows"]] == [(1, 192), (1, 64)]
+    assert entry["card"]["bandwidth_gbs"] > 0 and entry["write_gbs"] > 0 and measured["decode_seconds"] > 0
+    assert not list(tmp_path.glob("xtuner-recipes-calibrate-*")) and not list(tmp_path.glob(".calibrate-*"))
+
+    # The constants reproduce what was timed: the two-layer model's iteration at both sizes (unless the short
+    # step was too noisy to give a call cost, when the long one alone is fitted).
+    fields = json.loads((tiny_model / "config.json").read_text())
+    small_arch, _ = count.arch_of({**fields, "num_hidden_layers": 2})
+    model = calibration.calibrated_model(timing.load_model(), entry, "none")
+    run = Run(max_length=192, quantization="none", lora_r=64)
+    rows = measured["rows"] if measured["seconds_per_call"] > 0 else measured["rows"][:1]
+    for row in rows:
+        predicted = timing.per_iteration(model, small_arch, run, sequences=row["sequences"], length=row["length"])
+        assert predicted == pytest.approx(row["seconds"], rel=1e-6)
+
+    # validate names the card calibrate saved, and its time is the one calibrate printed for this config
+    report = json.loads(cli("validate", config, "--gpu", "cpu", "--format", "json").stdout)[0]["stats"]
+    assert report["time_calibrated"] is True and report["time_card"] == "cpu" and not report["time_scaled"]
+    assert "xtuner-recipes calibrate` measured on this card" in report["time_basis"]
+    assert report["seconds_per_iter"] == round(found["this_config"]["calibrated_s"], 3)
+    # the decode step and the disk's write speed are the measured ones in the whole run's parts
+    assert report["run_parts_s"]["checkpoints"][0] == report["run_parts_s"]["checkpoints"][1]
+
+    text = cli("calibrate", config, "--scratch", tmp_path, check_rc=0)
+    assert "TFLOPS achieved" in text.stdout and str(cache) in text.stdout
+    assert "timing 3 training steps of 1 x 192 tokens" in text.stderr  # progress, on stderr
+
+
+def test_four_bit_needs_a_gpu_and_nothing_is_saved(cli, tiny_model, tmp_path, cache):
+    config = _config(cli, tiny_model, tmp_path)
+    result = cli("calibrate", config, "--scratch", tmp_path)
+    assert result.returncode == 2
+    assert str(config) in result.stderr and "nf4" in result.stderr and "CUDA GPU" in result.stderr
+    assert not cache.exists()
+
+
+def test_an_unknown_card_says_what_calibrate_measures(cli, tiny_model, tmp_path, cache):
+    from xtuner_recipes.validate.inputs import Options
+    from xtuner_recipes.validate.runner import validate_config
+
+    config = _config(cli, tiny_model, tmp_path)
+    stats = validate_config(str(config), level="full", options=Options(gpu="Quadro P400")).stats
+    assert "seconds_per_iter" not in stats
+    assert "Quadro P400 is not in the table" in stats["time_basis"]
+    assert "xtuner-recipes calibrate CONFIG" in stats["time_basis"] and "two transformer layers" in stats["time_basis"]
+    refused = cli("validate", config, "--gpu", "quadro-p400")
+    assert refused.returncode == 2 and "calibrate" in refused.stderr
+
+
+def test_a_calibrated_card_outside_the_table_is_named(cache):
+    entry = {"card": {"name": "NVIDIA T4", "tflops": 40.0, "bandwidth_gbs": 250.0, "memory_gb": 16, "bf16": False},
+             "write_gbs": 0.8, "quantization": {"nf4": {"flops_per_s": 3e13, "seconds_per_call": 2e-4}}}
+    calibration.save(entry)
+    calibration.save({**entry, "quantization": {"none": {"flops_per_s": 4e13, "seconds_per_call": 1e-4}}})
+    kept = calibration.load_all()["NVIDIA T4"]["quantization"]
+    assert set(kept) == {"nf4", "none"}  # a second calibration adds, not replaces
+    card = calibration.find_card("nvidia-t4")
+    assert card.name == "NVIDIA T4" and card.bandwidth_gbs == 250.0
+    assert calibration.find_card("h100").name == "NVIDIA H100 80GB HBM3"  # the table first
+    assert calibration.calibrated_model(timing.load_model(), calibration.entry_for("NVIDIA T4"), "int8") is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(throughput=st.floats(1e10, 1e15), per_call=st.floats(0, 1e-3), dequantize=st.floats(0, 0.1),
+       long_flops=st.floats(1e11, 1e14), share=st.floats(0.01, 0.5), calls=st.integers(10, 5000))
+def test_solve_recovers_the_constants(throughput, per_call, dequantize, long_flops, share, calls):
+    rows = [{"flops": flops, "calls": calls, "expert_calls": 0.0,
+             "seconds": flops / throughput + calls * per_call + dequantize}
+            for flops in (share * long_flops, long_flops)]
+    got_throughput, got_call = calibration.solve(rows, dequantize_s=dequantize, expert_s=0.0)
+    assert got_throughput == pytest.approx(throughput, rel=1e-6)
+    assert got_call == pytest.approx(per_call, rel=1e-6, abs=1e-12)

@@ -1,0 +1,299 @@
+"""``xtuner-recipes calibrate CONFIG``: measure what the time estimate needs on this machine's card, in about a
+minute, and keep it (``validate.estimate.calibration``).
+
+1. A copy of the config's model with two transformer layers and random weights (its own ``config.json``, remote
+   code included) is written to a scratch folder, then built the way ``xtuner train`` builds the config's model:
+   the config's ``model`` dict (xtuner's ``SupervisedFinetune``: the quantization, ``prepare_model_for_kbit_training``,
+   activation checkpointing, the LoRA) and its ``optim_wrapper`` (AMP and all).
+2. Training steps at two sizes — the config's batch of ``max_length`` tokens, and one short sequence — each timed
+   as the median of several after a warm-up. The time model says an iteration is ``FLOPs / throughput +
+   calls x per-call cost + dequantizing bytes / bandwidth``; the two sizes fix the throughput and the call cost
+   (FLOPs and calls counted from the two-layer model as the estimate counts them).
+3. A decode step: one token through the two-layer model with its cache, the call cost EvaluateChatHook's
+   generations pay; the card's memory bandwidth (a copy on the device); the scratch disk's write speed (a file
+   written and synced).
+
+On a machine without a GPU only a 16-bit config can be measured (bitsandbytes' 4-bit needs CUDA); the "card" is
+then this machine's CPU, which ``validate --gpu cpu`` names.
+"""
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from xtuner_recipes.errors import RecipeError
+from xtuner_recipes.validate.estimate import calibration
+from xtuner_recipes.validate.estimate.calibration import CPU_CARD
+
+LAYERS = 2
+SHORT_TOKENS = 64
+REPEATS = {"cuda": 7, "cpu": 3}
+COPY_BYTES = {"cuda": 1 << 30, "cpu": 64 << 20}
+WRITE_BYTES = {"cuda": 512 << 20, "cpu": 32 << 20}
+
+
+def _say(progress, text: str) -> None:
+    if progress:
+        progress(text)
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _card_spec(device: str) -> dict:
+    import torch
+
+    from xtuner_recipes.validate.estimate import cards
+
+    if device == "cuda":
+        name = torch.cuda.get_device_name(0)
+        table = cards.find(name)
+        props = torch.cuda.get_device_properties(0)
+        return {"name": name, "tflops": table.tflops if table else None, "memory_gb": round(props.total_memory / 1e9),
+                "bf16": bool(torch.cuda.is_bf16_supported())}
+    import psutil
+
+    return {"name": CPU_CARD, "tflops": None, "memory_gb": round(psutil.virtual_memory().total / 1e9), "bf16": False,
+            "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+
+
+def _median_seconds(step, repeats: int, device: str) -> list[float]:
+    import torch
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up: kernels chosen, the allocator's pools made
+    step()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bandwidth_gbs(device: str) -> float:
+    """Bytes a second the device's memory moves: a copy reads and writes each byte once."""
+    import torch
+
+    size = COPY_BYTES[device]
+    source = torch.empty(size // 2, dtype=torch.float16, device=device).fill_(1.0)
+    target = torch.empty_like(source)
+    times = _median_seconds(lambda: target.copy_(source), REPEATS[device], device)
+    del source, target
+    return round(2 * size / statistics.median(times) / 1e9, 1)
+
+
+def write_gbs(folder: Path, device: str) -> float:
+    """The scratch disk's write speed: a file written and synced (then removed)."""
+    size = WRITE_BYTES[device]
+    block = os.urandom(1 << 20)
+    handle, name = tempfile.mkstemp(prefix=".calibrate-", dir=folder)
+    try:
+        start = time.perf_counter()
+        with os.fdopen(handle, "wb") as out:
+            for _ in range(size >> 20):
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        return round(size / (time.perf_counter() - start) / 1e9, 2)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _small_copy(model_dir: Path, into: Path, layers: int, device: str) -> dict:
+    """A random model of ``model_dir``'s architecture with ``layers`` layers in ``into``; its config.json dict."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    for path in model_dir.iterdir():  # remote code and tokenizer files; not the weights
+        if path.is_file() and path.suffix in (".py", ".json", ".model", ".txt", ".tiktoken") \
+                and not path.name.endswith(".index.json"):
+            shutil.copy2(path, into / path.name)
+    fields = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if key in fields:
+            fields[key] = layers
+    (into / "config.json").write_text(json.dumps(fields, indent=1), encoding="utf-8")
+    config = AutoConfig.from_pretrained(into, trust_remote_code=True)
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, torch_dtype=dtype, trust_remote_code=True)
+    model.save_pretrained(into, safe_serialization=True)
+    del model
+    return fields
+
+
+def _build(cfg, model_dir: Path, device: str, notes: list[str]):
+    """The config's model (on the copy) and optimizer wrapper, as mmengine's Runner builds them."""
+    from mmengine.optim import build_optim_wrapper
+
+    from xtuner_recipes.smoke.adapt import GPU_ONLY_WRAPPERS, patch_runtime
+
+    model_cfg = cfg.model.copy()
+    model_cfg.llm.pretrained_model_name_or_path = str(model_dir)
+    kind = model_cfg.pop("type")
+    wrapper_cfg = cfg.optim_wrapper.copy()
+    if device == "cpu":
+        notes += patch_runtime(device)  # undone by measure() when it ends
+        name = getattr(wrapper_cfg.get("type"), "__name__", str(wrapper_cfg.get("type")))
+        if name in GPU_ONLY_WRAPPERS:
+            wrapper_cfg["type"] = "OptimWrapper"
+            for key in GPU_ONLY_WRAPPERS[name]:
+                wrapper_cfg.pop(key, None)
+            notes.append(f"optim_wrapper.type: {name} → OptimWrapper (AMP needs CUDA)")
+    model = kind(**model_cfg).to(device)
+    model.train()
+    wrapper = build_optim_wrapper(model, wrapper_cfg)
+    wrapper.initialize_count_status(model, 0, 1 << 30)
+    return model, wrapper
+
+
+def _step(model, wrapper, ids):
+    def run():
+        data = {"input_ids": ids, "labels": ids, "attention_mask": ids.new_ones(ids.shape)}
+        model.train_step({"data": data, "data_samples": None}, wrapper)
+    return run
+
+
+def _decode(model, device: str, repeats: int) -> float:
+    """Seconds of one generated token (cache on), the LoRA model in eval mode as EvaluateChatHook runs it."""
+    import torch
+
+    llm = model.llm
+    llm.eval()
+    was = llm.config.use_cache
+    llm.config.use_cache = True
+    prompt = torch.randint(3, 100, (1, 16), device=device)
+    with torch.no_grad():
+        past = llm(input_ids=prompt, use_cache=True).past_key_values
+        token = prompt[:, -1:]
+        times = _median_seconds(lambda: llm(input_ids=token, past_key_values=past, use_cache=True), REPEATS[device],
+                                device)
+    llm.config.use_cache = was
+    llm.train()
+    return statistics.median(times)
+
+
+def measure(config: Path, *, scratch: Path, progress=None) -> dict:
+    """Calibrate on ``config``'s model shape; the cache entry (not yet saved)."""
+    import datetime
+
+    import torch
+    from mmengine.config import Config
+
+    from xtuner_recipes.validate.estimate import count, flops, timing
+    from xtuner_recipes.validate.estimate.gpu import Run
+    from xtuner_recipes.validate.inputs import Launch, Settings
+
+    device = _device()
+    cfg = Config.fromfile(str(config))
+    found = Settings.parse(cfg, None)
+    run = Run.of(found, Launch())
+    source = found.model_path
+    model_dir = Path(source) if isinstance(source, str) else None
+    if model_dir is None or not (model_dir / "config.json").is_file():
+        raise RecipeError(f"{config}: model.llm.pretrained_model_name_or_path ({source!r}) is not a local model "
+                          "folder with a config.json; calibrate copies the model's shape from it")
+    if run.quantization != "none" and device != "cuda":
+        raise RecipeError(f"{config}: the config quantizes the model ({run.quantization}), and bitsandbytes' "
+                          "quantization needs a CUDA GPU, which this machine lacks: run calibrate on the training "
+                          "machine, or calibrate a 16-bit config here")
+    if run.lora_r is None:
+        raise RecipeError(f"{config}: calibrate measures LoRA training (the time model's domain); this config has "
+                          "no model.lora")
+    if run.max_length < 1:
+        raise RecipeError(f"{config}: max_length is not a whole number above 0")
+    spec = _card_spec(device)
+    repeats = REPEATS[device]
+    with _restored(), tempfile.TemporaryDirectory(prefix="xtuner-recipes-calibrate-", dir=scratch) as folder:
+        _say(progress, f"writing a {LAYERS}-layer random copy of {model_dir.name} to {folder}")
+        small = _small_copy(model_dir, Path(folder), LAYERS, device)
+        arch, why = count.arch_of(small)
+        if arch is None:
+            raise RecipeError(f"{config}: the model's shape cannot be counted: {why}")
+        _say(progress, "building the config's model on it (quantization, LoRA, optimizer wrapper)")
+        notes: list[str] = []
+        model, wrapper = _build(cfg, Path(folder), device, notes)
+        rows = []
+        for sequences, length in ((run.batch_size, run.max_length), (1, min(SHORT_TOKENS, run.max_length))):
+            _say(progress, f"timing {repeats} training steps of {sequences} x {length} tokens")
+            ids = torch.randint(3, min(arch.vocab, 30000), (sequences, length), device=device)
+            times = _median_seconds(_step(model, wrapper, ids), repeats, device)
+            plain, experts = timing.calls(arch, run, sequences=sequences, length=length)
+            rows.append({"sequences": sequences, "length": length, "seconds": statistics.median(times),
+                         "times": [round(t, 5) for t in times], "calls": plain, "expert_calls": experts,
+                         "flops": flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
+                                                  target_modules=run.lora_targets,
+                                                  checkpointing=run.activation_checkpointing)})
+        _say(progress, "timing a decode step")
+        decode_s = _decode(model, device, repeats)
+        del model, wrapper
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    _say(progress, "measuring the memory bandwidth and the disk's write speed")
+    spec["bandwidth_gbs"] = bandwidth_gbs(device)
+    disk = write_gbs(scratch, device)
+    base = timing.load_model() or {}
+    passes = 3 if run.activation_checkpointing else 2
+    dequantize_s = (arch.linear_params * passes * timing.DEQUANT_BYTES / (spec["bandwidth_gbs"] * 1e9)
+                    if run.quantization in ("nf4", "int8") else 0.0)
+    throughput, per_call = calibration.solve(rows, dequantize_s=dequantize_s, expert_s=base.get("seconds_per_expert_call", 0.0))
+    per_param = {"nf4": 0.5, "int8": 1.0}.get(run.quantization, 2.0)
+    linears = sum(group.count for group in arch.all_linears())
+    decode_call = max(0.0, (decode_s - arch.total_params * per_param / (spec["bandwidth_gbs"] * 1e9)) / linears)
+    if spec["tflops"] is None:  # a card outside the table: its own measured throughput stands for its peak
+        spec["tflops"] = float(f"{throughput / 1e12:.4g}")
+    versions = {name: _version(name) for name in ("torch", "transformers", "peft", "bitsandbytes", "xtuner")}
+    return {"card": {k: spec[k] for k in ("name", "tflops", "bandwidth_gbs", "memory_gb", "bf16")},
+            "machine": {k: v for k, v in spec.items() if k in ("processor", "threads")},
+            "write_gbs": disk, "date": datetime.date.today().isoformat(), "versions": versions, "adaptations": notes,
+            "quantization": {run.quantization: {
+                "flops_per_s": throughput, "seconds_per_call": per_call, "seconds_per_decode_call": decode_call,
+                "decode_seconds": round(decode_s, 6), "dequantize_seconds": round(dequantize_s, 6),
+                "layers": LAYERS, "rows": rows, "config": str(Path(config).resolve()),
+                "model": str(model_dir.resolve()), "lora_r": run.lora_r}}}
+
+
+@contextlib.contextmanager
+def _restored():
+    """Undo the CPU stand-ins (``smoke.adapt.patch_runtime``) when the measurement ends: the caller's process
+    (a test's, a notebook's) keeps its own torch and imports."""
+    import sys
+
+    import torch
+
+    module, had = sys.modules.get("bitsandbytes"), "bitsandbytes" in sys.modules
+    stand_in = getattr(torch.cpu, "is_bf16_supported", None)
+    try:
+        yield
+    finally:
+        if had:
+            sys.modules["bitsandbytes"] = module
+        else:
+            sys.modules.pop("bitsandbytes", None)
+        if stand_in is None and hasattr(torch.cpu, "is_bf16_supported"):
+            del torch.cpu.is_bf16_supported
+
+
+def _version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
