@@ -86,7 +86,12 @@ def test_an_unknown_card_says_what_calibrate_measures(cli, tiny_model, tmp_path,
     assert refused.returncode == 2 and "calibrate" in refused.stderr
 
 
-def test_a_calibrated_card_outside_the_table_is_named(cache):
+def test_a_calibrated_card_outside_the_table_is_named(cli, tiny_model, tmp_path, cache):
+    from xtuner_recipes.cli.doctor import time_basis
+    from xtuner_recipes.validate.inputs import Options
+    from xtuner_recipes.validate.runner import validate_config
+
+    assert "not in the card table" in time_basis("NVIDIA T4") and "card table's" in time_basis("NVIDIA H200")
     entry = {"card": {"name": "NVIDIA T4", "tflops": 40.0, "bandwidth_gbs": 250.0, "memory_gb": 16, "bf16": False},
              "write_gbs": 0.8, "quantization": {"nf4": {"flops_per_s": 3e13, "seconds_per_call": 2e-4}}}
     calibration.save(entry)
@@ -97,6 +102,12 @@ def test_a_calibrated_card_outside_the_table_is_named(cache):
     assert card.name == "NVIDIA T4" and card.bandwidth_gbs == 250.0
     assert calibration.find_card("h100").name == "NVIDIA H100 80GB HBM3"  # the table first
     assert calibration.calibrated_model(timing.load_model(), calibration.entry_for("NVIDIA T4"), "int8") is None
+    # one verdict: doctor says the T4's time is calibrated, and validate's time for a 4-bit config is that one
+    assert "calibrated here" in time_basis("NVIDIA T4")
+    stats = validate_config(str(_config(cli, tiny_model, tmp_path)), level="full",
+                            options=Options(gpu="NVIDIA T4")).stats
+    assert stats["time_calibrated"] is True and stats["time_card"] == "NVIDIA T4" and not stats["time_scaled"]
+    assert "no bf16" in stats["time_basis"]  # a calibrated card keeps what the table would say of it
 
 
 @settings(max_examples=60, deadline=None)

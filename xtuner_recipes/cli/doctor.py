@@ -33,6 +33,7 @@ def render_text(found: dict, findings) -> str:
     for gpu in torch.get("gpus", []):
         lines.append(f"  gpu           {gpu['name']}, compute capability {'.'.join(map(str, gpu['capability']))}, "
                      f"{gpu['memory_gib']} GiB, bf16 {'yes' if torch.get('bf16') else 'no'}")
+        lines.append(f"  time basis    {time_basis(gpu['name'])}")
     for finding in findings:
         lines.append(f"{finding.severity}: {finding.code} {finding.message}")
         if finding.hint:
@@ -41,6 +42,19 @@ def render_text(found: dict, findings) -> str:
     lines.append(f"{errors} error(s), {sum(f.severity == 'warning' for f in findings)} warning(s)" if findings
                  else "the stack is ready")
     return "\n".join(lines)
+
+
+def time_basis(name: str) -> str:
+    """What validate's time on this card rests on, in the words it uses: calibrated, the table's, or nothing yet."""
+    from xtuner_recipes.validate.estimate import calibration, cards
+
+    entry = calibration.entry_for(name)
+    if entry:
+        return (f"calibrated here on {entry.get('date')} ({', '.join(sorted(entry.get('quantization', {})))}): "
+                "validate's time on this card is the calibrated one")
+    if cards.find(name):
+        return "the card table's (scaled from the H200); `xtuner-recipes calibrate CONFIG` measures this card"
+    return "not in the card table: validate gives no time here until `xtuner-recipes calibrate CONFIG` runs"
 
 
 def run(args) -> int:
@@ -60,6 +74,8 @@ def run(args) -> int:
     if args.json:
         print_json({"config": str(args.config) if args.config else None, "needs": needs.__dict__,
                     "versions": found.get("versions", {}), "probes": found.get("probes", {}),
+                    "time_basis": {gpu["name"]: time_basis(gpu["name"])
+                                   for gpu in found.get("probes", {}).get("torch", {}).get("gpus", [])},
                     "findings": [f.as_dict() for f in findings]})
     else:
         print(render_text(found, findings))
