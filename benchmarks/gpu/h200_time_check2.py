@@ -100,6 +100,52 @@ def calibrate(config: Path, run: tuple, out: Path) -> None:
     print(f"calibrate {run[1]} {run[5]} on {run[0]}: exit {status} [{time.time() - start:.0f} s]", flush=True)
 
 
+def compare(results: Path, out: Path) -> None:
+    """Each measured config's median seconds an iteration over its runs (and their spread) against the estimate
+    committed before the runs for the card they ran on, and the calibrated one where calibrate ran; the summary
+    the issue's bar reads (median and worst absolute error). Written to OUT/h200-time-check2-errors.json."""
+    import statistics
+
+    rows = json.loads((results / "h200-time-check2.json").read_text())
+    committed = {row["name"]: row["estimate"] for row in
+                 json.loads((ROOT / "benchmarks" / "results" / "h200-time-check2-estimate.json").read_text())}
+    calibrated_path = results / "h200-time-check2-calibrated.json"
+    calibrated = ({row["name"]: row["estimate"] for row in json.loads(calibrated_path.read_text())}
+                  if calibrated_path.is_file() else {})
+    found = []
+    for name in dict.fromkeys(row["name"] for row in rows):
+        runs = [row for row in rows if row["name"] == name and row.get("mean_seconds")]
+        if not runs:
+            continue
+        card = runs[0]["card"]
+        key = "h200" if "H200" in card else "h100"
+        measured = statistics.median(row["mean_seconds"] for row in runs)
+        line = {"name": name, "card": card, "runs": len(runs), "measured_s": round(measured, 4),
+                "spread_pct": round(100 * (max(r["mean_seconds"] for r in runs) - min(r["mean_seconds"] for r in runs))
+                                    / measured, 1),
+                "estimate_s": committed[name][key]["seconds_per_iter"]}
+        line["error_pct"] = round(100 * (line["estimate_s"] - measured) / measured, 1)
+        guess = calibrated.get(name, {}).get(key, {})
+        if guess.get("time_calibrated"):
+            line["calibrated_s"] = guess["seconds_per_iter"]
+            line["calibrated_error_pct"] = round(100 * (guess["seconds_per_iter"] - measured) / measured, 1)
+        found.append(line)
+
+    def summary(key):
+        errors = [abs(line[key]) for line in found if key in line]
+        return {"configs": len(errors), "median_abs_pct": round(statistics.median(errors), 1) if errors else None,
+                "worst_abs_pct": max(errors) if errors else None}
+
+    report = {"date": datetime.date.today().isoformat(), "rows": found,
+              "table": summary("error_pct"), "calibrated": summary("calibrated_error_pct")}
+    (out / "h200-time-check2-errors.json").write_text(json.dumps(report, indent=1) + "\n")
+    for line in found:
+        print(f"{line['name']:32} {line['runs']} runs {line['measured_s']:7.3f} s (spread {line['spread_pct']:4.1f}%)  "
+              f"table {line['estimate_s']:6.3f} {line['error_pct']:+6.1f}%  calibrated "
+              f"{line.get('calibrated_s', '-')} {line.get('calibrated_error_pct', '')}")
+    print(json.dumps({k: report[k] for k in ("table", "calibrated")}))
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         h200_time.child(*sys.argv[2:7])
@@ -115,6 +161,9 @@ def main() -> None:
                         help="first run `xtuner-recipes calibrate` on each shape's first config of each quantization")
     parser.add_argument("--calibrated", type=Path, metavar="DIR",
                         help="with --estimate-only: the estimates with the calibrations a --calibrate run left in DIR")
+    parser.add_argument("--compare", type=Path, metavar="RESULTS",
+                        help="no GPU: each config's median over its runs in RESULTS (the folder of "
+                             "h200-time-check2.json) against the committed estimates; written to OUT")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     mem.WORK.mkdir(parents=True, exist_ok=True)
@@ -131,6 +180,12 @@ def main() -> None:
         (args.out / name).write_text(json.dumps(rows, indent=1) + "\n")
         print(json.dumps(rows, indent=1))
         return
+    if args.compare:
+        compare(args.compare, args.out)
+        return
+    import torch
+
+    card = torch.cuda.get_device_name(0)
     path = args.out / "h200-time-check2.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
     calibrated = set()
@@ -144,7 +199,8 @@ def main() -> None:
             start = time.time()
             row = h200_time.measure_config(f"{run[0]}-{attempt + 1}", config, run[8], args.out, check=True,
                                           steps=args.steps)
-            row.update(name=run[0], shape=run[1], lora_r=run[9], attempt=attempt + 1, steps=args.steps, max_length=run[4],
+            row.update(name=run[0], shape=run[1], lora_r=run[9], attempt=attempt + 1, steps=args.steps, card=card,
+                       max_length=run[4],
                        quantization=run[5], batch_size=run[6], pack=run[7])
             rows.append(row)
             path.write_text(json.dumps(rows, indent=1) + "\n")
