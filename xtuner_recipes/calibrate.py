@@ -1,17 +1,19 @@
 """``xtuner-recipes calibrate CONFIG``: measure what the time estimate needs on this machine's card, in about a
 minute, and keep it (``validate.estimate.calibration``).
 
-1. A copy of the config's model with two transformer layers and random weights (its own ``config.json``, remote
-   code included) is written to a scratch folder, then built the way ``xtuner train`` builds the config's model:
-   the config's ``model`` dict (xtuner's ``SupervisedFinetune``: the quantization, ``prepare_model_for_kbit_training``,
-   activation checkpointing, the LoRA) and its ``optim_wrapper`` (AMP and all).
+1. Copies of the config's model with one and with two transformer layers and random weights (its own
+   ``config.json``, remote code included) are written to a scratch folder, each built the way ``xtuner train``
+   builds the config's model: the config's ``model`` dict (xtuner's ``SupervisedFinetune``: the quantization,
+   ``prepare_model_for_kbit_training``, activation checkpointing, the LoRA) and its ``optim_wrapper`` (AMP and all).
 2. Training steps at two sizes — the config's batch of ``max_length`` tokens, and one short sequence — each timed
    as the median of several after a warm-up. The time model says an iteration is ``FLOPs / throughput +
-   calls x per-call cost + dequantizing bytes / bandwidth``; the two sizes fix the throughput and the call cost
-   (FLOPs and calls counted from the two-layer model as the estimate counts them).
-3. A decode step: one token through the two-layer model with its cache, the call cost EvaluateChatHook's
-   generations pay; the card's memory bandwidth (a copy on the device); the scratch disk's write speed (a file
-   written and synced).
+   calls x per-call cost + dequantizing bytes / bandwidth``; here it gains what an iteration costs whatever its
+   layers (the loss, the optimizer wrapper, the step's Python), which a two-layer model would otherwise charge to
+   its few calls. Four times, three constants: least squares (``calibration.solve``; FLOPs and calls counted
+   from each copy as the estimate counts them).
+3. A decode step of each copy (one token, cache on): a call's cost and a token's, as EvaluateChatHook's
+   generations pay them; the card's memory bandwidth (a copy on the device); the scratch disk's write speed (a
+   file written and synced).
 
 On a machine without a GPU only a 16-bit config can be measured (bitsandbytes' 4-bit needs CUDA); the "card" is
 then this machine's CPU, which ``validate --gpu cpu`` names.
@@ -31,7 +33,7 @@ from xtuner_recipes.errors import RecipeError
 from xtuner_recipes.validate.estimate import calibration
 from xtuner_recipes.validate.estimate.calibration import CPU_CARD
 
-LAYERS = 2
+LAYERS = (1, 2)  # two copies: what a layer costs apart from what an iteration costs whatever its layers
 SHORT_TOKENS = 64
 REPEATS = {"cuda": 7, "cpu": 3}
 COPY_BYTES = {"cuda": 1 << 30, "cpu": 64 << 20}
@@ -196,7 +198,7 @@ def measure(config: Path, *, scratch: Path, progress=None) -> dict:
     import torch
     from mmengine.config import Config
 
-    from xtuner_recipes.validate.estimate import count, flops, timing
+    from xtuner_recipes.validate.estimate import timing
     from xtuner_recipes.validate.estimate.gpu import Run
     from xtuner_recipes.validate.inputs import Launch, Settings
 
@@ -219,43 +221,29 @@ def measure(config: Path, *, scratch: Path, progress=None) -> dict:
     if run.max_length < 1:
         raise RecipeError(f"{config}: max_length is not a whole number above 0")
     spec = _card_spec(device)
-    repeats = REPEATS[device]
-    with _restored(), tempfile.TemporaryDirectory(prefix="xtuner-recipes-calibrate-", dir=scratch) as folder:
-        _say(progress, f"writing a {LAYERS}-layer random copy of {model_dir.name} to {folder}")
-        small = _small_copy(model_dir, Path(folder), LAYERS, device)
-        arch, why = count.arch_of(small)
-        if arch is None:
-            raise RecipeError(f"{config}: the model's shape cannot be counted: {why}")
-        _say(progress, "building the config's model on it (quantization, LoRA, optimizer wrapper)")
-        notes: list[str] = []
-        model, wrapper = _build(cfg, Path(folder), device, notes)
-        rows = []
-        for sequences, length in ((run.batch_size, run.max_length), (1, min(SHORT_TOKENS, run.max_length))):
-            _say(progress, f"timing {repeats} training steps of {sequences} x {length} tokens")
-            ids = torch.randint(3, min(arch.vocab, 30000), (sequences, length), device=device)
-            times = _median_seconds(_step(model, wrapper, ids), repeats, device)
-            plain, experts = timing.calls(arch, run, sequences=sequences, length=length)
-            rows.append({"sequences": sequences, "length": length, "seconds": statistics.median(times),
-                         "times": [round(t, 5) for t in times], "calls": plain, "expert_calls": experts,
-                         "flops": flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
-                                                  target_modules=run.lora_targets,
-                                                  checkpointing=run.activation_checkpointing)})
-        _say(progress, "timing a decode step")
-        decode_s = _decode(model, device, repeats)
-        del model, wrapper
-        if device == "cuda":
-            torch.cuda.empty_cache()
-    _say(progress, "measuring the memory bandwidth and the disk's write speed")
     spec["bandwidth_gbs"] = bandwidth_gbs(device)
-    disk = write_gbs(scratch, device)
     base = timing.load_model() or {}
     passes = 3 if run.activation_checkpointing else 2
-    dequantize_s = (arch.linear_params * passes * timing.DEQUANT_BYTES / (spec["bandwidth_gbs"] * 1e9)
-                    if run.quantization in ("nf4", "int8") else 0.0)
-    throughput, per_call = calibration.solve(rows, dequantize_s=dequantize_s, expert_s=base.get("seconds_per_expert_call", 0.0))
+    quantized = run.quantization in ("nf4", "int8")
     per_param = {"nf4": 0.5, "int8": 1.0}.get(run.quantization, 2.0)
-    linears = sum(group.count for group in arch.all_linears())
-    decode_call = max(0.0, (decode_s - arch.total_params * per_param / (spec["bandwidth_gbs"] * 1e9)) / linears)
+    train_rows, decode_rows, notes = [], [], []
+    with _restored():
+        for layers in LAYERS:
+            arch = _measure_layers(cfg, model_dir, layers, run, device, scratch, progress, notes, train_rows,
+                                   decode_rows)
+            bandwidth = spec["bandwidth_gbs"] * 1e9
+            for row in train_rows[-2:]:  # the parts the time model does not fit: dequantizing, experts' calls
+                row["known_s"] = ((arch.linear_params * passes * timing.DEQUANT_BYTES / bandwidth if quantized else 0.0)
+                                  + row["expert_calls"] * base.get("seconds_per_expert_call", 0.0))
+            decode_rows[-1]["known_s"] = arch.total_params * per_param / bandwidth
+    _say(progress, "measuring the disk's write speed")
+    disk = write_gbs(scratch, device)
+    fitted = calibration.solve(train_rows, ("flops", "calls", "one"))
+    decoding = calibration.solve(decode_rows, ("calls", "one"))
+    if fitted["flops"] <= 0:
+        raise RecipeError(f"{config}: the timed steps did not take longer with more work (times: "
+                          f"{[round(row['seconds'], 4) for row in train_rows]} s): the machine was too busy to measure")
+    throughput = 1 / fitted["flops"]
     if spec["tflops"] is None:  # a card outside the table: its own measured throughput stands for its peak
         spec["tflops"] = float(f"{throughput / 1e12:.4g}")
     versions = {name: _version(name) for name in ("torch", "transformers", "peft", "bitsandbytes", "xtuner")}
@@ -263,10 +251,46 @@ def measure(config: Path, *, scratch: Path, progress=None) -> dict:
             "machine": {k: v for k, v in spec.items() if k in ("processor", "threads")},
             "write_gbs": disk, "date": datetime.date.today().isoformat(), "versions": versions, "adaptations": notes,
             "quantization": {run.quantization: {
-                "flops_per_s": throughput, "seconds_per_call": per_call, "seconds_per_decode_call": decode_call,
-                "decode_seconds": round(decode_s, 6), "dequantize_seconds": round(dequantize_s, 6),
-                "layers": LAYERS, "rows": rows, "config": str(Path(config).resolve()),
-                "model": str(model_dir.resolve()), "lora_r": run.lora_r}}}
+                "flops_per_s": throughput, "seconds_per_call": fitted["calls"],
+                "seconds_per_iteration": fitted["one"], "seconds_per_decode_call": decoding["calls"],
+                "seconds_per_decode_token": decoding["one"], "rows": train_rows, "decode_rows": decode_rows,
+                "config": str(Path(config).resolve()), "model": str(model_dir.resolve()), "lora_r": run.lora_r}}}
+
+
+def _measure_layers(cfg, model_dir: Path, layers: int, run, device: str, scratch: Path, progress, notes: list,
+                    train_rows: list, decode_rows: list):
+    """Build a ``layers``-layer copy of the config's model and time it: two training sizes, one decode step."""
+    import torch
+
+    from xtuner_recipes.validate.estimate import count, flops, timing
+
+    repeats = REPEATS[device]
+    with tempfile.TemporaryDirectory(prefix="xtuner-recipes-calibrate-", dir=scratch) as folder:
+        _say(progress, f"writing a {layers}-layer random copy of {model_dir.name} to {folder}")
+        small = _small_copy(model_dir, Path(folder), layers, device)
+        arch, why = count.arch_of(small)
+        if arch is None:
+            raise RecipeError(f"the model's shape cannot be counted: {why}")
+        _say(progress, "building the config's model on it (quantization, LoRA, optimizer wrapper)")
+        model, wrapper = _build(cfg, Path(folder), device, notes if layers == LAYERS[0] else [])
+        for sequences, length in ((run.batch_size, run.max_length), (1, min(SHORT_TOKENS, run.max_length))):
+            _say(progress, f"timing {repeats} training steps of {sequences} x {length} tokens, {layers} layer(s)")
+            ids = torch.randint(3, min(arch.vocab, 30000), (sequences, length), device=device)
+            times = _median_seconds(_step(model, wrapper, ids), repeats, device)
+            plain, experts = timing.calls(arch, run, sequences=sequences, length=length)
+            train_rows.append({"layers": layers, "sequences": sequences, "length": length,
+                               "seconds": statistics.median(times), "times": [round(t, 5) for t in times],
+                               "calls": plain, "expert_calls": experts,
+                               "flops": flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
+                                                        target_modules=run.lora_targets,
+                                                        checkpointing=run.activation_checkpointing)})
+        _say(progress, f"timing a decode step, {layers} layer(s)")
+        decode_rows.append({"layers": layers, "seconds": _decode(model, device, repeats),
+                            "calls": sum(group.count for group in arch.all_linears())})
+        del model, wrapper
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return arch
 
 
 @contextlib.contextmanager

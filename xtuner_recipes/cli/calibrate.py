@@ -18,7 +18,7 @@ DEFAULT_SHAPE = "meta-llama/Llama-2-7b-hf"  # internlm-chat-7b's layers (its own
 def add_parser(commands) -> None:
     parser = add_command(
         commands, "calibrate",
-        "Measure this machine's GPU for the time estimate: two layers of the config's model trained with its "
+        "Measure this machine's GPU for the time estimate: one and two layers of the config's model trained with its "
         "quantization and LoRA, a decode step, memory bandwidth, disk write speed. Kept in the user's cache; "
         "validate, plan, train and the report use it from then on.", EXAMPLES, run)
     parser.add_argument("config", metavar="CONFIG", type=Path, nargs="?",
@@ -76,8 +76,9 @@ def render_text(entry: dict, saved: Path, compared: dict | None) -> str:
     lines = [f"card: {card['name']}, memory bandwidth {card['bandwidth_gbs']} GB/s, disk write "
              f"{entry['write_gbs']} GB/s (measured)",
              f"{quantization} LoRA training: {got['flops_per_s'] / 1e12:.3g} TFLOPS achieved, "
-             f"{got['seconds_per_call'] * 1e6:.0f} µs a layer call; decoding {got['seconds_per_decode_call'] * 1e6:.0f} "
-             f"µs a layer call"]
+             f"{got['seconds_per_call'] * 1e6:.0f} µs a linear layer's call, {got['seconds_per_iteration'] * 1e3:.1f} ms "
+             f"an iteration besides; decoding {got['seconds_per_decode_call'] * 1e6:.0f} µs a call, "
+             f"{got['seconds_per_decode_token'] * 1e3:.1f} ms a token besides"]
     if compared:
         table = f", the table's {compared['table_s']} s" if compared["table_s"] is not None else ""
         lines.append(f"this config ({compared['sequences']} x {compared['length']} tokens): {compared['calibrated_s']} s "

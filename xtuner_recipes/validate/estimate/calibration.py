@@ -27,8 +27,8 @@ from pathlib import Path
 from xtuner_recipes.validate.estimate import cards
 
 CPU_CARD = "cpu"  # the "card" calibrate names on a machine without a GPU (a 16-bit config only)
-MEASURES = ("about a minute: two transformer layers of the config's shape trained with its quantization and LoRA at "
-            "two sizes, a decode step, the card's memory bandwidth and the disk's write speed")
+MEASURES = ("about a minute: one and two transformer layers of the config's shape trained with its quantization and "
+            "LoRA at two sizes, a decode step, the card's memory bandwidth and the disk's write speed")
 
 
 def cache_path() -> Path:
@@ -83,27 +83,37 @@ def calibrated_model(base: dict, entry: dict, quantization: str) -> dict | None:
     model = dict(base, card=entry["card"]["name"], card_spec=dict(entry["card"]))
     model["flops_per_s"] = dict(base["flops_per_s"], **{quantization: measured["flops_per_s"]})
     model["seconds_per_call"] = dict(base["seconds_per_call"], **{quantization: measured["seconds_per_call"]})
-    if measured.get("seconds_per_decode_call") is not None:
-        model["seconds_per_decode_call"] = {quantization: measured["seconds_per_decode_call"]}
+    for key in ("seconds_per_iteration", "seconds_per_decode_call", "seconds_per_decode_token"):
+        if measured.get(key) is not None:
+            model[key] = {quantization: measured[key]}
     if entry.get("write_gbs"):
         model["write_gbs"] = entry["write_gbs"]
     model["calibrated"] = {"date": entry.get("date"), "config": measured.get("config"), "quantization": quantization}
     return model
 
 
-def solve(rows: list[dict], *, dequantize_s: float, expert_s: float) -> tuple[float, float]:
-    """(FLOPs a second, seconds a call) from two timed sizes: ``seconds = flops/F + calls*c + dequantize_s +
-    expert_calls*expert_s``. A call cost that comes out below zero (the short step too noisy) is 0, and the
-    throughput is then the long step's alone."""
-    (long, short) = sorted(rows, key=lambda row: -row["flops"])
-    rest = [row["seconds"] - dequantize_s - row["expert_calls"] * expert_s for row in (long, short)]
-    det = long["flops"] * short["calls"] - short["flops"] * long["calls"]
-    if det > 0:
-        inverse = (rest[0] * short["calls"] - rest[1] * long["calls"]) / det
-        per_call = (long["flops"] * rest[1] - short["flops"] * rest[0]) / det
-        if inverse > 0 and per_call >= 0:
-            return 1 / inverse, per_call
-    return long["flops"] / max(rest[0], 1e-9), 0.0
+def solve(rows: list[dict], columns: tuple[str, ...]) -> dict[str, float]:
+    """Least squares (relative error) of ``seconds - known_s`` over the rows' ``columns`` (``flops``, ``calls``,
+    ``one``), each coefficient at least 0: a coefficient the fit puts below zero (noise in a short step) is
+    dropped, as 0, and the rest refitted. ``flops``' coefficient is seconds a FLOP (the throughput's inverse)."""
+    import numpy as np
+
+    target = np.array([row["seconds"] - row.get("known_s", 0.0) for row in rows])
+    weights = 1 / np.array([row["seconds"] for row in rows])
+    chosen = list(columns)
+    while chosen:
+        matrix = np.array([[1.0 if name == "one" else row[name] for name in chosen] for row in rows])
+        scale = np.abs(matrix).max(axis=0)  # columns of 1e12 FLOPs and of 1e2 calls: solved at one scale
+        scale[scale == 0] = 1.0
+        solution, *_ = np.linalg.lstsq(matrix / scale * weights[:, None], target * weights, rcond=None)
+        found = dict(zip(chosen, (solution / scale).tolist()))
+        negative = [name for name in chosen if found[name] < 0 and name != "flops"]
+        if not negative:
+            if found.get("flops", 1.0) > 0:
+                return {name: max(0.0, found.get(name, 0.0)) for name in columns}
+            negative = [chosen[-1]]
+        chosen.remove(min(negative, key=lambda name: found[name]))
+    return dict.fromkeys(columns, 0.0)
 
 
 def save(entry: dict, path: Path | None = None) -> Path:

@@ -76,6 +76,9 @@ def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None 
              "calls": linear_calls * model["seconds_per_call"][quantization]
              + expert_calls * model["seconds_per_expert_call"],
              "deepspeed": model["stage"].get(str(run.zero_stage), 0.0)}
+    fixed = (model.get("seconds_per_iteration") or {}).get(quantization)
+    if fixed is not None:  # calibrate's: what an iteration costs whatever its layers
+        found["fixed"] = fixed
     if run.gpus > 1:
         found["exchange"] = exchange(arch, run, card)
     return found

@@ -87,7 +87,8 @@ def decode_step(model: dict, arch, run, card) -> float:
     calls = sum(group.count for group in arch.all_linears())
     per_param = 0.5 if run.quantization == "nf4" else 1.0 if run.quantization == "int8" else 2.0
     per_call = (model.get("seconds_per_decode_call") or {}).get(run.quantization)  # calibrate's, when measured
-    return (calls * (model["seconds_per_call"][run.quantization] if per_call is None else per_call)
+    per_token = (model.get("seconds_per_decode_token") or {}).get(run.quantization, 0.0)
+    return (per_token + calls * (model["seconds_per_call"][run.quantization] if per_call is None else per_call)
             + arch.total_params * per_param / (card.bandwidth_gbs * 1e9))
 
 
