@@ -100,12 +100,13 @@ def make_model_of(folder: Path, fields: dict, weights: bool = True) -> None:
     start = time.time()
     torch.manual_seed(0)
     torch.set_default_dtype(torch.float16)
-    with torch.device("cuda"):
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # the CPU: benchmarks/calibrate_cpu.py
         model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(folder, safe_serialization=True)
     del model
     torch.set_default_dtype(torch.float32)
-    torch.cuda.empty_cache()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     print(f"model {folder.name}: {sum(1 for _ in folder.iterdir())} files in {time.time() - start:.0f} s", flush=True)
 
 

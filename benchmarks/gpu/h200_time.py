@@ -99,8 +99,13 @@ def child(config: str, work_dir: str, result_path: str, deepspeed: str, steps: s
 
     SupervisedFinetune.forward = recording
     notes: list[str] = []
+    device = os.environ.get("H200_DEVICE", "cuda")  # cpu: benchmarks/calibrate_cpu.py, smoke's CPU adaptations
     _adapt_on_load({"config": config, "model_from": str(mem.MODEL), "model": str(mem.MODEL), "steps": int(steps),
-                    "device": "cuda"}, notes)
+                    "device": device}, notes)
+    if device == "cpu":
+        from xtuner_recipes.smoke.adapt import patch_runtime
+
+        notes += patch_runtime(device)
     if int(steps) != STEPS:
         adapted = Config.fromfile
 
@@ -118,7 +123,7 @@ def child(config: str, work_dir: str, result_path: str, deepspeed: str, steps: s
         "shapes": shapes, "seconds": time.time() - start,
         "host_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 3),
         "workers_rss_gib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2, 3),
-        "max_memory_reserved_gib": round(torch.cuda.max_memory_reserved() / 1024 ** 3, 3)}))
+        "max_memory_reserved_gib": round(torch.cuda.max_memory_reserved() / 1024 ** 3, 3) if device == "cuda" else None}))
 
 
 def predicted(config: Path, deepspeed: str) -> dict:
