@@ -42,18 +42,23 @@ def test_calibrate_then_validate_gives_the_calibrated_time(cli, tiny_model, tmp_
     assert [row["layers"] for row in measured["decode_rows"]] == [1, 2] and measured["decode_rows"][0]["seconds"] > 0
     assert not list(tmp_path.glob("xtuner-recipes-calibrate-*")) and not list(tmp_path.glob(".calibrate-*"))
 
-    # The constants are the least-squares fit of the four timed steps (one and two layers, two sizes each),
-    # every step's FLOPs and calls counted from its own copy of the model: the fit's prediction of each step is
-    # within the noise of two CPU cores of what was timed.
+    # The constants are the least-squares fit of the four timed steps (one and two layers, two sizes each), and
+    # the time model counts each step as calibrate did: its FLOPs and calls from its own copy of the model, so
+    # that the estimate of a step is the fit's line through it (the times themselves are this machine's noise).
     fields = json.loads((tiny_model / "config.json").read_text())
     model = calibration.calibrated_model(timing.load_model(), entry, "none")
     run = Run(max_length=192, quantization="none", lora_r=64)
     assert [row["layers"] for row in measured["rows"]] == [1, 1, 2, 2]
+    refit = calibration.solve(measured["rows"], ("flops", "calls", "one"))
+    assert 1 / refit["flops"] == pytest.approx(measured["flops_per_s"]) and refit["one"] == pytest.approx(
+        measured["seconds_per_iteration"])
     for row in measured["rows"]:
         arch, _ = count.arch_of({**fields, "num_hidden_layers": row["layers"]})
-        assert row["flops"] == flops.iteration(arch, sequences=row["sequences"], length=row["length"], lora_r=64)
-        predicted = timing.per_iteration(model, arch, run, sequences=row["sequences"], length=row["length"])
-        assert predicted == pytest.approx(row["seconds"], rel=0.5)
+        shape = {"sequences": row["sequences"], "length": row["length"]}
+        assert row["flops"] == flops.iteration(arch, **shape, lora_r=64) - flops.causal_skipped(arch, **shape)
+        line = (row["flops"] / measured["flops_per_s"] + row["calls"] * measured["seconds_per_call"]
+                + measured["seconds_per_iteration"] + row.get("known_s", 0.0))
+        assert timing.per_iteration(model, arch, run, **shape) == pytest.approx(line, rel=1e-9)
 
     # validate names the card calibrate saved, and its time is the one calibrate printed for this config
     report = json.loads(cli("validate", config, "--gpu", "cpu", "--format", "json").stdout)[0]["stats"]

@@ -281,9 +281,12 @@ def _measure_layers(cfg, model_dir: Path, layers: int, run, device: str, scratch
             train_rows.append({"layers": layers, "sequences": sequences, "length": length,
                                "seconds": statistics.median(times), "times": [round(t, 5) for t in times],
                                "calls": plain, "expert_calls": experts,
+                               # no padding here: SDPA's causal kernel, as timing.parts counts a mask-free batch
                                "flops": flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
                                                         target_modules=run.lora_targets,
-                                                        checkpointing=run.activation_checkpointing)})
+                                                        checkpointing=run.activation_checkpointing)
+                               - flops.causal_skipped(arch, sequences=sequences, length=length,
+                                                      checkpointing=run.activation_checkpointing)})
         _say(progress, f"timing a decode step, {layers} layer(s)")
         decode_rows.append({"layers": layers, "seconds": _decode(model, device, repeats),
                             "calls": sum(group.count for group in arch.all_linears())})

@@ -49,19 +49,21 @@ def points() -> list[dict]:
         seconds = window[-1]["seconds"] if row["phase"] == "fit" else row["mean_seconds"]
         found.append({"name": row["name"], "file": "h200-time.json", "card": "NVIDIA H200", "config": SEVEN_B,
                       "run": Run(max_length=row["max_length"], quantization=row["quantization"], zero_stage=stage),
-                      "shapes": [(i["sequences"], i["length"]) for i in window], "seconds": seconds})
+                      "shapes": [(i["sequences"], i["length"]) for i in window], "seconds": seconds,
+                      "causal": True if row["pack"] else None})  # packed: no mask; else a padded batch has one
     for row in json.loads((RESULTS / "h200-moe.json").read_text()):
         found.append({"name": f"olmoe-{row['recipe']}-{row['max_length']}", "file": "h200-moe.json",
                       "card": row["card"], "config": OLMOE,
                       "run": Run(max_length=row["max_length"], quantization=row["quantization"]),
-                      "shapes": [(1, row["max_length"])], "seconds": row["max_length"] / row["tokens_per_s"]})
+                      "shapes": [(1, row["max_length"])], "seconds": row["max_length"] / row["tokens_per_s"],
+                      "causal": True})
     for row in json.loads((RESULTS / "h200-moe-qwen.json").read_text()):
         if "median_iteration_s" not in row:  # the memory runs of 2026-12-07 (8 iterations, one log for two runs)
             continue
         found.append({"name": f"qwen-moe-{row['recipe']}-{row['max_length']}", "file": "h200-moe-qwen.json",
                       "card": row["card"], "config": QWEN_MOE,
                       "run": Run(max_length=row["max_length"], quantization=row["quantization"]),
-                      "shapes": [(1, row["max_length"])], "seconds": row["median_iteration_s"]})
+                      "shapes": [(1, row["max_length"])], "seconds": row["median_iteration_s"], "causal": True})
     return found
 
 
@@ -78,6 +80,8 @@ def columns(point: dict) -> tuple[dict, float]:
     fixed = 0.0
     for sequences, length in point["shapes"]:
         work = flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r)
+        if (sequences == 1) if point["causal"] is None else point["causal"]:  # as timing.parts counts it
+            work -= flops.causal_skipped(arch, sequences=sequences, length=length)
         line[f"flop.{quantization}"] += work * measured.tflops / card.tflops / len(point["shapes"])
         linear_calls, expert_calls = timing.calls(arch, run, sequences=sequences, length=length)
         line[f"call.{quantization}"] += linear_calls / len(point["shapes"])

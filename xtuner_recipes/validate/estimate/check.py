@@ -159,7 +159,8 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
     if why:
         return Result(stats={"time_basis": f"not estimated: {why}"})
     if packed:
-        parts = timing.parts(model, arch, run, sequences=run.batch_size, length=run.max_length, card=card)
+        parts = timing.parts(model, arch, run, sequences=run.batch_size, length=run.max_length, card=card,
+                             causal=True)  # packed: every sample is max_length long, no mask
         seconds = sum(parts.values())
     else:
         seconds = timing.expected(model, arch, run, sequences=run.batch_size, lengths=lengths, card=card)

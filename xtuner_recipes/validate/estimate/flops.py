@@ -52,3 +52,12 @@ def iteration(arch, *, sequences: int, length: int, lora_r: int | None = 64, tar
         return total + parts["linear"] + parts["lm_head"]  # weight gradients
     lora = lora_forward(arch, sequences=sequences, length=length, lora_r=lora_r, target_modules=target_modules)
     return total + lora * (4 if checkpointing else 3)
+
+
+def causal_skipped(arch, *, sequences: int, length: int, checkpointing: bool = True) -> float:
+    """The attention operations of an iteration that SDPA's causal kernel skips: the masked half of every score
+    square, in the forward, the recompute and the backward's two. Transformers passes ``is_causal`` when a batch
+    needs no mask (packed samples, or one unpadded sequence); a padded batch brings its mask, and the whole square
+    is computed. Counted apart from ``iteration``, which equals torch's FLOP counter (it counts the square)."""
+    attention = forward(arch, sequences=sequences, length=length)["attention"]
+    return 0.5 * attention * (4 if checkpointing else 3)

@@ -59,13 +59,19 @@ def calls(arch, run, *, sequences, length) -> tuple[float, float]:
     return (plain + routed_linears * picked) * passes, experts * picked * passes
 
 
-def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None) -> dict:
-    """Seconds of one iteration of ``sequences`` samples padded to ``length``, by part (numbers or numpy arrays)."""
+def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None,
+          causal: bool | None = None) -> dict:
+    """Seconds of one iteration of ``sequences`` samples padded to ``length``, by part (numbers or numpy arrays).
+    ``causal``: the batch needs no attention mask (packed, or one sequence: the default), so SDPA's causal kernel
+    skips the masked half of attention (``flops.causal_skipped``); a padded batch computes the square."""
     measured = measured_card(model)
     card = card or measured
     quantization = run.quantization
     work = flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
                            target_modules=run.lora_targets, checkpointing=run.activation_checkpointing)
+    if (sequences == 1) if causal is None else causal:
+        work = work - flops.causal_skipped(arch, sequences=sequences, length=length,
+                                           checkpointing=run.activation_checkpointing)
     compute = work / model["flops_per_s"][quantization] * measured.tflops / card.tflops
     linear_calls, expert_calls = calls(arch, run, sequences=sequences, length=length)
     passes = 3 if run.activation_checkpointing else 2
@@ -103,8 +109,9 @@ def measured_card(model: dict) -> cards.Card:
     return cards.Card(**spec) if spec else cards.find(model["card"])
 
 
-def per_iteration(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None):
-    return sum(parts(model, arch, run, sequences=sequences, length=length, card=card).values())
+def per_iteration(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None,
+                  causal: bool | None = None):
+    return sum(parts(model, arch, run, sequences=sequences, length=length, card=card, causal=causal).values())
 
 
 def outside(model: dict, run) -> str | None:
