@@ -35,6 +35,7 @@ CARDS = ("NVIDIA H200", "NVIDIA H100 80GB HBM3")
 # plan's launch for one GPU; H200_PRESET=none: without DeepSpeed (the device's packages may lack it)
 PRESET = os.environ.get("H200_PRESET", "deepspeed_zero2")
 SUFFIX = "" if PRESET == "deepspeed_zero2" else f"-{PRESET}"
+VERSION = os.environ.get("H200_ESTIMATE_VERSION", "")  # "-v2": the estimates of a later model, beside the first
 STAMP = re.compile(r"^(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine - (\w+) - (.*)$")
 
 
@@ -73,7 +74,7 @@ def estimates(out: Path) -> None:
         for card in CARDS:
             rows.append({"run": name, "card": card, "date": datetime.date.today().isoformat(), "deepspeed": PRESET,
                          **estimate(config, card)})
-    (out / f"h200-whole-run{SUFFIX}-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / f"h200-whole-run{SUFFIX}-estimate{VERSION}.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
 
 
