@@ -111,11 +111,19 @@ def test_a_calibrated_card_outside_the_table_is_named(cli, tiny_model, tmp_path,
     assert calibration.find_card("h100").name == "NVIDIA H100 80GB HBM3"  # the table first
     assert calibration.calibrated_model(timing.load_model(), calibration.entry_for("NVIDIA T4"), "int8") is None
     # one verdict: doctor says the T4's time is calibrated, and validate's time for a 4-bit config is that one
-    assert "calibrated here" in time_basis("NVIDIA T4")
-    stats = validate_config(str(_config(cli, tiny_model, tmp_path)), level="full",
-                            options=Options(gpu="NVIDIA T4")).stats
+    assert "validate's time on this card is the calibrated one" in time_basis("NVIDIA T4")
+    config = str(_config(cli, tiny_model, tmp_path))
+    stats = validate_config(config, level="full", options=Options(gpu="NVIDIA T4")).stats
     assert stats["time_calibrated"] is True and stats["time_card"] == "NVIDIA T4" and not stats["time_scaled"]
     assert "no bf16" in stats["time_basis"]  # a calibrated card keeps what the table would say of it
+    # a card of the table, calibrated: the table's time stays the verdict (calibrate has not yet beaten it on a
+    # GPU), the calibrated one is shown beside it; doctor says the same
+    before = validate_config(config, level="full", options=Options(gpu="a10")).stats
+    calibration.save({**entry, "card": {**entry["card"], "name": "NVIDIA A10", "bf16": True}})
+    after = validate_config(config, level="full", options=Options(gpu="a10")).stats
+    assert after["seconds_per_iter"] == before["seconds_per_iter"] and after["time_calibrated"] is False
+    assert after["seconds_per_iter_calibrated"] != after["seconds_per_iter"]
+    assert "shown beside it, not instead" in after["time_basis"] and "shown beside it" in time_basis("NVIDIA A10")
 
 
 @settings(max_examples=60, deadline=None)

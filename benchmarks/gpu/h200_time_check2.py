@@ -122,7 +122,21 @@ def compare(results: Path, out: Path) -> None:
             continue
         card = runs[0]["card"]
         key = "h200" if "H200" in card else "h100"
-        measured = statistics.median(row["mean_seconds"] for row in runs)
+        run = next(r for r in RUNS if r[0] == name)
+        lengths = [i["length"] for row in runs for i in row["iterations"]]
+        longest = committed[name][key]["longest_sample"] or 0
+        if (run[7] and set(lengths) != {run[4]}) or (not run[7] and max(lengths) < longest / 2):
+            # not the batches the estimate is for (2026-12-07, llama2-*: 186-token and 2-token samples)
+            found.append({"name": name, "card": card, "excluded": f"batch lengths {sorted(set(lengths))[:4]}, not the "
+                          f"{'packed ' + str(run[4]) if run[7] else 'data'} the estimate is for"})
+            continue
+        # runs of --steps 20 before 2026-12-07's fix logged mmengine's mean of the last 10 iterations: the last
+        # value is then the mean of iterations 11-20 (one optimizer step among them)
+        points = [row["iterations"][-1]["seconds"] if row.get("steps") == 20 and row.get("windowed", True)
+                  else row["mean_seconds"] for row in runs]
+        for row, point in zip(runs, points):
+            row["mean_seconds"] = point
+        measured = statistics.median(points)
         line = {"name": name, "card": card, "runs": len(runs), "measured_s": round(measured, 4),
                 "spread_pct": round(100 * (max(r["mean_seconds"] for r in runs) - min(r["mean_seconds"] for r in runs))
                                     / measured, 1),
@@ -137,7 +151,7 @@ def compare(results: Path, out: Path) -> None:
         found.append(line)
 
     def summary(key):
-        errors = [abs(line[key]) for line in found if key in line]
+        errors = [abs(line[key]) for line in found if key in line and "excluded" not in line]
         return {"configs": len(errors), "median_abs_pct": round(statistics.median(errors), 1) if errors else None,
                 "worst_abs_pct": max(errors) if errors else None}
 
@@ -146,6 +160,9 @@ def compare(results: Path, out: Path) -> None:
               "calibrated": summary("calibrated_error_pct")}
     (out / "h200-time-check2-errors.json").write_text(json.dumps(report, indent=1) + "\n")
     for line in found:
+        if "excluded" in line:
+            print(f"{line['name']:32} excluded: {line['excluded']}")
+            continue
         print(f"{line['name']:32} {line['runs']} runs {line['measured_s']:7.3f} s (spread {line['spread_pct']:4.1f}%)  "
               f"table {line['estimate_s']:6.3f} {line['error_pct']:+6.1f}%  v2 {line['error_v2_pct']:+6.1f}%  calibrated "
               f"{line.get('calibrated_s', '-')} {line.get('calibrated_error_pct', '')}")
@@ -166,7 +183,8 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true",
                         help="first run `xtuner-recipes calibrate` on each shape's first config of each quantization")
     parser.add_argument("--calibrated", type=Path, metavar="DIR",
-                        help="with --estimate-only: the estimates with the calibrations a --calibrate run left in DIR")
+                        help="with --estimate-only: the estimates with the calibrations a --calibrate run printed "
+                             "(DIR/h200-calibrate-SHAPE-QUANTIZATION.json)")
     parser.add_argument("--compare", type=Path, metavar="RESULTS",
                         help="no GPU: each config's median over its runs in RESULTS (the folder of "
                              "h200-time-check2.json) against the committed estimates; written to OUT")
@@ -178,8 +196,13 @@ def main() -> None:
         rows = []
         for run in chosen:
             use_shape(run[1], weights=False)
-            if args.calibrated:
-                os.environ["XDG_CACHE_HOME"] = str(args.calibrated / f"calibration-{run[1]}")
+            if args.calibrated:  # the calibrate runs' JSON (h200-calibrate-SHAPE-QUANTIZATION.json), as a cache
+                cache = mem.WORK / f"calibration-{run[1]}"
+                os.environ["XDG_CACHE_HOME"] = str(cache)
+                from xtuner_recipes.validate.estimate import calibration
+
+                for made in sorted(args.calibrated.glob(f"h200-calibrate-{run[1]}-*.json")):
+                    calibration.save(json.loads(made.read_text())["calibration"])
             rows.append({"name": run[0], "shape": run[1], "lora_r": run[9], "date": datetime.date.today().isoformat(),
                          "estimate": estimates(run, make_config(run))})
         name = ("h200-time-check2-calibrated.json" if args.calibrated
@@ -207,6 +230,7 @@ def main() -> None:
             row = h200_time.measure_config(f"{run[0]}-{attempt + 1}", config, run[8], args.out, check=True,
                                           steps=args.steps)
             row.update(name=run[0], shape=run[1], lora_r=run[9], attempt=attempt + 1, steps=args.steps, card=card,
+                       windowed=False,
                        max_length=run[4],
                        quantization=run[5], batch_size=run[6], pack=run[7])
             rows.append(row)

@@ -1,5 +1,6 @@
 """``xtuner-recipes calibrate [CONFIG]``: measure this machine's card for the time estimate (about a minute)."""
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -58,14 +59,19 @@ def compare(entry: dict, model_config: dict, config: Path) -> dict | None:
 
     base = timing.load_model()
     arch, _ = count.arch_of(model_config)
-    run = Run.of(Settings.parse(Config.fromfile(str(config)), None), Launch())
+    loaded = Config.fromfile(str(config))
+    run = Run.of(Settings.parse(loaded, None), Launch())
     quantization = next(iter(entry["quantization"]))
     model = calibration.calibrated_model(base, entry, quantization) if base else None
     if arch is None or model is None or timing.outside(base, run):
         return None
-    shape = {"sequences": run.batch_size, "length": run.max_length}
+    from xtuner_recipes.validate.inputs import setting
+
+    packed = setting(loaded, "train_dataloader.dataset.pack_to_max_length") is True
+    shape = {"sequences": run.batch_size, "length": run.max_length, "causal": packed or run.batch_size == 1}
     table_card = cards.find(entry["card"]["name"])
-    return {**shape, "calibrated_s": round(timing.per_iteration(model, arch, run, **shape), 4),
+    return {"sequences": run.batch_size, "length": run.max_length, "packed": packed,
+            "calibrated_s": round(timing.per_iteration(model, arch, run, **shape), 4),
             "table_s": round(timing.per_iteration(base, arch, run, **shape, card=table_card), 4) if table_card
             else None}
 
@@ -84,7 +90,10 @@ def render_text(entry: dict, saved: Path, compared: dict | None) -> str:
         lines.append(f"this config ({compared['sequences']} x {compared['length']} tokens): {compared['calibrated_s']} s "
                      f"an iteration calibrated{table}")
     lines += [f"adapted: {note}" for note in entry.get("adaptations", [])]
-    lines.append(f"saved to {saved}: validate, plan, train and the report use it on this machine")
+    where = ("the card is in the table: validate shows the calibrated time beside the table's, which stays the "
+             "verdict until calibrate beats it on a GPU" if compared and compared["table_s"] is not None
+             else "validate, plan, train and the report use it for this card")
+    lines.append(f"saved to {saved}: {where}")
     return "\n".join(lines)
 
 
@@ -99,7 +108,8 @@ def run(args) -> int:
         config = args.config or _default_config(Path(folder))
         if not config.is_file():
             raise RecipeError(f"{config}: no such config file")
-        entry = measure(config, scratch=args.scratch, progress=_progress)
+        with contextlib.redirect_stdout(sys.stderr):  # what the libraries print as they import (DeepSpeed's INFO)
+            entry = measure(config, scratch=args.scratch, progress=_progress)
         model_dir = Path(next(iter(entry["quantization"].values()))["model"])
         compared = compare(entry, json.loads((model_dir / "config.json").read_text(encoding="utf-8")), config)
     saved = calibration.save(entry)

@@ -49,11 +49,13 @@ def time_basis(name: str) -> str:
     from xtuner_recipes.validate.estimate import calibration, cards
 
     entry = calibration.entry_for(name)
-    if entry:
-        return (f"calibrated here on {entry.get('date')} ({', '.join(sorted(entry.get('quantization', {})))}): "
-                "validate's time on this card is the calibrated one")
+    made = f"calibrated here on {entry.get('date')} ({', '.join(sorted(entry.get('quantization', {})))})" if entry else ""
     if cards.find(name):
+        if entry:
+            return f"the card table's; {made}, shown beside it (calibrate has not yet beaten the table on a GPU)"
         return "the card table's (scaled from the H200); `xtuner-recipes calibrate CONFIG` measures this card"
+    if entry:
+        return f"{made}: validate's time on this card is the calibrated one (the card is not in the table)"
     return "not in the card table: validate gives no time here until `xtuner-recipes calibrate CONFIG` runs"
 
 
