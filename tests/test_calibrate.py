@@ -64,7 +64,7 @@ def test_calibrate_then_validate_gives_the_calibrated_time(cli, tiny_model, tmp_
     report = json.loads(cli("validate", config, "--gpu", "cpu", "--format", "json").stdout)[0]["stats"]
     assert report["time_calibrated"] is True and report["time_card"] == "cpu" and not report["time_scaled"]
     assert "xtuner-recipes calibrate` measured on this card" in report["time_basis"]
-    assert report["seconds_per_iter"] == round(found["this_config"]["calibrated_s"], 3)
+    assert report["seconds_per_iter"] == pytest.approx(found["this_config"]["calibrated_s"], abs=6e-4)
     # the decode step and the disk's write speed are the measured ones in the whole run's parts
     assert report["run_parts_s"]["checkpoints"][0] == report["run_parts_s"]["checkpoints"][1]
 

@@ -176,8 +176,13 @@ def test_the_time_model_is_the_fit_of_the_committed_runs():
     assert same(refit, committed), (refit, committed)
     edited = refit | {"seconds_per_expert_call": refit["seconds_per_expert_call"] * (1 + 1e-6)}
     assert not same(edited, committed)  # a hand edit of one constant is seen
-    # every measured row is in the fit, and says so: none is held out yet
-    assert len(committed["fitted_on"]) == 11 + 3 + 1 and committed["held_out"] == []
+    # the fit's rows, and apart from them the held-out check's, each against the estimate committed before its run
+    assert len(committed["fitted_on"]) == 11 + 3 + 1
+    assert not {row["name"] for row in committed["held_out"]} & {row["name"] for row in committed["fitted_on"]}
+    before = {row["name"]: row["estimate"] for row in json.loads(
+        (ROOT / "benchmarks" / "results" / "h200-time-check2-estimate-v2.json").read_text())}
+    for row in committed["held_out"]:
+        assert row["estimate"] == before[row["name"]]["h100" if "H100" in row["card"] else "h200"]["seconds_per_iter"]
 
 
 def test_expected_iteration_time_over_random_batches():
@@ -230,7 +235,7 @@ def test_time_is_given_for_any_counted_model_and_card(tiny_model, tmp_path, cli,
     assert stats["seconds_per_iter"] == pytest.approx(expected, abs=1e-3) and stats["time_card"] == "NVIDIA H200"
     assert stats["train_hours"] == pytest.approx(expected * stats["total_iters"] / 3600, abs=0.01)
     low, high = stats["seconds_per_iter_range"]
-    assert low < stats["seconds_per_iter"] < high and "all in-sample" in stats["time_basis"]
+    assert low < stats["seconds_per_iter"] < high and "held out so far: 3 configs" in stats["time_basis"]
     text = cli("validate", tmp_path / "qlora.py", "--report", tmp_path / "qlora.html").stdout
     assert "time: ~" in text and "on one NVIDIA H200, range " in text
     page = (tmp_path / "qlora.html").read_text(encoding="utf-8")

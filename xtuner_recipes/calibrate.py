@@ -19,25 +19,20 @@ On a machine without a GPU only a 16-bit config can be measured (bitsandbytes' 4
 then this machine's CPU, which ``validate --gpu cpu`` names.
 """
 
-import contextlib
 import json
-import os
 import platform
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
+from xtuner_recipes import calibrate_probes as probes
 from xtuner_recipes.errors import RecipeError
 from xtuner_recipes.validate.estimate import calibration
 from xtuner_recipes.validate.estimate.calibration import CPU_CARD
 
 LAYERS = (1, 2)  # two copies: what a layer costs apart from what an iteration costs whatever its layers
 SHORT_TOKENS = 64
-REPEATS = {"cuda": 7, "cpu": 3}
-COPY_BYTES = {"cuda": 1 << 30, "cpu": 64 << 20}
-WRITE_BYTES = {"cuda": 512 << 20, "cpu": 32 << 20}
 
 
 def _say(progress, text: str) -> None:
@@ -66,54 +61,6 @@ def _card_spec(device: str) -> dict:
 
     return {"name": CPU_CARD, "tflops": None, "memory_gb": round(psutil.virtual_memory().total / 1e9), "bf16": False,
             "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
-
-
-def _median_seconds(step, repeats: int, device: str) -> list[float]:
-    import torch
-
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    step()  # warm-up: kernels chosen, the allocator's pools made
-    step()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def bandwidth_gbs(device: str) -> float:
-    """Bytes a second the device's memory moves: a copy reads and writes each byte once."""
-    import torch
-
-    size = COPY_BYTES[device]
-    source = torch.empty(size // 2, dtype=torch.float16, device=device).fill_(1.0)
-    target = torch.empty_like(source)
-    times = _median_seconds(lambda: target.copy_(source), REPEATS[device], device)
-    del source, target
-    return round(2 * size / statistics.median(times) / 1e9, 1)
-
-
-def write_gbs(folder: Path, device: str) -> float:
-    """The scratch disk's write speed: a file written and synced (then removed)."""
-    size = WRITE_BYTES[device]
-    block = os.urandom(1 << 20)
-    handle, name = tempfile.mkstemp(prefix=".calibrate-", dir=folder)
-    try:
-        start = time.perf_counter()
-        with os.fdopen(handle, "wb") as out:
-            for _ in range(size >> 20):
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        return round(size / (time.perf_counter() - start) / 1e9, 2)
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
 def _small_copy(model_dir: Path, into: Path, layers: int, device: str) -> dict:
@@ -184,7 +131,7 @@ def _decode(model, device: str, repeats: int) -> float:
     with torch.no_grad():
         past = llm(input_ids=prompt, use_cache=True).past_key_values
         token = prompt[:, -1:]
-        times = _median_seconds(lambda: llm(input_ids=token, past_key_values=past, use_cache=True), REPEATS[device],
+        times = probes.median_seconds(lambda: llm(input_ids=token, past_key_values=past, use_cache=True), probes.REPEATS[device],
                                 device)
     llm.config.use_cache = was
     llm.train()
@@ -195,7 +142,6 @@ def measure(config: Path, *, scratch: Path, progress=None) -> dict:
     """Calibrate on ``config``'s model shape; the cache entry (not yet saved)."""
     import datetime
 
-    import torch
     from mmengine.config import Config
 
     from xtuner_recipes.validate.estimate import timing
@@ -221,13 +167,13 @@ def measure(config: Path, *, scratch: Path, progress=None) -> dict:
     if run.max_length < 1:
         raise RecipeError(f"{config}: max_length is not a whole number above 0")
     spec = _card_spec(device)
-    spec["bandwidth_gbs"] = bandwidth_gbs(device)
+    spec["bandwidth_gbs"] = probes.bandwidth_gbs(device)
     base = timing.load_model() or {}
     passes = 3 if run.activation_checkpointing else 2
     quantized = run.quantization in ("nf4", "int8")
     per_param = {"nf4": 0.5, "int8": 1.0}.get(run.quantization, 2.0)
     train_rows, decode_rows, notes = [], [], []
-    with _restored():
+    with probes.restored():
         for layers in LAYERS:
             arch = _measure_layers(cfg, model_dir, layers, run, device, scratch, progress, notes, train_rows,
                                    decode_rows)
@@ -237,7 +183,7 @@ def measure(config: Path, *, scratch: Path, progress=None) -> dict:
                                   + row["expert_calls"] * base.get("seconds_per_expert_call", 0.0))
             decode_rows[-1]["known_s"] = arch.total_params * per_param / bandwidth
     _say(progress, "measuring the disk's write speed")
-    disk = write_gbs(scratch, device)
+    disk = probes.write_gbs(scratch, device)
     fitted = calibration.solve(train_rows, ("flops", "calls", "one"))
     decoding = calibration.solve(decode_rows, ("calls", "one"))
     if fitted["flops"] <= 0:
@@ -246,7 +192,7 @@ def measure(config: Path, *, scratch: Path, progress=None) -> dict:
     throughput = 1 / fitted["flops"]
     if spec["tflops"] is None:  # a card outside the table: its own measured throughput stands for its peak
         spec["tflops"] = float(f"{throughput / 1e12:.4g}")
-    versions = {name: _version(name) for name in ("torch", "transformers", "peft", "bitsandbytes", "xtuner")}
+    versions = {name: probes.version(name) for name in ("torch", "transformers", "peft", "bitsandbytes", "xtuner")}
     return {"card": {k: spec[k] for k in ("name", "tflops", "bandwidth_gbs", "memory_gb", "bf16")},
             "machine": {k: v for k, v in spec.items() if k in ("processor", "threads")},
             "write_gbs": disk, "date": datetime.date.today().isoformat(), "versions": versions, "adaptations": notes,
@@ -264,7 +210,7 @@ def _measure_layers(cfg, model_dir: Path, layers: int, run, device: str, scratch
 
     from xtuner_recipes.validate.estimate import count, flops, timing
 
-    repeats = REPEATS[device]
+    repeats = probes.REPEATS[device]
     with tempfile.TemporaryDirectory(prefix="xtuner-recipes-calibrate-", dir=scratch) as folder:
         _say(progress, f"writing a {layers}-layer random copy of {model_dir.name} to {folder}")
         small = _small_copy(model_dir, Path(folder), layers, device)
@@ -276,7 +222,7 @@ def _measure_layers(cfg, model_dir: Path, layers: int, run, device: str, scratch
         for sequences, length in ((run.batch_size, run.max_length), (1, min(SHORT_TOKENS, run.max_length))):
             _say(progress, f"timing {repeats} training steps of {sequences} x {length} tokens, {layers} layer(s)")
             ids = torch.randint(3, min(arch.vocab, 30000), (sequences, length), device=device)
-            times = _median_seconds(_step(model, wrapper, ids), repeats, device)
+            times = probes.median_seconds(_step(model, wrapper, ids), repeats, device)
             plain, experts = timing.calls(arch, run, sequences=sequences, length=length)
             train_rows.append({"layers": layers, "sequences": sequences, "length": length,
                                "seconds": statistics.median(times), "times": [round(t, 5) for t in times],
@@ -294,33 +240,3 @@ def _measure_layers(cfg, model_dir: Path, layers: int, run, device: str, scratch
         if device == "cuda":
             torch.cuda.empty_cache()
     return arch
-
-
-@contextlib.contextmanager
-def _restored():
-    """Undo the CPU stand-ins (``smoke.adapt.patch_runtime``) when the measurement ends: the caller's process
-    (a test's, a notebook's) keeps its own torch and imports."""
-    import sys
-
-    import torch
-
-    module, had = sys.modules.get("bitsandbytes"), "bitsandbytes" in sys.modules
-    stand_in = getattr(torch.cpu, "is_bf16_supported", None)
-    try:
-        yield
-    finally:
-        if had:
-            sys.modules["bitsandbytes"] = module
-        else:
-            sys.modules.pop("bitsandbytes", None)
-        if stand_in is None and hasattr(torch.cpu, "is_bf16_supported"):
-            del torch.cpu.is_bf16_supported
-
-
-def _version(name: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None

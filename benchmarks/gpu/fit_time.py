@@ -124,8 +124,19 @@ def fit() -> dict:
         "residual_pct": {family: [min(r for p, r in zip(found, residuals) if _family(p) == family),
                                   max(r for p, r in zip(found, residuals) if _family(p) == family)]
                          for family in ("dense", "moe")},
-        "held_out": [],
+        "held_out": held_out(),
     }
+
+
+def held_out() -> list[dict]:
+    """The held-out check's configs so far (``h200_time_check2.py --compare``), against this model's estimates
+    committed before their runs (``-v2``); the runs left out there (batches not the estimate's) are left out here."""
+    path = RESULTS / "h200-time-check2-errors.json"
+    if not path.is_file():
+        return []
+    return [{"name": row["name"], "card": row["card"], "runs": row["runs"], "seconds": row["measured_s"],
+             "estimate": row["estimate_v2_s"], "error_pct": row["error_v2_pct"]}
+            for row in json.loads(path.read_text())["rows"] if "excluded" not in row]
 
 
 def _family(point: dict) -> str:

@@ -178,9 +178,13 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
                  f"({made['date']}, {made['quantization']}); the range is the fit's, which missed its own "
                  f"{len(model['fitted_on'])} runs by {low:+.1f}% to {high:+.1f}% for {kind}")
     else:
+        held = model.get("held_out") or []
+        checked = (f"held out so far: {len(held)} configs on {' and '.join(sorted({row['card'] for row in held}))}, "
+                   f"missed by {min(r['error_pct'] for r in held):+.1f}% to {max(r['error_pct'] for r in held):+.1f}%"
+                   if held else "all in-sample; no held-out check yet")
         basis = (f"iterations only (no model load, evaluation or checkpoints): the FLOPs of this model over the "
-                 f"throughput and per-call costs fitted to {len(model['fitted_on'])} runs (all in-sample; no held-out "
-                 f"check yet), which the fit missed by {low:+.1f}% to {high:+.1f}% for {kind}")
+                 f"throughput and per-call costs fitted to {len(model['fitted_on'])} runs, which the fit missed by "
+                 f"{low:+.1f}% to {high:+.1f}% for {kind} ({checked})")
     if scaled:
         basis += f"; scaled from the {model['card']}, not measured on this card"
     if run.gpus > 1:
