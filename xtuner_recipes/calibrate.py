@@ -91,20 +91,16 @@ def _build(cfg, model_dir: Path, device: str, notes: list[str]):
     """The config's model (on the copy) and optimizer wrapper, as mmengine's Runner builds them."""
     from mmengine.optim import build_optim_wrapper
 
-    from xtuner_recipes.smoke.adapt import GPU_ONLY_WRAPPERS, patch_runtime
+    from xtuner_recipes.compat.mmengine import settings
+    from xtuner_recipes.smoke.adapt import cpu_optim_wrapper, patch_runtime
 
     model_cfg = cfg.model.copy()
     model_cfg.llm.pretrained_model_name_or_path = str(model_dir)
     kind = model_cfg.pop("type")
-    wrapper_cfg = cfg.optim_wrapper.copy()
     if device == "cpu":
         notes += patch_runtime(device)  # undone by measure() when it ends
-        name = getattr(wrapper_cfg.get("type"), "__name__", str(wrapper_cfg.get("type")))
-        if name in GPU_ONLY_WRAPPERS:
-            wrapper_cfg["type"] = "OptimWrapper"
-            for key in GPU_ONLY_WRAPPERS[name]:
-                wrapper_cfg.pop(key, None)
-            notes.append(f"optim_wrapper.type: {name} → OptimWrapper (AMP needs CUDA)")
+        notes += cpu_optim_wrapper(settings(cfg)["optim_wrapper"])  # raw: lazy types stay unbuilt
+    wrapper_cfg = cfg.optim_wrapper
     model = kind(**model_cfg).to(device)
     model.train()
     wrapper = build_optim_wrapper(model, wrapper_cfg)
@@ -131,8 +127,8 @@ def _decode(model, device: str, repeats: int) -> float:
     with torch.no_grad():
         past = llm(input_ids=prompt, use_cache=True).past_key_values
         token = prompt[:, -1:]
-        times = probes.median_seconds(lambda: llm(input_ids=token, past_key_values=past, use_cache=True), probes.REPEATS[device],
-                                device)
+        times = probes.median_seconds(lambda: llm(input_ids=token, past_key_values=past, use_cache=True),
+                                      probes.REPEATS[device], device)
     llm.config.use_cache = was
     llm.train()
     return statistics.median(times)

@@ -91,20 +91,27 @@ def adapt(cfg, *, model_from: str, model_to: str, steps: int | None, device: str
         llm = cfg.model.get("llm", {})
         if llm.pop("quantization_config", None) is not None:
             notes.append("model.llm.quantization_config removed: 4-bit bitsandbytes needs CUDA (LoRA stays)")
-        wrapper = cfg.optim_wrapper
-        optimizer = dict.get(wrapper, "optimizer", {})
-        # Read raw: building bitsandbytes' optimizer class here would import what fails on a CPU.
-        chosen = (type_name(dict.get(optimizer, "type")) or "") if isinstance(optimizer, dict) else ""
-        if chosen.startswith("Paged") or chosen.endswith(("8bit", "32bit")):
-            # bitsandbytes' optimizers run their update in CUDA kernels.
-            optimizer["type"] = "AdamW"
-            notes.append(f"optim_wrapper.optimizer.type: {chosen} (bitsandbytes, CUDA only) → torch's AdamW")
-        name = type_name(dict.get(wrapper, "type", "OptimWrapper"))
-        if name in GPU_ONLY_WRAPPERS:
-            # A registry name, not the class: lazy-import configs print every type as text.
-            wrapper["type"] = "OptimWrapper"
-            dropped = [key for key in GPU_ONLY_WRAPPERS[name] if wrapper.pop(key, None) is not None]
-            notes.append(f"optim_wrapper.type: {name} → OptimWrapper (AMP needs CUDA; dropped {', '.join(dropped)})")
+        notes += cpu_optim_wrapper(cfg.optim_wrapper)
+    return notes
+
+
+def cpu_optim_wrapper(wrapper) -> list[str]:
+    """Change an ``optim_wrapper`` dict in place for a CPU (AMP and bitsandbytes' optimizers need CUDA); one
+    sentence per change. Also ``calibrate``'s, on a machine without a GPU."""
+    notes = []
+    optimizer = dict.get(wrapper, "optimizer", {})
+    # Read raw: building bitsandbytes' optimizer class here would import what fails on a CPU.
+    chosen = (type_name(dict.get(optimizer, "type")) or "") if isinstance(optimizer, dict) else ""
+    if chosen.startswith("Paged") or chosen.endswith(("8bit", "32bit")):
+        # bitsandbytes' optimizers run their update in CUDA kernels.
+        optimizer["type"] = "AdamW"
+        notes.append(f"optim_wrapper.optimizer.type: {chosen} (bitsandbytes, CUDA only) → torch's AdamW")
+    name = type_name(dict.get(wrapper, "type", "OptimWrapper"))
+    if name in GPU_ONLY_WRAPPERS:
+        # A registry name, not the class: lazy-import configs print every type as text.
+        wrapper["type"] = "OptimWrapper"
+        dropped = [key for key in GPU_ONLY_WRAPPERS[name] if wrapper.pop(key, None) is not None]
+        notes.append(f"optim_wrapper.type: {name} → OptimWrapper (AMP needs CUDA; dropped {', '.join(dropped)})")
     return notes
 
 
