@@ -138,6 +138,9 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
     constants were measured), with the range the fit's residuals give, or why none is given."""
     model, total = timing.load_model(), schedule.total_iters
     arch, why = arch_of(model_config)
+    if model is not None and arch is None and model_config:
+        # a model the counter cannot build on the meta device: said, as the memory estimate says it
+        return Result(stats={"time_basis": f"not estimated: {why}"})
     if model is None or not total or run.max_length < 1 or arch is None:
         return Result()
     name = options.gpu or card_name() or model["card"]
