@@ -77,12 +77,22 @@ def text(rng, words):
 def make_model_of(folder: Path, fields: dict, weights: bool = True) -> None:
     """A random model of ``fields`` (a config.json's shape, ``model_type`` included) in ``folder``, fp16, with
     this file's sentencepiece tokenizer; config.json and the tokenizer alone without ``weights``."""
+    import shutil
+
     import sentencepiece as spm
+    import transformers
     from transformers import AutoConfig, AutoModelForCausalLM, LlamaTokenizer
 
+    # A folder another transformers wrote (2026-12-07: a device call whose wheels had not been installed made the
+    # Llama-2 shape with the machine's own, and the runs after it tokenized into 2- and 187-token samples) is made
+    # again with this one.
+    marker = folder / "made_with_transformers.txt"
     if (folder / "config.json").is_file() and (list(folder.glob("*.safetensors")) or not weights):
-        return
+        if marker.is_file() and marker.read_text().strip() == transformers.__version__:
+            return
+        shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(transformers.__version__ + "\n")
     rng = random.Random(0)
     corpus = WORK / "corpus.txt"
     corpus.write_text("\n".join(text(rng, 60) for _ in range(2000)) + "\n")
