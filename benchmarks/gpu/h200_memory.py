@@ -30,6 +30,16 @@ sys.path.insert(0, str(ROOT))
 from xtuner_recipes.validate.estimate.gpu import ALLOCATOR_OVERHEAD  # noqa: E402 - after the path is set
 
 WORK = Path(os.environ.get("H200_WORK", "/tmp/h200"))
+PINNED_TRANSFORMERS = "4.48.0"  # constraints/xtuner-0.2.0.txt; the device's wheels (fetch_wheels.sh)
+
+
+def pinned() -> None:
+    """Stop when the transformers imported is not the pinned one: on the device, the wheels were not carried."""
+    import transformers
+
+    if transformers.__version__ != PINNED_TRANSFORMERS and os.environ.get("H200_ANY_TRANSFORMERS") != "1":
+        raise SystemExit(f"transformers {transformers.__version__} is imported, not the pinned {PINNED_TRANSFORMERS}: "
+                         "carry .whl and install it first (benchmarks/gpu/README.md), or set H200_ANY_TRANSFORMERS=1")
 MODEL = Path(os.environ.get("H200_MODEL") or WORK / "internlm-chat-7b-shape")  # h200_moe.py sets another
 STEPS = int(os.environ.get("H200_STEPS", 20))  # fewer for a slow model: the peaks settle by the third
 # internlm-chat-7b's shape; a Llama stand-in (no remote code, no weights to download).
@@ -86,6 +96,7 @@ def make_model_of(folder: Path, fields: dict, weights: bool = True) -> None:
     # A folder another transformers wrote (2026-12-07: a device call whose wheels had not been installed made the
     # Llama-2 shape with the machine's own, and the runs after it tokenized into 2- and 187-token samples) is made
     # again with this one.
+    pinned()
     marker = folder / "made_with_transformers.txt"
     if (folder / "config.json").is_file() and (list(folder.glob("*.safetensors")) or not weights):
         if marker.is_file() and marker.read_text().strip() == transformers.__version__:
