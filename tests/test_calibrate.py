@@ -79,6 +79,10 @@ def test_four_bit_needs_a_gpu_and_nothing_is_saved(cli, tiny_model, tmp_path, ca
     assert result.returncode == 2
     assert str(config) in result.stderr and "nf4" in result.stderr and "CUDA GPU" in result.stderr
     assert not cache.exists()
+    # without a config: the tutorial's QLoRA config on a Llama-2-7B shape, written for the run and refused the same
+    default = cli("calibrate", "--scratch", tmp_path)
+    assert default.returncode == 2 and "calibrate_oasst1.py" in default.stderr and "CUDA GPU" in default.stderr
+    assert not cache.exists() and not list(tmp_path.glob("xtuner-recipes-calibrate-*"))
 
 
 def test_an_unknown_card_says_what_calibrate_measures(cli, tiny_model, tmp_path, cache):

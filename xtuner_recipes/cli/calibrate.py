@@ -11,7 +11,7 @@ from xtuner_recipes.cli.common import EXIT_OK, add_command, print_json
 EXAMPLES = """  xtuner-recipes calibrate internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes calibrate            # the tutorial's QLoRA launch on a Llama-2-7B shape
   xtuner-recipes calibrate my_config.py --scratch /data/work_dirs --json
-  xtuner-recipes validate my_config.py   # from then on: the time on this card, calibrated"""
+  xtuner-recipes validate my_config.py   # then: calibrate's time (beside the table's, for a card of the table)"""
 
 DEFAULT_SHAPE = "meta-llama/Llama-2-7b-hf"  # internlm-chat-7b's layers (its own code is not shipped here)
 
