@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,10 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 # Fixture configs are data (some fail on import on purpose), not modules for --doctest-modules.
 collect_ignore_glob = ["fixtures/*"]
+# A calibration the developer made on this machine (~/.cache/xtuner-recipes) would change the times the tests
+# check: the tests, and the processes they start, read none unless a test makes one (tests/test_calibrate.py).
+os.environ["XTUNER_RECIPES_CALIBRATION"] = str(Path(tempfile.gettempdir()) / f"xtuner-recipes-tests-{os.getpid()}"
+                                               / "no-calibration.json")
 
 
 # The longest tests first, so that pytest-xdist (pyproject's addopts) starts each worker on one and fills in

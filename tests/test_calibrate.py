@@ -18,6 +18,8 @@ from xtuner_recipes.validate.estimate.gpu import Run
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
+    """The user's cache as calibrate finds it: ``$XDG_CACHE_HOME/xtuner-recipes/calibration.json``."""
+    monkeypatch.delenv("XTUNER_RECIPES_CALIBRATION")  # conftest's isolation, undone for these tests
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path / "cache" / "xtuner-recipes" / "calibration.json"
 
