@@ -152,3 +152,35 @@ def test_solve_drops_a_constant_noise_makes_negative():
             {"flops": 2e12, "calls": 200, "seconds": 2.0}, {"flops": 2e11, "calls": 200, "seconds": 0.1}]
     got = calibration.solve(rows, ("flops", "calls", "one"))
     assert min(got.values()) >= 0 and got["flops"] > 0
+
+
+def test_a_mask_free_batch_runs_sdpas_causal_kernel_a_padded_one_its_mask(cli, tiny_model, tmp_path, monkeypatch):
+    """timing.work leaves out the masked half of attention for a batch without padding (packed, or one sequence)
+    and counts the square for a padded one: what the model xtuner builds (SupervisedFinetune, its SDPA choice)
+    asks torch for, recorded at torch's scaled_dot_product_attention."""
+    import torch
+    from mmengine.config import Config
+
+    from xtuner_recipes import calibrate, calibrate_probes
+
+    config = _config(cli, tiny_model, tmp_path, "--set=~model.llm.quantization_config")
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(*args, **kwargs):
+        seen.append((bool(kwargs.get("is_causal")), kwargs.get("attn_mask") is not None))
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    with calibrate_probes.restored():
+        model, _ = calibrate._build(Config.fromfile(str(config)), tiny_model, "cpu", [])
+        ids = torch.randint(3, 100, (2, 24))
+        with torch.no_grad():
+            for mask in (torch.ones_like(ids), torch.cat([torch.ones(2, 20), torch.zeros(2, 4)], 1).long()):
+                seen.clear()
+                model.llm(input_ids=ids, attention_mask=mask)
+                assert seen and len(set(seen)) == 1  # every layer alike
+                if mask.all():
+                    assert seen[0] == (True, False)  # packed batch: no mask, the causal kernel
+                else:
+                    assert seen[0] == (False, True)  # padded batch: its mask, the whole square

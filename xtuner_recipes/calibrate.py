@@ -134,8 +134,9 @@ def _decode(model, device: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(config: Path, *, scratch: Path, progress=None) -> dict:
-    """Calibrate on ``config``'s model shape; the cache entry (not yet saved)."""
+def measure(config: Path, *, scratch: Path, progress=None, loaded=None) -> dict:
+    """Calibrate on ``config``'s model shape; the cache entry (not yet saved). ``loaded``: the config as mmengine
+    already loaded it (its model is pointed at the copies)."""
     import datetime
 
     from mmengine.config import Config
@@ -145,7 +146,7 @@ def measure(config: Path, *, scratch: Path, progress=None) -> dict:
     from xtuner_recipes.validate.inputs import Launch, Settings
 
     device = _device()
-    cfg = Config.fromfile(str(config))
+    cfg = loaded if loaded is not None else Config.fromfile(str(config))
     found = Settings.parse(cfg, None)
     run = Run.of(found, Launch())
     source = found.model_path
@@ -204,7 +205,7 @@ def _measure_layers(cfg, model_dir: Path, layers: int, run, device: str, scratch
     """Build a ``layers``-layer copy of the config's model and time it: two training sizes, one decode step."""
     import torch
 
-    from xtuner_recipes.validate.estimate import count, flops, timing
+    from xtuner_recipes.validate.estimate import count, timing
 
     repeats = probes.REPEATS[device]
     with tempfile.TemporaryDirectory(prefix="xtuner-recipes-calibrate-", dir=scratch) as folder:
@@ -223,12 +224,8 @@ def _measure_layers(cfg, model_dir: Path, layers: int, run, device: str, scratch
             train_rows.append({"layers": layers, "sequences": sequences, "length": length,
                                "seconds": statistics.median(times), "times": [round(t, 5) for t in times],
                                "calls": plain, "expert_calls": experts,
-                               # no padding here: SDPA's causal kernel, as timing.parts counts a mask-free batch
-                               "flops": flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
-                                                        target_modules=run.lora_targets,
-                                                        checkpointing=run.activation_checkpointing)
-                               - flops.causal_skipped(arch, sequences=sequences, length=length,
-                                                      checkpointing=run.activation_checkpointing)})
+                               # no padding here: SDPA's causal kernel, as timing counts a mask-free batch
+                               "flops": timing.work(arch, run, sequences=sequences, length=length, causal=True)})
         _say(progress, f"timing a decode step, {layers} layer(s)")
         decode_rows.append({"layers": layers, "seconds": _decode(model, device, repeats),
                             "calls": sum(group.count for group in arch.all_linears())})

@@ -69,7 +69,7 @@ def points() -> list[dict]:
 
 def columns(point: dict) -> tuple[dict, float]:
     """The row's coefficient of each constant (means over its iterations), and the seconds not fitted."""
-    from xtuner_recipes.validate.estimate import cards, flops, timing
+    from xtuner_recipes.validate.estimate import cards, timing
     from xtuner_recipes.validate.estimate.count import arch_of
 
     arch, _ = arch_of(point["config"])
@@ -79,9 +79,7 @@ def columns(point: dict) -> tuple[dict, float]:
     line = {f"flop.{quantization}": 0.0, f"call.{quantization}": 0.0, "expert_call": 0.0}
     fixed = 0.0
     for sequences, length in point["shapes"]:
-        work = flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r)
-        if (sequences == 1) if point["causal"] is None else point["causal"]:  # as timing.parts counts it
-            work -= flops.causal_skipped(arch, sequences=sequences, length=length)
+        work = timing.work(arch, run, sequences=sequences, length=length, causal=point["causal"])
         line[f"flop.{quantization}"] += work * measured.tflops / card.tflops / len(point["shapes"])
         linear_calls, expert_calls = timing.calls(arch, run, sequences=sequences, length=length)
         line[f"call.{quantization}"] += linear_calls / len(point["shapes"])

@@ -49,25 +49,16 @@ def _default_config(folder: Path) -> Path:
     return out
 
 
-def compare(entry: dict, model_config: dict, config: Path) -> dict | None:
-    """Seconds an iteration of ``config``'s packed shape on the whole model: calibrated against the table's."""
-    from mmengine.config import Config
-
+def compare(entry: dict, model_config: dict, run, packed: bool) -> dict | None:
+    """Seconds an iteration of the config's shape (``run``) on the whole model: calibrated against the table's."""
     from xtuner_recipes.validate.estimate import calibration, cards, count, timing
-    from xtuner_recipes.validate.estimate.gpu import Run
-    from xtuner_recipes.validate.inputs import Launch, Settings
 
     base = timing.load_model()
     arch, _ = count.arch_of(model_config)
-    loaded = Config.fromfile(str(config))
-    run = Run.of(Settings.parse(loaded, None), Launch())
     quantization = next(iter(entry["quantization"]))
     model = calibration.calibrated_model(base, entry, quantization) if base else None
     if arch is None or model is None or timing.outside(base, run):
         return None
-    from xtuner_recipes.validate.inputs import setting
-
-    packed = setting(loaded, "train_dataloader.dataset.pack_to_max_length") is True
     shape = {"sequences": run.batch_size, "length": run.max_length, "causal": packed or run.batch_size == 1}
     table_card = cards.find(entry["card"]["name"])
     return {"sequences": run.batch_size, "length": run.max_length, "packed": packed,
@@ -109,9 +100,17 @@ def run(args) -> int:
         if not config.is_file():
             raise RecipeError(f"{config}: no such config file")
         with contextlib.redirect_stdout(sys.stderr):  # what the libraries print as they import (DeepSpeed's INFO)
-            entry = measure(config, scratch=args.scratch, progress=_progress)
+            from mmengine.config import Config
+
+            from xtuner_recipes.validate.estimate.gpu import Run
+            from xtuner_recipes.validate.inputs import Launch, Settings, setting
+
+            loaded = Config.fromfile(str(config))  # once: the shape compared below, and the one measured
+            shape = Run.of(Settings.parse(loaded, None), Launch())
+            packed = setting(loaded, "train_dataloader.dataset.pack_to_max_length") is True
+            entry = measure(config, scratch=args.scratch, progress=_progress, loaded=loaded)
         model_dir = Path(next(iter(entry["quantization"].values()))["model"])
-        compared = compare(entry, json.loads((model_dir / "config.json").read_text(encoding="utf-8")), config)
+        compared = compare(entry, json.loads((model_dir / "config.json").read_text(encoding="utf-8")), shape, packed)
     saved = calibration.save(entry)
     if args.json:
         print_json({"calibration": entry, "saved": str(saved), "this_config": compared})

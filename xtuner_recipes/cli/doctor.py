@@ -46,17 +46,17 @@ def render_text(found: dict, findings) -> str:
 
 def time_basis(name: str) -> str:
     """What validate's time on this card rests on, in the words it uses: calibrated, the table's, or nothing yet."""
-    from xtuner_recipes.validate.estimate import calibration, cards
+    from xtuner_recipes.validate.estimate import calibration
 
-    entry = calibration.entry_for(name)
+    card, entry, calibrated_verdict = calibration.time_source(name)
     made = f"calibrated here on {entry.get('date')} ({', '.join(sorted(entry.get('quantization', {})))})" if entry else ""
-    if cards.find(name):
-        if entry:
-            return f"the card table's; {made}, shown beside it (calibrate has not yet beaten the table on a GPU)"
-        return "the card table's (scaled from the H200); `xtuner-recipes calibrate CONFIG` measures this card"
-    if entry:
+    if calibrated_verdict:
         return f"{made}: validate's time on this card is the calibrated one (the card is not in the table)"
-    return "not in the card table: validate gives no time here until `xtuner-recipes calibrate CONFIG` runs"
+    if card is None:
+        return "not in the card table: validate gives no time here until `xtuner-recipes calibrate CONFIG` runs"
+    if entry:
+        return f"the card table's; {made}, shown beside it (calibrate has not yet beaten the table on a GPU)"
+    return "the card table's (scaled from the H200); `xtuner-recipes calibrate CONFIG` measures this card"
 
 
 def run(args) -> int:

@@ -76,6 +76,15 @@ def find_card(name: str | None, path: Path | None = None) -> cards.Card | None:
     return card(entry) if entry else found
 
 
+def time_source(name: str | None, path: Path | None = None) -> tuple[cards.Card | None, dict | None, bool]:
+    """``(card, calibration, calibrated_is_the_verdict)`` for the card ``name`` names. A card of the table keeps the
+    table's time (calibrate has not yet beaten it on a GPU: BENCHMARKS.md, 2026-12-07), with a calibration shown
+    beside it; a card outside the table has calibrate's time or none. ``validate`` and ``doctor`` both ask here."""
+    table = cards.find(name)
+    entry = entry_for(name, path)
+    return table or (card(entry) if entry else None), entry, table is None and entry is not None
+
+
 def calibrated_model(base: dict, entry: dict, quantization: str) -> dict | None:
     """The time model with this card's measured throughput and call cost for ``quantization`` (None when that
     quantization was not calibrated): the rest (routed experts' calls, DeepSpeed's costs, the residual range)

@@ -144,16 +144,15 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
     if model is None or not total or run.max_length < 1 or arch is None:
         return Result()
     name = options.gpu or card_name() or model["card"]
-    entry = calibration.entry_for(name)
-    card = cards.find(name) or (calibration.card(entry) if entry else None)
+    card, entry, calibrated_verdict = calibration.time_source(name)
     if card is None:
         return Result(stats={"time_basis": f"not estimated: {name} is not in the table of cards ({cards.names()}) "
                                            f"and was not calibrated here: pass --gpu with the nearest, or run "
                                            f"`xtuner-recipes calibrate CONFIG` on it ({calibration.MEASURES})"})
     table_model = model
     calibrated = calibration.calibrated_model(model, entry, run.quantization) if entry else None
-    if calibrated and cards.find(name) is None:  # a card outside the table: calibrate's is the only estimate
-        model, card = calibrated, calibration.card(entry)
+    if calibrated and calibrated_verdict:
+        model = calibrated
     packed = not samples.padded
     lengths = samples.lengths
     if not packed and lengths is None:
@@ -195,9 +194,7 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
         basis += (f"; on {run.gpus} GPUs over {run.nodes} machine{'s' if run.nodes > 1 else ''}, each GPU's iteration "
                   f"plus the gradients' all-reduce over {over}: modelled, not measured")
     beside = None
-    if calibrated and model is table_model:
-        # A card of the table keeps the table's time: calibrate has not yet beaten it on a GPU (BENCHMARKS.md,
-        # 2026-12-07: on an H100, three held-out configs off by a median 26% against the table's 7.5%).
+    if calibrated and model is table_model:  # a card of the table: calibrate's time beside the table's
         beside = round(iteration(calibrated, calibration.card(entry))[0], 3)
         basis += (f"; `xtuner-recipes calibrate` on this card ({calibrated['calibrated']['date']}) says {beside} s, "
                   "shown beside it, not instead: calibrate has not yet been shown to beat the table")

@@ -59,6 +59,17 @@ def calls(arch, run, *, sequences, length) -> tuple[float, float]:
     return (plain + routed_linears * picked) * passes, experts * picked * passes
 
 
+def work(arch, run, *, sequences, length, causal: bool | None = None):
+    """The FLOPs an iteration executes: ``flops.iteration`` (torch's count), less the masked half of attention
+    when the batch needs no mask (``causal``; default: one sequence), which SDPA's causal kernel skips."""
+    done = flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
+                           target_modules=run.lora_targets, checkpointing=run.activation_checkpointing)
+    if (sequences == 1) if causal is None else causal:
+        done = done - flops.causal_skipped(arch, sequences=sequences, length=length,
+                                           checkpointing=run.activation_checkpointing)
+    return done
+
+
 def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None,
           causal: bool | None = None) -> dict:
     """Seconds of one iteration of ``sequences`` samples padded to ``length``, by part (numbers or numpy arrays).
@@ -67,12 +78,7 @@ def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None 
     measured = measured_card(model)
     card = card or measured
     quantization = run.quantization
-    work = flops.iteration(arch, sequences=sequences, length=length, lora_r=run.lora_r,
-                           target_modules=run.lora_targets, checkpointing=run.activation_checkpointing)
-    if (sequences == 1) if causal is None else causal:
-        work = work - flops.causal_skipped(arch, sequences=sequences, length=length,
-                                           checkpointing=run.activation_checkpointing)
-    compute = work / model["flops_per_s"][quantization] * measured.tflops / card.tflops
+    compute = work(arch, run, sequences=sequences, length=length, causal=causal) / model["flops_per_s"][quantization] * measured.tflops / card.tflops
     linear_calls, expert_calls = calls(arch, run, sequences=sequences, length=length)
     passes = 3 if run.activation_checkpointing else 2
     dequantize = 0.0
