@@ -184,3 +184,12 @@ def test_a_mask_free_batch_runs_sdpas_causal_kernel_a_padded_one_its_mask(cli, t
                     assert seen[0] == (True, False)  # packed batch: no mask, the causal kernel
                 else:
                     assert seen[0] == (False, True)  # padded batch: its mask, the whole square
+
+
+def test_a_shipped_config_naming_a_hub_model_is_refused_with_the_setting(cli, xtuner_configs, tmp_path, cache):
+    """xtuner's own configs name the model on the hub (nothing downloaded here): calibrate needs its config.json."""
+    shipped = next(p for p in xtuner_configs if p.name == "internlm_chat_7b_qlora_oasst1_e3.py")
+    result = cli("calibrate", shipped, "--scratch", tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "model.llm.pretrained_model_name_or_path ('internlm/internlm-chat-7b')" in result.stderr
+    assert not cache.exists()
