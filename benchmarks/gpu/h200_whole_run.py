@@ -4,6 +4,7 @@ against validate's whole-run estimate (``stats.run_parts_s``) committed before t
 
     python benchmarks/gpu/h200_whole_run.py --estimate-only --out benchmarks/results   # here, first: commit it
     python benchmarks/gpu/h200_whole_run.py --out $OUT --only medqa-1024              # on the GPU
+    python benchmarks/gpu/h200_whole_run.py --compare benchmarks/results --out benchmarks/results   # then here
 
 The commands are plan's for one GPU under deepspeed_zero2, run as the scripts ``xtuner`` starts (the device's
 packages are installed with ``--target``: no console scripts): ``python -m xtuner.tools.train CFG --deepspeed
@@ -27,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import h200_memory as mem  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # name: (recipe, max_length, extra --set overrides). One epoch each, so that a run fits a 10-minute device call.
 RUNS = {"medqa-1024": ("medqa", 1024, ["max_epochs=1"]),
@@ -154,13 +157,74 @@ def measure(name: str, out: Path) -> dict:
     return row
 
 
+# the parts of the `xtuner train` process, as validate's run_parts_s names them (load and data read as one here)
+TRAIN_PARTS = ("load", "data", "iterations", "evaluation", "checkpoints")
+
+
+def compare(results: Path, out: Path) -> None:
+    """Each measured run (RESULTS/h200-whole-run*.json) against every estimate committed for its run, card and
+    preset (v1, and -v2 for the refitted model): the train process's wall clock against the sum of its parts'
+    ranges (the error of the range's middle, and whether the measured value is inside), then each part.
+    Written to OUT/h200-whole-run-errors.json."""
+    found = []
+    for path in sorted(results.glob("h200-whole-run*.json")):
+        if "estimate" in path.name or "errors" in path.name:
+            continue
+        for row in json.loads(path.read_text()):
+            suffix = "" if row["deepspeed"] == "deepspeed_zero2" else f"-{row['deepspeed']}"
+            line = {"run": row["run"], "card": row["card"], "deepspeed": row["deepspeed"], "date": row["date"],
+                    "measured": {"train_process": row["train_process"], "load_and_data": row["load_and_data"],
+                                 "iterations": row["iterations"], "evaluation": row["evaluation"],
+                                 "checkpoints": row["checkpoints"], "pth_to_hf": row.get("pth_to_hf"),
+                                 "merge": row.get("merge")}}
+            for version in ("", "-v2"):
+                estimate_path = ROOT / "benchmarks" / "results" / f"h200-whole-run{suffix}-estimate{version}.json"
+                if not estimate_path.is_file():
+                    continue
+                estimate = next((e for e in json.loads(estimate_path.read_text())
+                                 if e["run"] == row["run"] and e["card"] == row["card"]), None)
+                if estimate is None:
+                    continue
+                parts = estimate["run_parts_s"]
+                low, high = (sum(parts[p][i] for p in TRAIN_PARTS) for i in (0, 1))
+                middle = (low + high) / 2
+                train = row["train_process"]
+                checked = {"train_process_s": [round(low, 1), round(high, 1)],
+                           "train_process_error_pct": round(100 * (middle - train) / train, 1),
+                           "train_process_inside": low <= train <= high}
+                measured_parts = {"load_and_data": row["load_and_data"], "iterations": row["iterations"],
+                                  "evaluation": row["evaluation"], "checkpoints": row["checkpoints"],
+                                  "pth_to_hf": row.get("pth_to_hf"), "merge": row.get("merge")}
+                ranges = {"load_and_data": [parts["load"][i] + parts["data"][i] for i in (0, 1)]} | {
+                    name: parts[name] for name in measured_parts if name in parts}
+                checked["parts"] = {name: {"estimate_s": [round(v, 1) for v in ranges[name]], "measured_s": value,
+                                           "error_pct": round(100 * (sum(ranges[name]) / 2 - value) / value, 1)}
+                                    for name, value in measured_parts.items() if value}
+                line[f"estimate{version or '-v1'}"] = checked
+            found.append(line)
+    (out / "h200-whole-run-errors.json").write_text(json.dumps(found, indent=1) + "\n")
+    for line in found:
+        for version in ("estimate-v1", "estimate-v2"):
+            checked = line.get(version)
+            if checked:
+                print(f"{line['run']} {line['card']} {line['deepspeed']} {version}: train process "
+                      f"{line['measured']['train_process']} s, estimated {checked['train_process_s']} "
+                      f"({checked['train_process_error_pct']:+.1f}%); " + ", ".join(
+                          f"{name} {part['measured_s']} vs {part['estimate_s']}" for name, part in checked["parts"].items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--estimate-only", action="store_true")
     parser.add_argument("--only", nargs="*", choices=sorted(RUNS))
+    parser.add_argument("--compare", type=Path, metavar="RESULTS",
+                        help="no GPU: each measured run in RESULTS against the estimates committed before it")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.compare:
+        compare(args.compare, args.out)
+        return
     mem.WORK.mkdir(parents=True, exist_ok=True)
     if args.estimate_only:
         estimates(args.out)
