@@ -6,6 +6,9 @@ DeepSpeed and under ZeRO-2 (the time model has no ZeRO-3 constant: such a run wo
     python benchmarks/gpu/h200_time_check2.py --estimate-only --out benchmarks/results   # here, first: commit
     python benchmarks/gpu/h200_time_check2.py --out $OUT [--only NAME...] [--repeat 3]    # on the GPU
 
+``--set 3``: the second held-out check (``RUNS3``, files ``h200-time-check3*``), twelve more configs for the model
+refitted on the first check's runs (the longer of the card's and the host's work), its estimates committed first.
+
 The estimates are what `validate` says before the run, on the H200 and on the H100 (the device lends either).
 Each run is h200_time.py's (xtuner's own train script, 40 iterations, every iteration's time and batch shape
 recorded); one random-weight model is kept on the disk at a time. Rows go to OUT/h200-time-check2.json.
@@ -53,6 +56,23 @@ RUNS = [
     ("olmoe-packed4096-r64", "olmoe", "oasst1", "", 4096, "nf4", 1, True, "", 64),
     ("olmoe-uniform-b2-r16", "olmoe", "oasst1", "uniform:700", 2048, "nf4", 2, False, "", 16),
 ]
+
+# The second check (--set 3): configs no fit has used, for the model fitted 2026-12-07 on the first check's runs.
+RUNS3 = [
+    ("llama2-packed1024-b2-r32", "llama2-7b", "oasst1", "", 1024, "nf4", 2, True, "", 32),
+    ("llama2-medqa-b4-r16", "llama2-7b", "medqa", "", 2048, "nf4", 4, False, "", 16),
+    ("llama2-packed2048-16bit", "llama2-7b", "oasst1", "", 2048, "none", 1, True, "", 64),
+    ("llama2-packed2048-r64-zero2", "llama2-7b", "oasst1", "", 2048, "nf4", 1, True, "deepspeed_zero2", 64),
+    ("llama3-packed512-b4-r8", "llama3-8b", "oasst1", "", 512, "nf4", 4, True, "", 8),
+    ("llama3-packed4096-r128-zero2", "llama3-8b", "oasst1", "", 4096, "nf4", 1, True, "deepspeed_zero2", 128),
+    ("llama3-uniform-b2-r32", "llama3-8b", "oasst1", "uniform:1000", 2048, "nf4", 2, False, "", 32),
+    ("qwen2-packed512-r16", "qwen2-7b", "oasst1", "", 512, "nf4", 1, True, "", 16),
+    ("qwen2-packed4096-16bit", "qwen2-7b", "oasst1", "", 4096, "none", 1, True, "", 64),
+    ("qwen2-msagent-b4-r64", "qwen2-7b", "msagent", "short", 2048, "nf4", 4, False, "", 64),
+    ("olmoe-packed1024-b2-r32", "olmoe", "oasst1", "", 1024, "nf4", 2, True, "", 32),
+    ("olmoe-uniform-b2-r16", "olmoe", "oasst1", "uniform:700", 2048, "nf4", 2, False, "", 16),
+]
+PREFIX = "h200-time-check2"  # the set's files; --set 3 makes it h200-time-check3
 
 
 def use_shape(shape: str, weights: bool) -> None:
@@ -103,16 +123,18 @@ def calibrate(config: Path, run: tuple, out: Path) -> None:
 def compare(results: Path, out: Path) -> None:
     """Each measured config's median seconds an iteration over its runs (and their spread) against the estimate
     committed before the runs for the card they ran on, and the calibrated one where calibrate ran; the summary
-    the issue's bar reads (median and worst absolute error). Written to OUT/h200-time-check2-errors.json."""
+    the issue's bar reads (median and worst absolute error). Written to OUT/PREFIX-errors.json (set 3: the
+    "v2" fields repeat the one committed estimate)."""
     import statistics
 
-    rows = json.loads((results / "h200-time-check2.json").read_text())
+    rows = json.loads((results / f"{PREFIX}.json").read_text())
     committed = {row["name"]: row["estimate"] for row in
-                 json.loads((ROOT / "benchmarks" / "results" / "h200-time-check2-estimate.json").read_text())}
-    # the model refitted with SDPA's causal kernel (2026-12-07), its estimates committed before the runs too
-    second = {row["name"]: row["estimate"] for row in
-              json.loads((ROOT / "benchmarks" / "results" / "h200-time-check2-estimate-v2.json").read_text())}
-    calibrated_path = results / "h200-time-check2-calibrated.json"
+                 json.loads((ROOT / "benchmarks" / "results" / f"{PREFIX}-estimate.json").read_text())}
+    # set 2: the model refitted with SDPA's causal kernel (2026-12-07), its estimates committed before the runs too
+    second_path = ROOT / "benchmarks" / "results" / f"{PREFIX}-estimate-v2.json"
+    second = ({row["name"]: row["estimate"] for row in json.loads(second_path.read_text())}
+              if second_path.is_file() else committed)
+    calibrated_path = results / f"{PREFIX}-calibrated.json"
     calibrated = ({row["name"]: row["estimate"] for row in json.loads(calibrated_path.read_text())}
                   if calibrated_path.is_file() else {})
     found = []
@@ -147,7 +169,7 @@ def compare(results: Path, out: Path) -> None:
                   for row, old in zip(runs, windowed) if not old]
         if steady:
             line["steady_s"] = round(statistics.median(steady), 4)
-            line["steady_error_v2_pct"] = _error(line["estimate_v2_s"], line["steady_s"])
+            line["steady_error_latest_pct"] = _error(line["estimate_v2_s"], line["steady_s"])
         guess = calibrated.get(name, {}).get(key, {})
         if guess.get("time_calibrated"):
             line["calibrated_s"] = guess["seconds_per_iter"]
@@ -161,9 +183,9 @@ def compare(results: Path, out: Path) -> None:
 
     report = {"date": datetime.date.today().isoformat(), "rows": found,
               "table": summary("error_pct"), "table_v2": summary("error_v2_pct"),
-              "table_v2_steady": summary("steady_error_v2_pct"),
+              "table_latest_steady": summary("steady_error_latest_pct"),
               "calibrated": summary("calibrated_error_pct")}
-    (out / "h200-time-check2-errors.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"{PREFIX}-errors.json").write_text(json.dumps(report, indent=1) + "\n")
     for line in found:
         if "excluded" in line:
             print(f"{line['name']:32} excluded: {line['excluded']}")
@@ -171,7 +193,7 @@ def compare(results: Path, out: Path) -> None:
         print(f"{line['name']:32} {line['runs']} runs {line['measured_s']:7.3f} s (spread {line['spread_pct']:4.1f}%)  "
               f"table {line['estimate_s']:6.3f} {line['error_pct']:+6.1f}%  v2 {line['error_v2_pct']:+6.1f}%  calibrated "
               f"{line.get('calibrated_s', '-')} {line.get('calibrated_error_pct', '')}")
-    print(json.dumps({k: report[k] for k in ("table", "table_v2", "table_v2_steady", "calibrated")}))
+    print(json.dumps({k: report[k] for k in ("table", "table_v2", "table_latest_steady", "calibrated")}))
 
 
 def _error(estimate: float, measured: float) -> float:
@@ -197,6 +219,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--estimate-only", action="store_true", help="no GPU: the estimates, to commit first")
     parser.add_argument("--only", nargs="*", help="run names")
+    parser.add_argument("--set", choices=("2", "3"), default="2", help="which held-out check (3: RUNS3)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each config")
     parser.add_argument("--steps", type=int, default=h200_time.CHECK_STEPS,
                         help="iterations a run (20: one optimizer step of 16 among the 17 timed, half the device time)")
@@ -209,6 +232,9 @@ def main() -> None:
                         help="no GPU: each config's median over its runs in RESULTS (the folder of "
                              "h200-time-check2.json) against the committed estimates; written to OUT")
     args = parser.parse_args()
+    global RUNS, PREFIX
+    if args.set == "3":
+        RUNS, PREFIX = RUNS3, "h200-time-check3"
     args.out.mkdir(parents=True, exist_ok=True)
     mem.WORK.mkdir(parents=True, exist_ok=True)
     chosen = [run for run in RUNS if not args.only or run[0] in args.only]
@@ -225,8 +251,8 @@ def main() -> None:
                     calibration.save(json.loads(made.read_text())["calibration"])
             rows.append({"name": run[0], "shape": run[1], "lora_r": run[9], "date": datetime.date.today().isoformat(),
                          "estimate": estimates(run, make_config(run))})
-        name = ("h200-time-check2-calibrated.json" if args.calibrated
-                else f"h200-time-check2-estimate{os.environ.get('H200_ESTIMATE_VERSION', '')}.json")
+        name = (f"{PREFIX}-calibrated.json" if args.calibrated
+                else f"{PREFIX}-estimate{os.environ.get('H200_ESTIMATE_VERSION', '')}.json")
         (args.out / name).write_text(json.dumps(rows, indent=1) + "\n")
         print(json.dumps(rows, indent=1))
         return
@@ -236,7 +262,7 @@ def main() -> None:
     import torch
 
     card = torch.cuda.get_device_name(0)
-    path = args.out / "h200-time-check2.json"
+    path = args.out / f"{PREFIX}.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
     calibrated = set()
     for run in sorted(chosen, key=lambda r: r[1]):  # one model made a shape

@@ -177,7 +177,7 @@ def compare(results: Path, out: Path) -> None:
                                  "iterations": row["iterations"], "evaluation": row["evaluation"],
                                  "checkpoints": row["checkpoints"], "pth_to_hf": row.get("pth_to_hf"),
                                  "merge": row.get("merge")}}
-            for version in ("", "-v2"):
+            for version in ("", "-v2", "-v3"):
                 estimate_path = ROOT / "benchmarks" / "results" / f"h200-whole-run{suffix}-estimate{version}.json"
                 if not estimate_path.is_file():
                     continue
@@ -204,7 +204,7 @@ def compare(results: Path, out: Path) -> None:
             found.append(line)
     (out / "h200-whole-run-errors.json").write_text(json.dumps(found, indent=1) + "\n")
     for line in found:
-        for version in ("estimate-v1", "estimate-v2"):
+        for version in ("estimate-v1", "estimate-v2", "estimate-v3"):
             checked = line.get(version)
             if checked:
                 print(f"{line['run']} {line['card']} {line['deepspeed']} {version}: train process "

@@ -92,7 +92,8 @@ def calibrated_model(base: dict, entry: dict, quantization: str) -> dict | None:
     measured = (entry.get("quantization") or {}).get(quantization)
     if not isinstance(measured, dict):
         return None
-    model = dict(base, card=entry["card"]["name"], card_spec=dict(entry["card"]))
+    # calibrate solves its steps as a sum of parts (calibration.solve): its model adds them, not overlaps them
+    model = dict(base, card=entry["card"]["name"], card_spec=dict(entry["card"]), overlap=False)
     model["flops_per_s"] = dict(base["flops_per_s"], **{quantization: measured["flops_per_s"]})
     model["seconds_per_call"] = dict(base["seconds_per_call"], **{quantization: measured["seconds_per_call"]})
     for key in ("seconds_per_iteration", "seconds_per_decode_call", "seconds_per_decode_token"):

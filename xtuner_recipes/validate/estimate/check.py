@@ -6,6 +6,7 @@ Each reads the run's arithmetic (``gpu.Run``, parsed once from the config and th
 
 import dataclasses
 import os
+import statistics
 
 from xtuner_recipes.findings import Finding
 from xtuner_recipes.validate.checks import Result, check
@@ -165,7 +166,7 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
         if packed:  # every sample is max_length long, no mask
             found = timing.parts(model, arch, run, sequences=run.batch_size, length=run.max_length, card=card,
                                  causal=True)
-            return sum(found.values()), found
+            return timing.combine(model, found), found
         return timing.expected(model, arch, run, sequences=run.batch_size, lengths=lengths, card=card), None
 
     seconds, parts = iteration(model, card)
@@ -180,15 +181,21 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
                  f"({made['date']}, {made['quantization']}); the range is the fit's, which missed its own "
                  f"{len(model['fitted_on'])} runs by {low:+.1f}% to {high:+.1f}% for {kind}")
     else:
-        held = model.get("held_out") or []
-        checked = (f"held out so far: {len(held)} configs on {' and '.join(sorted({row['card'] for row in held}))}, "
-                   f"missed by {min(r['error_pct'] for r in held):+.1f}% to {max(r['error_pct'] for r in held):+.1f}%"
-                   if held else "all in-sample; no held-out check yet")
-        basis = (f"iterations only (no model load, evaluation or checkpoints): the FLOPs of this model over the "
-                 f"throughput and per-call costs fitted to {len(model['fitted_on'])} runs, which the fit missed by "
-                 f"{low:+.1f}% to {high:+.1f}% for {kind} ({checked})")
+        basis = (f"iterations only (no model load, evaluation or checkpoints): the longer of the card's work (the "
+                 f"FLOPs of this model over a fitted throughput) and the host's (per-call costs), fitted to "
+                 f"{len(model['fitted_on'])} runs, which the fit missed by {low:+.1f}% to {high:+.1f}% for {kind} "
+                 f"({_held_out(model)})")
     if scaled:
         basis += f"; scaled from the {model['card']}, not measured on this card"
+    # which side sets the pace: a packed batch's parts, else a batch of the median sample's length
+    typical = run.max_length if parts else min(run.max_length, int(statistics.median(lengths)))
+    sides = parts or timing.parts(model, arch, run, sequences=run.batch_size, length=typical, card=card)
+    pace = timing.bound(model, sides)
+    if pace == "host":
+        host = sum(sides.get(name, 0.0) for name in timing.HOST_PARTS)
+        basis += (f"; the host sets this iteration's pace (its Python and kernel launches, ~{host:.2f} s, against the "
+                  f"card's ~{sum(sides.get(name, 0.0) for name in timing.GPU_PARTS):.2f} s), and a host's speed "
+                  f"differs from machine to machine: `xtuner-recipes calibrate` measures this one's")
     if run.gpus > 1:
         over = f"the network (assumed {cards.NETWORK_GBS} GB/s)" if run.nodes > 1 else "the cards' link"
         basis += (f"; on {run.gpus} GPUs over {run.nodes} machine{'s' if run.nodes > 1 else ''}, each GPU's iteration "
@@ -206,12 +213,28 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
              "train_hours_range": [round(v * total / 3600, 2) for v in span],
              "time_card": card.name, "time_gpus": run.gpus, "time_scaled": scaled, "time_basis": basis,
              "time_calibrated": model is not table_model}
+    if pace:
+        stats["time_bound"] = pace
     if beside is not None:
         stats["seconds_per_iter_calibrated"] = beside
     if parts:
         stats["seconds_per_iter_parts"] = {k: round(v, 4) for k, v in parts.items()}
     stats.update(_whole_run(model, arch, run, card, samples, schedule, settings, config, span))
     return Result(stats=stats)
+
+
+def _held_out(model: dict) -> str:
+    """What the fit's held-out check says so far, in words (and the record of the model before it)."""
+    held = model.get("held_out") or []
+    found = (f"held out so far: {len(held)} configs on {' and '.join(sorted({row['card'] for row in held}))}, missed "
+             f"by {min(r['error_pct'] for r in held):+.1f}% to {max(r['error_pct'] for r in held):+.1f}%"
+             if held else "all in-sample; no held-out check yet")
+    before = model.get("before")
+    if before:
+        found += (f"; the model before it missed {before['configs']} held-out configs by {before['error_pct'][0]:+.1f}% "
+                  f"to {before['error_pct'][1]:+.1f}% (median {before['median_abs_pct']}%), and this one is fitted "
+                  f"to them")
+    return found
 
 
 def _whole_run(model, arch, run, card, samples, schedule, settings, config, span) -> dict:
@@ -230,13 +253,21 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
                            chat=wholerun.chat_hook(setting(config, "custom_hooks") or []), save_at=save_at,
                            saves=len(saved), total=high_total, weight_bytes=_weight_bytes(settings.model_path, arch),
                            rows=rows, map_num_proc=procs if isinstance(procs, int) and procs > 0 else 1,
-                           saved_bytes=wholerun.checkpoint_bytes(arch, run))
+                           saved_bytes=wholerun.checkpoint_bytes(arch, run), answer=_median_reply(samples))
     low, high = (sum(ends[i] for ends in found.values()) / 3600 for i in (0, 1))
     return {"run_parts_s": {name: list(ends) for name, ends in found.items()},
             "run_hours": round((low + high) / 2, 2), "run_hours_range": [round(low, 2), round(high, 2)],
             "run_basis": "the whole of plan's commands (xtuner train from start to exit, pth_to_hf, merge): the "
                          "iterations as above; the process starts, disk reads and writes, data build and "
                          "EvaluateChatHook's generations modelled, not yet measured end to end"}
+
+
+def _median_reply(samples) -> int | None:
+    """The median of the counted samples' labelled tokens (their replies), or None when none were counted."""
+    import numpy as np
+
+    replies = [np.frombuffer(tally.labelled, dtype=np.int32) for _, tally in samples.tallies if len(tally.labelled)]
+    return int(np.median(np.concatenate(replies))) if replies else None
 
 
 def _weight_bytes(model_dir, arch) -> float:

@@ -1,17 +1,25 @@
-"""How long a training iteration takes: the work, counted from the model, over what a card does a second.
+"""How long a training iteration takes: the work, counted from the model, over what a card does a second, and
+what the host does meanwhile.
 
-Seconds an iteration =
+The card's part (``GPU_PARTS``):
 
 - ``compute``: the iteration's FLOPs (``flops.iteration``: the model's real linears, experts by top-k, attention,
   ``lm_head``, LoRA, the recompute) over an achieved throughput a quantization (``flops_per_s``, fitted);
 - ``dequantize``: a 4-bit weight is unpacked to 16 bits every time it is used (forward, recompute, backward):
-  ``DEQUANT_BYTES`` a weight over the card's memory bandwidth;
-- ``calls``: a fixed cost a linear layer's call (kernel launches, LoRA's dropout and adds; ``seconds_per_call``,
-  fitted), and more a routed expert's call (the MoE block's Python loop: select, route, add back;
-  ``seconds_per_expert_call``, fitted on the one MoE measured);
-- ``deepspeed``: the ZeRO stage's cost an iteration (``stage``, fitted);
-- ``exchange``, on several GPUs: the gradients' all-reduce over the cards' link or the network (``exchange``:
-  modelled from the table's bandwidths, not measured: no several-GPU run here has been timed).
+  ``DEQUANT_BYTES`` a weight over the card's memory bandwidth.
+
+The host's part (``HOST_PARTS``), the Python and kernel launches that run ahead of the card:
+
+- ``calls``: a fixed cost a linear layer's call (launches, LoRA's dropout and adds; ``seconds_per_call``,
+  fitted), and more a routed expert's call (``seconds_per_expert_call``, fitted);
+- ``deepspeed``: the ZeRO stage's hooks, a cost a trained tensor an iteration (``stage``, fitted; a model
+  without ``stage_per_tensor`` counts it an iteration);
+- ``fixed``: what an iteration costs whatever its layers (the loss, the step's Python; ``seconds_per_iteration``).
+
+CUDA runs the card's work while the host launches the next, so an iteration takes the longer of the two
+(``combine``; a model with ``overlap`` false — calibrate's, solved as a sum — adds them). Then ``exchange``, on
+several GPUs: the gradients' all-reduce over the cards' link or the network (modelled from the table's
+bandwidths, not measured: no several-GPU run here has been timed).
 
 The constants live in ``time_model.json``, written by ``benchmarks/gpu/fit_time.py`` from the raw rows in
 ``benchmarks/results/`` (which rows, and the fit's residuals, are in the file and BENCHMARKS.md). On another
@@ -22,10 +30,13 @@ on this card".
     >>> from xtuner_recipes.validate.estimate.arch import Arch
     >>> from xtuner_recipes.validate.estimate.gpu import Run
     >>> model = {"flops_per_s": {"nf4": 2e14}, "seconds_per_call": {"nf4": 1e-4}, "seconds_per_expert_call": 0.0,
-    ...          "stage": {"0": 0.0}, "card": "NVIDIA H200"}
+    ...          "stage": {"0": 0.0}, "card": "NVIDIA H200", "overlap": True}
     >>> arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
-    >>> {k: round(v, 3) for k, v in parts(model, arch, Run(max_length=2048), sequences=1, length=2048).items()}
+    >>> found = parts(model, arch, Run(max_length=2048), sequences=1, length=2048)
+    >>> {k: round(v, 3) for k, v in found.items()}
     {'compute': 0.45, 'dequantize': 0.018, 'calls': 0.067, 'deepspeed': 0.0}
+    >>> round(combine(model, found), 3)  # the card's 0.468 s hides the host's 0.067 s
+    0.468
 """
 
 import json
@@ -34,6 +45,8 @@ from pathlib import Path
 from xtuner_recipes.validate.estimate import cards, flops
 
 MODEL_PATH = Path(__file__).with_name("time_model.json")
+GPU_PARTS = ("compute", "dequantize")
+HOST_PARTS = ("calls", "deepspeed", "fixed")
 # Bytes of memory traffic a 4-bit weight costs each time it is dequantized: its half byte and scales read, 16
 # bits written, and those 16 bits read again by the matmul.
 DEQUANT_BYTES = 0.5 + 2 + 2
@@ -87,13 +100,40 @@ def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None 
     found = {"compute": compute, "dequantize": dequantize,
              "calls": linear_calls * model["seconds_per_call"][quantization]
              + expert_calls * model["seconds_per_expert_call"],
-             "deepspeed": model["stage"].get(str(run.zero_stage), 0.0)}
+             "deepspeed": model["stage"].get(str(run.zero_stage), 0.0) * (trained_tensors(arch, run)
+                                                                          if model.get("stage_per_tensor") else 1)}
     fixed = (model.get("seconds_per_iteration") or {}).get(quantization)
     if fixed is not None:  # calibrate's: what an iteration costs whatever its layers
         found["fixed"] = fixed
     if run.gpus > 1:
         found["exchange"] = exchange(arch, run, card)
     return found
+
+
+def combine(model: dict, found: dict):
+    """An iteration's seconds from its ``parts``: the longer of the card's and the host's (they overlap), then the
+    exchange between cards; the plain sum for a model without ``overlap``."""
+    import numpy as np
+
+    if not model.get("overlap"):
+        return sum(found.values())
+    card = sum(found.get(name, 0.0) for name in GPU_PARTS)
+    host = sum(found.get(name, 0.0) for name in HOST_PARTS)
+    pace = np.maximum(card, host) if isinstance(card, np.ndarray) or isinstance(host, np.ndarray) else max(card, host)
+    return pace + sum(v for k, v in found.items() if k not in GPU_PARTS + HOST_PARTS)
+
+
+def bound(model: dict, found: dict) -> str | None:
+    """``"host"`` when the host's part sets an iteration's pace (a model with ``overlap``), else ``"card"``."""
+    if not model.get("overlap"):
+        return None
+    host = sum(found.get(name, 0.0) for name in HOST_PARTS)
+    return "host" if host > sum(found.get(name, 0.0) for name in GPU_PARTS) else "card"
+
+
+def trained_tensors(arch, run) -> int:
+    """The tensors an optimizer trains: LoRA's A and B on each adapted linear (ZeRO's hooks run once each)."""
+    return 2 * sum(group.count for group in arch.targets(run.lora_targets)) if run.lora_r is not None else 0
 
 
 def exchange(arch, run, card) -> float:
@@ -117,7 +157,7 @@ def measured_card(model: dict) -> cards.Card:
 
 def per_iteration(model: dict, arch, run, *, sequences, length, card: cards.Card | None = None,
                   causal: bool | None = None):
-    return sum(parts(model, arch, run, sequences=sequences, length=length, card=card, causal=causal).values())
+    return combine(model, parts(model, arch, run, sequences=sequences, length=length, card=card, causal=causal))
 
 
 def outside(model: dict, run) -> str | None:

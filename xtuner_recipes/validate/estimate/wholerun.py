@@ -7,8 +7,9 @@
 - ``iterations``: the iteration estimate (``timing``) over the total-iteration range packing gives;
 - ``evaluation``: every ``model.generate`` call of xtuner's ``EvaluateChatHook`` (before training: 50 new tokens;
   every ``evaluation_freq`` iterations and at every checkpoint save; after training: ``max_new_tokens``) for each
-  evaluation input, a decoded token costing one forward of one token (``decode_step``): up to those counts, as a
-  reply can end earlier;
+  evaluation input, a decoded token costing one forward of one token (``decode_step``): at the fast end a reply
+  after training ends where the data's replies do (the median of their labelled tokens: a fine-tuned model answers
+  like its data, as the first end-to-end run's did), at the slow end it runs to ``max_new_tokens``;
 - ``checkpoints``: each save's LoRA weights and optimizer states written (``WRITE_GBS``);
 - ``pth_to_hf``: a process start and the model built again (as training builds it), the adapter written;
 - ``merge``: a process start, the 16-bit weights read, merged and written again.
@@ -21,6 +22,8 @@ measured rows: the H200 smoke's tiny-model stages, whose time is almost all the 
 
     >>> generations(Chat(inputs=2, max_new_tokens=600, every=500), total=1000, saves=[500, 1000])
     [50, 600, 600, 600]
+    >>> generations(Chat(inputs=2, max_new_tokens=600, every=500), total=1000, saves=[500, 1000], answer=40)
+    [50, 41, 41, 41]
 """
 
 import dataclasses
@@ -73,12 +76,14 @@ def saves(checkpoint_hook, total: int, *, per_epoch: int | None = None, epoch_lo
     return found
 
 
-def generations(chat: Chat, *, total: int, saves: list[int]) -> list[int]:
-    """``max_new_tokens`` of each round of generation EvaluateChatHook makes (one ``generate`` an input each)."""
+def generations(chat: Chat, *, total: int, saves: list[int], answer: int | None = None) -> list[int]:
+    """New tokens of each round of generation EvaluateChatHook makes (one ``generate`` an input each): up to
+    ``max_new_tokens``, or, with ``answer``, a reply of that many tokens and its end after training."""
+    after = chat.max_new_tokens if answer is None else min(chat.max_new_tokens, answer + 1)
     rounds = [BEFORE_TRAIN_TOKENS]
     if chat.every is not None:  # after_train_iter: every_n_iters, and wherever a checkpoint is saved
-        rounds += [chat.max_new_tokens for i in range(1, total + 1) if i % chat.every == 0 or i in saves]
-    return [*rounds, chat.max_new_tokens]  # after_train
+        rounds += [after for i in range(1, total + 1) if i % chat.every == 0 or i in saves]
+    return [*rounds, after]  # after_train
 
 
 def decode_step(model: dict, arch, run, card) -> float:
@@ -102,9 +107,10 @@ def checkpoint_bytes(arch, run) -> float:
 
 def parts(model: dict, arch, run, card, *, iterations: tuple[float, float], chat: Chat | None,
           save_at: list[int], saves: int, total: int, weight_bytes: float, rows: int | None, map_num_proc: int,
-          saved_bytes: float) -> dict[str, tuple[float, float]]:
+          saved_bytes: float, answer: int | None = None) -> dict[str, tuple[float, float]]:
     """Seconds of each part of the run, (fast end, slow end). ``save_at``: the iterations an iteration-based
-    CheckpointHook saves at (EvaluateChatHook generates there too); ``saves``: how many saves in all."""
+    CheckpointHook saves at (EvaluateChatHook generates there too); ``saves``: how many saves in all; ``answer``:
+    the data's median reply in tokens (the fast end's replies after training)."""
     def disk(size, speeds):
         return tuple(size / (speed * 1e9) for speed in speeds)
 
@@ -118,9 +124,9 @@ def parts(model: dict, arch, run, card, *, iterations: tuple[float, float], chat
         found["data"] = (data, data)
     found["iterations"] = iterations
     if chat is not None and chat.inputs:
-        tokens = sum(generations(chat, total=total, saves=save_at)) * chat.inputs
-        seconds = tokens * decode_step(model, arch, run, card)
-        found["evaluation"] = (seconds, seconds)
+        step = decode_step(model, arch, run, card)
+        found["evaluation"] = tuple(sum(generations(chat, total=total, saves=save_at, answer=reply)) * chat.inputs * step
+                                    for reply in (answer, None))
     write = (model["write_gbs"],) * 2 if model.get("write_gbs") else WRITE_GBS  # calibrate's, when measured
     found["checkpoints"] = tuple(saves * s for s in disk(saved_bytes, write))
     found["pth_to_hf"] = load
