@@ -251,7 +251,16 @@ def test_time_is_given_for_any_counted_model_and_card(tiny_model, tmp_path, cli,
         assert seen.console == [] and seen.requests == []
     # another card: scaled, and said so; slower where the card computes less
     a10 = validate_config(str(tmp_path / "qlora.py"), options=Options(gpu=cards.find("a10").name)).stats
-    assert a10["time_scaled"] and "scaled from the NVIDIA H200" in a10["time_basis"]
+    assert a10["time_scaled"] and "scaled from the NVIDIA H200 and NVIDIA H100 80GB HBM3" in a10["time_basis"]
+    # the H100 ran fitted rows: its time is not scaled, and doctor says the same of it
+    from xtuner_recipes.cli.doctor import time_basis
+
+    h100 = validate_config(str(tmp_path / "qlora.py"), options=Options(gpu=cards.find("h100").name)).stats
+    assert not h100["time_scaled"] and "scaled from" not in h100["time_basis"]
+    assert "fitted to runs on this card" in time_basis(cards.find("h100").name)
+    assert "scaled from the NVIDIA H200 and NVIDIA H100 80GB HBM3" in time_basis(cards.find("a10").name)
+    a10_text = cli("validate", tmp_path / "qlora.py", "--gpu", "a10").stdout
+    assert "(scaled from the NVIDIA H200 and NVIDIA H100 80GB HBM3, not measured on this card)" in a10_text
     assert a10["seconds_per_iter"] > 2 * stats["seconds_per_iter"]
     v100 = validate_config(str(tmp_path / "qlora.py"), options=Options(gpu="Tesla V100-SXM2-32GB")).stats
     assert "has no bf16" in v100["time_basis"]

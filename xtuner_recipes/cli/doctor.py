@@ -56,7 +56,13 @@ def time_basis(name: str) -> str:
         return "not in the card table: validate gives no time here until `xtuner-recipes calibrate CONFIG` runs"
     if entry:
         return f"the card table's; {made}, shown beside it (calibrate has not yet beaten the table on a GPU)"
-    return "the card table's (scaled from the H200); `xtuner-recipes calibrate CONFIG` measures this card"
+    from xtuner_recipes.validate.estimate import timing
+
+    model = timing.load_model()
+    measured = timing.measured_cards(model) if model else []
+    where = ("fitted to runs on this card" if card.name in measured
+             else f"scaled from the {' and '.join(measured) or 'H200'}")
+    return f"the card table's ({where}); `xtuner-recipes calibrate CONFIG` measures this card"
 
 
 def run(args) -> int:

@@ -10,7 +10,7 @@ EXAMPLES = """  xtuner-recipes validate internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes validate configs/*.py --level static --format json
   xtuner-recipes validate my.py --sample 1000 --gpus 8 --strict-env
   xtuner-recipes validate my.py --gpu-mem 24   # will it fit on a 24 GiB card?
-  xtuner-recipes validate my.py --gpu a100   # how long on one A100 (scaled from the H200)?
+  xtuner-recipes validate my.py --gpu a100   # how long on one A100 (scaled from the cards measured)?
   xtuner-recipes validate my.py --deepspeed none   # launched without DeepSpeed
   xtuner-recipes validate my.py --report report.html   # memory, time, data and schedule, to open in a browser"""
 

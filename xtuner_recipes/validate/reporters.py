@@ -79,6 +79,12 @@ def duration(hours: float) -> str:
     return f"{hours * 60:.0f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
 
 
+def scaled_words(stats: dict) -> str:
+    """What a time on a card no run measured rests on, in the words the text and the report use."""
+    measured = " and ".join(stats.get("time_measured_on") or ["H200"])
+    return f"scaled from the {measured}, not measured on this card"
+
+
 def run_parts(stats: dict) -> str:
     """The whole run's parts in words, the middle of each part's range: ``iterations 1.2 h, evaluation 3 min, …``."""
     return ", ".join(f"{name} {duration((low + high) / 2 / 3600)}" for name, (low, high) in stats["run_parts_s"].items())
@@ -124,7 +130,7 @@ def summary(stats: dict) -> list[str]:
         hours = stats["train_hours"]
         span = duration(hours)
         low, high = stats.get("train_hours_range") or (hours, hours)
-        scaled = " (scaled from the H200, not measured on this card)" if stats.get("time_scaled") else ""
+        scaled = f" ({scaled_words(stats)})" if stats.get("time_scaled") else ""
         gpus = stats.get("time_gpus") or 1
         where = f"one {stats['time_card']}" if gpus == 1 else f"{gpus} x {stats['time_card']}"
         if stats.get("run_hours") is not None:

@@ -172,7 +172,8 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
     seconds, parts = iteration(model, card)
     low, high = model["residual_pct"]["moe" if arch.moe else "dense"]
     span = [seconds / (1 + high / 100), seconds / (1 + low / 100)]  # the fit was off by low..high on its own rows
-    scaled = card.name != model["card"]
+    measured = timing.measured_cards(model)
+    scaled = card.name not in measured
     kind = "a mixture of experts" if arch.moe else "dense models"
     if model is not table_model:
         made = model["calibrated"]
@@ -186,7 +187,7 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
                  f"{len(model['fitted_on'])} runs, which the fit missed by {low:+.1f}% to {high:+.1f}% for {kind} "
                  f"({_held_out(model)})")
     if scaled:
-        basis += f"; scaled from the {model['card']}, not measured on this card"
+        basis += f"; scaled from the {' and '.join(measured)}, not measured on this card"
     # which side sets the pace: a packed batch's parts, else a batch of the median sample's length
     typical = run.max_length if parts else min(run.max_length, int(statistics.median(lengths)))
     sides = parts or timing.parts(model, arch, run, sequences=run.batch_size, length=typical, card=card)
@@ -212,6 +213,7 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
              "train_hours": round(seconds * total / 3600, 2),
              "train_hours_range": [round(v * total / 3600, 2) for v in span],
              "time_card": card.name, "time_gpus": run.gpus, "time_scaled": scaled, "time_basis": basis,
+             "time_measured_on": measured,
              "time_calibrated": model is not table_model}
     if pace:
         stats["time_bound"] = pace

@@ -149,6 +149,14 @@ def exchange(arch, run, card) -> float:
     return seconds if deepspeed else seconds / max(1, run.accumulate)
 
 
+def measured_cards(model: dict) -> list[str]:
+    """The cards the model's constants were measured on: the fit's rows' (its ``card`` first), or the one
+    ``calibrate`` measured. A time on any other card is scaled from them."""
+    if model.get("calibrated"):
+        return [model["card"]]
+    return list(dict.fromkeys([model["card"], *(row["card"] for row in model.get("fitted_on", []))]))
+
+
 def measured_card(model: dict) -> cards.Card:
     """The card the constants were measured on: the table's, or the one ``calibrate`` described."""
     spec = model.get("card_spec")
