@@ -1,5 +1,6 @@
 """What ``calibrate`` times besides training steps, and how it times: the median of repeated steps after a warm-up,
-the device's memory bandwidth, the scratch disk's write speed; and the undoing of the CPU stand-ins it uses."""
+the device's memory bandwidth, the scratch disk's write speed, the host's pace issuing small ops; and the undoing
+of the CPU stand-ins it uses."""
 
 import contextlib
 import os
@@ -41,6 +42,25 @@ def bandwidth_gbs(device: str) -> float:
     target = torch.empty_like(source)
     times = median_seconds(lambda: target.copy_(source), REPEATS[device], device)
     return round(2 * size / statistics.median(times) / 1e9, 1)
+
+
+HOST_OPS = 2000  # small ops a burst of the host probe
+
+
+def host_op_us(device: str) -> float:
+    """Microseconds the host takes to issue one small op on ``device`` (an in-place add on eight numbers, the
+    device never the bottleneck): the pace a host-bound iteration runs at, recorded beside each time measured so
+    that the host's cost a call can be compared between machines."""
+    import torch
+
+    value = torch.zeros(8, device=device)
+
+    def burst():
+        for _ in range(HOST_OPS):
+            value.add_(1.0)
+
+    times = median_seconds(burst, REPEATS[device], device)
+    return round(statistics.median(times) / HOST_OPS * 1e6, 2)
 
 
 def write_gbs(folder: Path, device: str) -> float:

@@ -261,6 +261,8 @@ def main() -> None:
         return
     import torch
 
+    from xtuner_recipes.calibrate_probes import host_op_us
+
     card = torch.cuda.get_device_name(0)
     path = args.out / f"{PREFIX}.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
@@ -276,7 +278,7 @@ def main() -> None:
             row = h200_time.measure_config(f"{run[0]}-{attempt + 1}", config, run[8], args.out, check=True,
                                           steps=args.steps)
             row.update(name=run[0], shape=run[1], lora_r=run[9], attempt=attempt + 1, steps=args.steps, card=card,
-                       windowed=False,
+                       windowed=False, host_op_us=host_op_us("cuda"),  # this host's pace, for comparing hosts
                        max_length=run[4],
                        quantization=run[5], batch_size=run[6], pack=run[7])
             rows.append(row)

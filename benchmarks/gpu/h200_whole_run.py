@@ -137,7 +137,10 @@ def measure(name: str, out: Path) -> dict:
            "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF")}
     import torch
 
+    from xtuner_recipes.calibrate_probes import host_op_us
+
     row["card"] = torch.cuda.get_device_name(0)
+    row["host_op_us"] = host_op_us("cuda")  # this host's pace issuing small ops, for comparing hosts
     deepspeed = [] if PRESET == "none" else ["--deepspeed", PRESET]
     status, start, end = timed([python, "-m", "xtuner.tools.train", str(config), *deepspeed,
                                 "--work-dir", str(work)], out / f"whole-{name}-train.log", env)
