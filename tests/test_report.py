@@ -275,6 +275,7 @@ def test_time_is_given_for_any_counted_model_and_card(tiny_model, tmp_path, cli,
     assert tiny["seconds_per_iter"] > 0
     # the tiny model's card work is nothing: the host's launches set the pace, and the basis says who measures them
     assert tiny["time_bound"] == "host" and "`xtuner-recipes calibrate` measures this one's" in tiny["time_basis"]
+    assert "the host's launches set this pace" in cli("validate", reports["oasst1"][0]).stdout
     assert a10["time_bound"] == "card" and "the host sets" not in a10["time_basis"]
     # full fine-tuning: not measured, and said so
     cli("gen", "medqa", "--model", model, "--data", data, "-o", tmp_path / "full.py", "--set", "~model.lora",

@@ -79,6 +79,10 @@ def duration(hours: float) -> str:
     return f"{hours * 60:.0f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
 
 
+# the text's word for an iteration the host's launches pace (stats.time_basis says more)
+HOST_BOUND = "; the host's launches set this pace, and hosts differ: `xtuner-recipes calibrate` measures this one"
+
+
 def scaled_words(stats: dict) -> str:
     """What a time on a card no run measured rests on, in the words the text and the report use."""
     measured = " and ".join(stats.get("time_measured_on") or ["H200"])
@@ -139,7 +143,8 @@ def summary(stats: dict) -> list[str]:
                          f"({run_parts(stats)}), range {duration(run_low)}–{duration(run_high)}")
         lines.append(f"{'  iterations' if stats.get('run_hours') is not None else 'time'}: ~{span} of training "
                      f"iterations on {where}{scaled if stats.get('run_hours') is None else ''}, "
-                     f"range {duration(low)}–{duration(high)} ({stats['total_iters']} x {stats['seconds_per_iter']} s)")
+                     f"range {duration(low)}–{duration(high)} ({stats['total_iters']} x {stats['seconds_per_iter']} s"
+                     f"{HOST_BOUND if stats.get('time_bound') == 'host' else ''})")
     elif str(stats.get("time_basis", "")).startswith("not estimated"):
         lines.append(f"time: {stats['time_basis']}")
     if stats.get("total_iters"):
