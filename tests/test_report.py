@@ -315,8 +315,12 @@ def test_validate_the_report_and_plan_give_one_launch_and_one_set_of_numbers(rep
     stats = json.loads(cli("validate", config, "--format", "json").stdout)[0]["stats"]
     plan = json.loads(cli("plan", config, "--json").stdout)
     assert stats["launch"]["deepspeed"] == "deepspeed_zero2" and stats["launch"]["zero_stage"] == 2
-    for key in ("launch", "estimated_peak_gib", "total_iters", "packed", "host_peak_gib"):
+    for key in ("launch", "estimated_peak_gib", "total_iters", "packed", "host_peak_gib", "run_hours",
+                "seconds_per_iter", "time_bound"):
         assert plan["stats"][key] == stats[key], key
+    # plan prints validate's time line for its commands, word for word
+    time_line = next(line for line in cli("validate", config).stdout.splitlines() if line.strip().startswith("time: ~"))
+    assert f"# note: {time_line.strip()}" in cli("plan", config).stdout
     train = plan["steps"][0]["command"]
     assert "--deepspeed deepspeed_zero2" in train and (EXPANDABLE in train) == (stats["packed"] is False)
     assert stats["packed"] is (recipe != "msagent")  # the MS-Agent recipe trains unpacked

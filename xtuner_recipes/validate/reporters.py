@@ -83,6 +83,21 @@ def duration(hours: float) -> str:
 HOST_BOUND = "; the host's launches set this pace, and hosts differ: `xtuner-recipes calibrate` measures this one"
 
 
+def _where(stats: dict) -> str:
+    gpus = stats.get("time_gpus") or 1
+    return f"one {stats['time_card']}" if gpus == 1 else f"{gpus} x {stats['time_card']}"
+
+
+def whole_run_line(stats: dict) -> str | None:
+    """``time: ~N for the whole run on CARD (parts), range A–B``: validate's line, which plan prints too."""
+    if stats.get("run_hours") is None:
+        return None
+    scaled = f" ({scaled_words(stats)})" if stats.get("time_scaled") else ""
+    low, high = stats["run_hours_range"]
+    return (f"time: ~{duration(stats['run_hours'])} for the whole run on {_where(stats)}{scaled} "
+            f"({run_parts(stats)}), range {duration(low)}–{duration(high)}")
+
+
 def scaled_words(stats: dict) -> str:
     """What a time on a card no run measured rests on, in the words the text and the report use."""
     measured = " and ".join(stats.get("time_measured_on") or ["H200"])
@@ -135,12 +150,9 @@ def summary(stats: dict) -> list[str]:
         span = duration(hours)
         low, high = stats.get("train_hours_range") or (hours, hours)
         scaled = f" ({scaled_words(stats)})" if stats.get("time_scaled") else ""
-        gpus = stats.get("time_gpus") or 1
-        where = f"one {stats['time_card']}" if gpus == 1 else f"{gpus} x {stats['time_card']}"
+        where = _where(stats)
         if stats.get("run_hours") is not None:
-            run_low, run_high = stats["run_hours_range"]
-            lines.append(f"time: ~{duration(stats['run_hours'])} for the whole run on {where}{scaled} "
-                         f"({run_parts(stats)}), range {duration(run_low)}–{duration(run_high)}")
+            lines.append(whole_run_line(stats))
         lines.append(f"{'  iterations' if stats.get('run_hours') is not None else 'time'}: ~{span} of training "
                      f"iterations on {where}{scaled if stats.get('run_hours') is None else ''}, "
                      f"range {duration(low)}–{duration(high)} ({stats['total_iters']} x {stats['seconds_per_iter']} s"
