@@ -76,9 +76,6 @@ def points() -> list[dict]:
     return found
 
 
-CHECK_SHAPES = None  # h200_time_check2's model shapes and runs, read on first use
-
-
 def checked_rows() -> list[dict]:
     """The held-out check's runs (``h200-time-check2.json``) that logged every iteration and ran the config's
     batches: each run's median iteration against its batch shapes."""
