@@ -75,6 +75,19 @@ def test_calibrate_then_validate_gives_the_calibrated_time(cli, tiny_model, tmp_
     assert "timing 3 training steps of 1 x 192 tokens, 2 layer(s)" in text.stderr  # progress, on stderr
 
 
+def test_deeper_copies_are_measured_when_asked_and_bad_depths_refused(cli, tiny_model, tmp_path, cache):
+    config = _config(cli, tiny_model, tmp_path, "--set=~model.llm.quantization_config")
+    for bad in (("2", "2"), ("0", "1"), ("3", "1")):
+        refused = cli("calibrate", config, "--scratch", tmp_path, "--layers", *bad)
+        assert refused.returncode == 2 and f"--layers {bad[0]} {bad[1]}" in refused.stderr and not cache.exists()
+    found = json.loads(cli("calibrate", config, "--scratch", tmp_path, "--layers", "1", "3", "--json",
+                           check_rc=0).stdout)
+    measured = found["calibration"]["quantization"]["none"]
+    assert [row["layers"] for row in measured["rows"]] == [1, 1, 3, 3]
+    assert [row["layers"] for row in measured["decode_rows"]] == [1, 3]
+    assert measured["rows"][2]["calls"] == 3 * measured["rows"][0]["calls"]  # the 3-layer copy counted as such
+
+
 def test_four_bit_needs_a_gpu_and_nothing_is_saved(cli, tiny_model, tmp_path, cache):
     config = _config(cli, tiny_model, tmp_path)
     result = cli("calibrate", config, "--scratch", tmp_path)

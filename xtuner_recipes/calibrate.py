@@ -1,9 +1,9 @@
 """``xtuner-recipes calibrate CONFIG``: measure what the time estimate needs on this machine's card, in about a
 minute, and keep it (``validate.estimate.calibration``).
 
-1. Copies of the config's model with one and with two transformer layers and random weights (its own
-   ``config.json``, remote code included) are written to a scratch folder, each built the way ``xtuner train``
-   builds the config's model: the config's ``model`` dict (xtuner's ``SupervisedFinetune``: the quantization,
+1. Copies of the config's model with one and with two transformer layers (``--layers``: other depths) and random
+   weights (its own ``config.json``, remote code included) are written to a scratch folder, each built the way
+   ``xtuner train`` builds the config's model: the config's ``model`` dict (xtuner's ``SupervisedFinetune``: the quantization,
    ``prepare_model_for_kbit_training``, activation checkpointing, the LoRA) and its ``optim_wrapper`` (AMP and all).
 2. Training steps at two sizes — the config's batch of ``max_length`` tokens, and one short sequence — each timed
    as the median of several after a warm-up. The time model says an iteration is ``FLOPs / throughput +
@@ -134,9 +134,10 @@ def _decode(model, device: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(config: Path, *, scratch: Path, progress=None, loaded=None) -> dict:
+def measure(config: Path, *, scratch: Path, progress=None, loaded=None, layers: tuple[int, int] = LAYERS) -> dict:
     """Calibrate on ``config``'s model shape; the cache entry (not yet saved). ``loaded``: the config as mmengine
-    already loaded it (its model is pointed at the copies)."""
+    already loaded it (its model is pointed at the copies); ``layers``: the two copies' depths (deeper copies keep
+    a fast card busy longer than its host's launches)."""
     import datetime
 
     from mmengine.config import Config
@@ -172,9 +173,9 @@ def measure(config: Path, *, scratch: Path, progress=None, loaded=None) -> dict:
     per_param = {"nf4": 0.5, "int8": 1.0}.get(run.quantization, 2.0)
     train_rows, decode_rows, notes = [], [], []
     with probes.restored():
-        for layers in LAYERS:
-            arch = _measure_layers(cfg, model_dir, layers, run, device, scratch, progress, notes, train_rows,
-                                   decode_rows)
+        for depth in layers:
+            arch = _measure_layers(cfg, model_dir, depth, run, device, scratch, progress, notes if depth == layers[0]
+                                   else [], train_rows, decode_rows)
             bandwidth = spec["bandwidth_gbs"] * 1e9
             for row in train_rows[-2:]:  # the parts the time model does not fit: dequantizing, experts' calls
                 row["known_s"] = ((arch.linear_params * passes * timing.DEQUANT_BYTES / bandwidth if quantized else 0.0)
@@ -216,7 +217,7 @@ def _measure_layers(cfg, model_dir: Path, layers: int, run, device: str, scratch
         if arch is None:
             raise RecipeError(f"the model's shape cannot be counted: {why}")
         _say(progress, "building the config's model on it (quantization, LoRA, optimizer wrapper)")
-        model, wrapper = _build(cfg, Path(folder), device, notes if layers == LAYERS[0] else [])
+        model, wrapper = _build(cfg, Path(folder), device, notes)
         for sequences, length in ((run.batch_size, run.max_length), (1, min(SHORT_TOKENS, run.max_length))):
             _say(progress, f"timing {repeats} training steps of {sequences} x {length} tokens, {layers} layer(s)")
             ids = torch.randint(3, min(arch.vocab, 30000), (sequences, length), device=device)

@@ -4,7 +4,7 @@ mixture of experts) — packed and unpacked, 512–4096 tokens, batch 1–8, LoR
 DeepSpeed and under ZeRO-2 (the time model has no ZeRO-3 constant: such a run would get no estimate).
 
     python benchmarks/gpu/h200_time_check2.py --estimate-only --out benchmarks/results   # here, first: commit
-    python benchmarks/gpu/h200_time_check2.py --out $OUT [--only NAME...] [--repeat 3]    # on the GPU
+    python benchmarks/gpu/h200_time_check2.py --out $OUT [--only NAME...] [--repeat 3] [--budget 540]  # on the GPU
 
 ``--set 3``: the second held-out check (``RUNS3``, files ``h200-time-check3*``), twelve more configs for the model
 refitted on the first check's runs (the longer of the card's and the host's work), its estimates committed first.
@@ -221,6 +221,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run names")
     parser.add_argument("--set", choices=("2", "3"), default="2", help="which held-out check (3: RUNS3)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each config")
+    parser.add_argument("--budget", type=float, metavar="SECONDS",
+                        help="start no run that would end past this many seconds (a device call's limit, less the "
+                             "copying back): a run cut by the call's timeout is lost")
     parser.add_argument("--steps", type=int, default=h200_time.CHECK_STEPS,
                         help="iterations a run (20: one optimizer step of 16 among the 17 timed, half the device time)")
     parser.add_argument("--calibrate", action="store_true",
@@ -266,17 +269,32 @@ def main() -> None:
     card = torch.cuda.get_device_name(0)
     path = args.out / f"{PREFIX}.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
-    calibrated = set()
+    calibrated, began, took = set(), time.time(), {}
+
+    def fits(run, extra: float = 0.0) -> bool:
+        """Whether a run of this shape (its last run's seconds, else a guess) ends inside --budget."""
+        guess = took.get(run[1], 220.0 if run[1] == "olmoe" else 70.0) + extra
+        if args.budget and time.time() - began + guess > args.budget:
+            print(f"{run[0]}: not started, ~{guess:.0f} s would pass the {args.budget} s budget", flush=True)
+            return False
+        return True
+
     for run in sorted(chosen, key=lambda r: r[1]):  # one model made a shape
+        if not fits(run, extra=30.0):  # the shape's model folder is made first
+            break
         use_shape(run[1], weights=True)
         config = make_config(run)
         if args.calibrate and (run[1], run[5]) not in calibrated:  # the shape's first config of this quantization
             calibrated.add((run[1], run[5]))
             calibrate(config, run, args.out)
-        for attempt in range(args.repeat):
+        for _ in range(args.repeat):
+            if not fits(run):
+                break
             start = time.time()
+            attempt = sum(row["name"] == run[0] for row in rows)  # runs of earlier calls count: names stay unique
             row = h200_time.measure_config(f"{run[0]}-{attempt + 1}", config, run[8], args.out, check=True,
                                           steps=args.steps)
+            took[run[1]] = time.time() - start
             row.update(name=run[0], shape=run[1], lora_r=run[9], attempt=attempt + 1, steps=args.steps, card=card,
                        windowed=False, host_op_us=host_op_us("cuda"),  # this host's pace, for comparing hosts
                        max_length=run[4],

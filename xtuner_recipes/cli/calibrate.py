@@ -11,6 +11,7 @@ from xtuner_recipes.cli.common import EXIT_OK, add_command, print_json
 EXAMPLES = """  xtuner-recipes calibrate internlm_chat_7b_qlora_medqa_e3.py
   xtuner-recipes calibrate            # the tutorial's QLoRA launch on a Llama-2-7B shape
   xtuner-recipes calibrate my_config.py --scratch /data/work_dirs --json
+  xtuner-recipes calibrate my_config.py --layers 4 8   # deeper copies: a fast card's work outlasts the launches
   xtuner-recipes validate my_config.py   # then: calibrate's time (beside the table's, for a card of the table)"""
 
 DEFAULT_SHAPE = "meta-llama/Llama-2-7b-hf"  # internlm-chat-7b's layers (its own code is not shipped here)
@@ -28,6 +29,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--scratch", type=Path, default=Path.cwd(), metavar="DIR",
                         help="where the two-layer copy is written and the write speed measured: the disk your "
                              "checkpoints go to (default: the current directory)")
+    parser.add_argument("--layers", type=int, nargs=2, default=(1, 2), metavar=("A", "B"),
+                        help="the two copies' layers, A < B (default: 1 2; deeper copies keep a fast card busy "
+                             "longer than the host's launches)")
     parser.add_argument("--json", action="store_true", help="print the measurement as JSON")
 
 
@@ -95,6 +99,9 @@ def run(args) -> int:
 
     if not args.scratch.is_dir():
         raise RecipeError(f"--scratch {args.scratch}: not a folder")
+    if not 0 < args.layers[0] < args.layers[1]:
+        raise RecipeError(f"--layers {args.layers[0]} {args.layers[1]}: two depths, the first at least 1 and below "
+                          "the second", hint="--layers 1 2 (the default), or deeper: --layers 4 8")
     with tempfile.TemporaryDirectory(prefix="xtuner-recipes-calibrate-config-") as folder:
         config = args.config or _default_config(Path(folder))
         if not config.is_file():
@@ -108,7 +115,7 @@ def run(args) -> int:
             loaded = Config.fromfile(str(config))  # once: the shape compared below, and the one measured
             shape = Run.of(Settings.parse(loaded, None), Launch())
             packed = setting(loaded, "train_dataloader.dataset.pack_to_max_length") is True
-            entry = measure(config, scratch=args.scratch, progress=_progress, loaded=loaded)
+            entry = measure(config, scratch=args.scratch, progress=_progress, loaded=loaded, layers=tuple(args.layers))
         model_dir = Path(next(iter(entry["quantization"].values()))["model"])
         compared = compare(entry, json.loads((model_dir / "config.json").read_text(encoding="utf-8")), shape, packed)
     saved = calibration.save(entry)
