@@ -3,8 +3,9 @@ minute, and keep it (``validate.estimate.calibration``).
 
 1. Copies of the config's model with one and with two transformer layers (``--layers``: other depths) and random
    weights (its own ``config.json``, remote code included) are written to a scratch folder, each built the way
-   ``xtuner train`` builds the config's model: the config's ``model`` dict (xtuner's ``SupervisedFinetune``: the quantization,
-   ``prepare_model_for_kbit_training``, activation checkpointing, the LoRA) and its ``optim_wrapper`` (AMP and all).
+   ``xtuner train`` builds the config's model: the config's ``model`` dict (xtuner's ``SupervisedFinetune``: the
+   quantization, ``prepare_model_for_kbit_training``, activation checkpointing, the LoRA) and its
+   ``optim_wrapper`` (AMP and all).
 2. Training steps at two sizes — the config's batch of ``max_length`` tokens, and one short sequence — each timed
    as the median of several after a warm-up. The time model says an iteration is ``FLOPs / throughput +
    calls x per-call cost + dequantizing bytes / bandwidth``; here it gains what an iteration costs whatever its
