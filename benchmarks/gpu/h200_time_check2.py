@@ -108,15 +108,18 @@ def estimates(run: tuple, config: Path) -> dict:
     return found
 
 
-def calibrate(config: Path, run: tuple, out: Path) -> None:
+def calibrate(config: Path, run: tuple, out: Path, layers: list[int] | None = None) -> None:
     """``xtuner-recipes calibrate CONFIG`` in its own process, its cache in OUT/calibration-SHAPE (both
-    quantizations of a shape merge there), its JSON in OUT/calibrate-SHAPE-QUANTIZATION.json."""
+    quantizations of a shape merge there), its JSON in OUT/calibrate-SHAPE-QUANTIZATION[-LA-B].json (``layers``:
+    calibrate's --layers A B)."""
     start = time.time()
+    tag = f"-L{layers[0]}-{layers[1]}" if layers else ""
     env = {**os.environ, "XDG_CACHE_HOME": str(out / f"calibration-{run[1]}")}
-    with open(out / f"calibrate-{run[1]}-{run[5]}.json", "w") as stdout, \
-            open(out / f"calibrate-{run[1]}-{run[5]}.log", "w") as stderr:
-        status = subprocess.run([sys.executable, "-m", "xtuner_recipes", "calibrate", str(config), "--json",
-                                 "--scratch", str(mem.WORK)], stdout=stdout, stderr=stderr, env=env).returncode
+    with open(out / f"calibrate-{run[1]}-{run[5]}{tag}.json", "w") as stdout, \
+            open(out / f"calibrate-{run[1]}-{run[5]}{tag}.log", "w") as stderr:
+        command = [sys.executable, "-m", "xtuner_recipes", "calibrate", str(config), "--json", "--scratch",
+                   str(mem.WORK), *(["--layers", *map(str, layers)] if layers else [])]
+        status = subprocess.run(command, stdout=stdout, stderr=stderr, env=env).returncode
     print(f"calibrate {run[1]} {run[5]} on {run[0]}: exit {status} [{time.time() - start:.0f} s]", flush=True)
 
 
@@ -228,6 +231,8 @@ def main() -> None:
                         help="iterations a run (20: one optimizer step of 16 among the 17 timed, half the device time)")
     parser.add_argument("--calibrate", action="store_true",
                         help="first run `xtuner-recipes calibrate` on each shape's first config of each quantization")
+    parser.add_argument("--calibrate-layers", type=int, nargs=2, metavar=("A", "B"),
+                        help="with --calibrate: calibrate's --layers (deeper copies)")
     parser.add_argument("--calibrated", type=Path, metavar="DIR",
                         help="with --estimate-only: the estimates with the calibrations a --calibrate run printed "
                              "(DIR/h200-calibrate-SHAPE-QUANTIZATION.json)")
@@ -286,7 +291,7 @@ def main() -> None:
         config = make_config(run)
         if args.calibrate and (run[1], run[5]) not in calibrated:  # the shape's first config of this quantization
             calibrated.add((run[1], run[5]))
-            calibrate(config, run, args.out)
+            calibrate(config, run, args.out, args.calibrate_layers)
         for _ in range(args.repeat):
             if not fits(run):
                 break
