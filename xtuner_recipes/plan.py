@@ -115,8 +115,9 @@ def make_plan(config: str | Path, *, gpus: int = 1, nodes: int = 1, work_dir: st
         notes.append(f"the validator finds {len(errors)} error(s): run `xtuner-recipes validate {path}` first")
     from xtuner_recipes.validate.reporters import whole_run_line
 
-    if whole_run_line(stats):  # validate's own line: one time for these commands
-        notes.append(whole_run_line(stats))
+    line = whole_run_line(stats)
+    if line:  # validate's own line: one time for these commands
+        notes.append(line)
 
     quoted = shlex.quote(str(path))
     out = work_dir or f"./work_dirs/{path.stem}"

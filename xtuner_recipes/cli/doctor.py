@@ -60,8 +60,7 @@ def time_basis(name: str) -> str:
 
     model = timing.load_model()
     measured = timing.measured_cards(model) if model else []
-    where = ("fitted to runs on this card" if card.name in measured
-             else f"scaled from the {' and '.join(measured) or 'H200'}")
+    where = "fitted to runs on this card" if card.name in measured else timing.scaled_words(measured)
     return f"the card table's ({where}); `xtuner-recipes calibrate CONFIG` measures this card"
 
 

@@ -100,8 +100,9 @@ def whole_run_line(stats: dict) -> str | None:
 
 def scaled_words(stats: dict) -> str:
     """What a time on a card no run measured rests on, in the words the text and the report use."""
-    measured = " and ".join(stats.get("time_measured_on") or ["H200"])
-    return f"scaled from the {measured}, not measured on this card"
+    from xtuner_recipes.validate.estimate.timing import scaled_words as words
+
+    return words(stats["time_measured_on"])
 
 
 def run_parts(stats: dict) -> str:

@@ -6,7 +6,6 @@ Each reads the run's arithmetic (``gpu.Run``, parsed once from the config and th
 
 import dataclasses
 import os
-import statistics
 
 from xtuner_recipes.findings import Finding
 from xtuner_recipes.validate.checks import Result, check
@@ -187,16 +186,18 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
                  f"{len(model['fitted_on'])} runs, which the fit missed by {low:+.1f}% to {high:+.1f}% for {kind} "
                  f"({_held_out(model)})")
     if scaled:
-        basis += f"; scaled from the {' and '.join(measured)}, not measured on this card"
+        basis += f"; {timing.scaled_words(measured)}"
+    import numpy as np
+
     # which side sets the pace: a packed batch's parts, else a batch of the median sample's length
-    typical = run.max_length if parts else min(run.max_length, int(statistics.median(lengths)))
+    typical = run.max_length if parts else min(run.max_length, int(np.median(lengths)))
     sides = parts or timing.parts(model, arch, run, sequences=run.batch_size, length=typical, card=card)
     pace = timing.bound(model, sides)
     if pace == "host":
-        host = sum(sides.get(name, 0.0) for name in timing.HOST_PARTS)
-        basis += (f"; the host sets this iteration's pace (its Python and kernel launches, ~{host:.2f} s, against the "
-                  f"card's ~{sum(sides.get(name, 0.0) for name in timing.GPU_PARTS):.2f} s), and a host's speed "
-                  f"differs from machine to machine: `xtuner-recipes calibrate` measures this one's")
+        on_card, on_host = timing.sides(sides)
+        basis += (f"; the host sets this iteration's pace (its Python and kernel launches, ~{on_host:.2f} s, against "
+                  f"the card's ~{on_card:.2f} s), and a host's speed differs from machine to machine: "
+                  f"`xtuner-recipes calibrate` measures this one's")
     if run.gpus > 1:
         over = f"the network (assumed {cards.NETWORK_GBS} GB/s)" if run.nodes > 1 else "the cards' link"
         basis += (f"; on {run.gpus} GPUs over {run.nodes} machine{'s' if run.nodes > 1 else ''}, each GPU's iteration "

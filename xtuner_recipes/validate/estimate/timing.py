@@ -103,11 +103,16 @@ def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None 
              "deepspeed": model["stage"].get(str(run.zero_stage), 0.0) * (trained_tensors(arch, run)
                                                                           if model.get("stage_per_tensor") else 1)}
     fixed = (model.get("seconds_per_iteration") or {}).get(quantization)
-    if fixed is not None:  # calibrate's: what an iteration costs whatever its layers
+    if fixed is not None:  # what an iteration costs the host whatever its layers (the fit's, or calibrate's)
         found["fixed"] = fixed
     if run.gpus > 1:
         found["exchange"] = exchange(arch, run, card)
     return found
+
+
+def sides(found: dict) -> tuple:
+    """(the card's seconds, the host's seconds) of an iteration's ``parts``."""
+    return (sum(found.get(name, 0.0) for name in GPU_PARTS), sum(found.get(name, 0.0) for name in HOST_PARTS))
 
 
 def combine(model: dict, found: dict):
@@ -117,8 +122,7 @@ def combine(model: dict, found: dict):
 
     if not model.get("overlap"):
         return sum(found.values())
-    card = sum(found.get(name, 0.0) for name in GPU_PARTS)
-    host = sum(found.get(name, 0.0) for name in HOST_PARTS)
+    card, host = sides(found)
     pace = np.maximum(card, host) if isinstance(card, np.ndarray) or isinstance(host, np.ndarray) else max(card, host)
     return pace + sum(v for k, v in found.items() if k not in GPU_PARTS + HOST_PARTS)
 
@@ -127,8 +131,8 @@ def bound(model: dict, found: dict) -> str | None:
     """``"host"`` when the host's part sets an iteration's pace (a model with ``overlap``), else ``"card"``."""
     if not model.get("overlap"):
         return None
-    host = sum(found.get(name, 0.0) for name in HOST_PARTS)
-    return "host" if host > sum(found.get(name, 0.0) for name in GPU_PARTS) else "card"
+    card, host = sides(found)
+    return "host" if host > card else "card"
 
 
 def trained_tensors(arch, run) -> int:
@@ -155,6 +159,12 @@ def measured_cards(model: dict) -> list[str]:
     if model.get("calibrated"):
         return [model["card"]]
     return list(dict.fromkeys([model["card"], *(row["card"] for row in model.get("fitted_on", []))]))
+
+
+def scaled_words(measured: list[str]) -> str:
+    """What a time on a card outside ``measured`` (``measured_cards``) rests on: validate's, the report's and
+    doctor's words."""
+    return f"scaled from the {' and '.join(measured)}, not measured on this card"
 
 
 def measured_card(model: dict) -> cards.Card:
