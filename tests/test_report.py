@@ -179,7 +179,17 @@ def test_the_time_model_is_the_fit_of_the_committed_runs():
     # the fit's rows: the H200's 11, the MoE 4, the first held-out check's 8 runs (now in-sample) and the first
     # end-to-end run's iterations; the model before this one's held-out record, from the estimates committed
     # before those runs
-    assert len(committed["fitted_on"]) == 11 + 4 + 8 + 1 and committed["held_out"] == []
+    assert len(committed["fitted_on"]) == 11 + 4 + 8 + 1
+    # the second held-out check's configs: none of their runs is a row, each error against the estimate committed
+    # before its runs
+    estimated = {row["name"]: row["estimate"] for row in json.loads(
+        (ROOT / "benchmarks" / "results" / "h200-time-check3-estimate.json").read_text())}
+    assert committed["held_out"] and not {row["name"].rsplit("-", 1)[0] for row in committed["fitted_on"]} & {
+        row["name"] for row in committed["held_out"]}
+    for row in committed["held_out"]:
+        guess = estimated[row["name"]]["h100" if "H100" in row["card"] else "h200"]["seconds_per_iter"]
+        assert row["estimate_s"] == guess and row["error_pct"] == round(100 * (guess - row["measured_s"]) / row[
+            "measured_s"], 1)
     errors = json.loads((ROOT / "benchmarks" / "results" / "h200-time-check2-errors.json").read_text())
     before = {row["name"]: row["estimate"] for row in json.loads(
         (ROOT / "benchmarks" / "results" / "h200-time-check2-estimate-v2.json").read_text())}
@@ -240,8 +250,12 @@ def test_time_is_given_for_any_counted_model_and_card(tiny_model, tmp_path, cli,
     assert stats["seconds_per_iter"] == pytest.approx(expected, abs=1e-3) and stats["time_card"] == "NVIDIA H200"
     assert stats["train_hours"] == pytest.approx(expected * stats["total_iters"] / 3600, abs=0.01)
     low, high = stats["seconds_per_iter_range"]
-    assert low < stats["seconds_per_iter"] < high and "no held-out check yet" in stats["time_basis"]
+    assert low < stats["seconds_per_iter"] < high and "held out so far: 4 configs" in stats["time_basis"]
     assert "the model before it missed 11 held-out configs" in stats["time_basis"]
+    # the range covers the held-out misses (-31.2% .. +32.5%), wider than the fit's own (-19.9% .. +15.1%)
+    missed = [row["error_pct"] for row in timing.load_model()["held_out"]]
+    assert high == pytest.approx(stats["seconds_per_iter"] / (1 + min(missed) / 100), abs=2e-3)
+    assert low == pytest.approx(stats["seconds_per_iter"] / (1 + max(missed) / 100), abs=2e-3)
     text = cli("validate", tmp_path / "qlora.py", "--report", tmp_path / "qlora.html").stdout
     assert "time: ~" in text and "on one NVIDIA H200, range " in text
     page = (tmp_path / "qlora.html").read_text(encoding="utf-8")

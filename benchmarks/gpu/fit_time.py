@@ -3,7 +3,8 @@ the runtime package only reads what this writes (``xtuner_recipes/validate/estim
 
     python benchmarks/gpu/fit_time.py            # rewrite time_model.json from benchmarks/results/
 
-Rows (all in-sample: every row measured so far is used, none is held out):
+Rows (all in-sample; the second held-out check's runs, ``h200-time-check3.json``, are not rows: their errors
+against the estimates committed before them are kept as ``held_out``):
 
 - ``h200-time.json``: internlm-chat-7b's shape on the H200, 4-bit and 16-bit LoRA r=64, packed and unpacked,
   ZeRO-2; a ``fit`` row's point is mmengine's logged mean of iterations 4–13 (before the first optimizer step),
@@ -76,17 +77,24 @@ def points() -> list[dict]:
     return found
 
 
-def checked_rows() -> list[dict]:
-    """The held-out check's runs (``h200-time-check2.json``) that logged every iteration and ran the config's
-    batches: each run's median iteration against its batch shapes."""
+def _check2():
+    """benchmarks/gpu/h200_time_check2.py, for its configs (``RUNS``, ``RUNS3``, ``SHAPES``)."""
     import importlib.util
-    import statistics
-
-    from xtuner_recipes.validate.estimate.gpu import Run
 
     spec = importlib.util.spec_from_file_location("check2", Path(__file__).with_name("h200_time_check2.py"))
     check2 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check2)
+    return check2
+
+
+def checked_rows() -> list[dict]:
+    """The held-out check's runs (``h200-time-check2.json``) that logged every iteration and ran the config's
+    batches: each run's median iteration against its batch shapes."""
+    import statistics
+
+    from xtuner_recipes.validate.estimate.gpu import Run
+
+    check2 = _check2()
     committed = {row["name"]: row["estimate"] for row in
                  json.loads((RESULTS / "h200-time-check2-estimate.json").read_text())}
     found = []
@@ -221,9 +229,22 @@ def fit() -> dict:
         "residual_pct": {family: [min(r for p, r in zip(found, residuals) if _family(p) == family),
                                   max(r for p, r in zip(found, residuals) if _family(p) == family)]
                          for family in ("dense", "moe")},
-        "held_out": [],
+        "held_out": held_out(),
         "before": previous_held_out(),
     }
+
+
+def held_out() -> list[dict]:
+    """This model's held-out check so far (``h200_time_check2.py --set 3 --compare``: configs no fit has used, each
+    config's median over its runs against the estimate committed before them); none of its runs is a row above."""
+    path = RESULTS / "h200-time-check3-errors.json"
+    if not path.is_file():
+        return []
+    check2 = _check2()
+    shapes = {run[0]: check2.SHAPES[run[1]] for run in check2.RUNS3}
+    return [{key: row[key] for key in ("name", "card", "runs", "measured_s", "estimate_s", "error_pct")}
+            | {"family": _family({"config": shapes[row["name"]]})}
+            for row in json.loads(path.read_text())["rows"] if "excluded" not in row]
 
 
 def previous_held_out() -> dict | None:

@@ -6,6 +6,7 @@ Each reads the run's arithmetic (``gpu.Run``, parsed once from the config and th
 
 import dataclasses
 import os
+import statistics
 
 from xtuner_recipes.findings import Finding
 from xtuner_recipes.validate.checks import Result, check
@@ -169,8 +170,11 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
         return timing.expected(model, arch, run, sequences=run.batch_size, lengths=lengths, card=card), None
 
     seconds, parts = iteration(model, card)
-    low, high = model["residual_pct"]["moe" if arch.moe else "dense"]
-    span = [seconds / (1 + high / 100), seconds / (1 + low / 100)]  # the fit was off by low..high on its own rows
+    family = "moe" if arch.moe else "dense"
+    low, high = model["residual_pct"][family]
+    # the range: what the fit missed its own rows by, widened to what it missed the held-out configs by
+    missed = [row["error_pct"] for row in model.get("held_out") or [] if row.get("family") == family]
+    span = [seconds / (1 + max([high, *missed]) / 100), seconds / (1 + min([low, *missed]) / 100)]
     measured = timing.measured_cards(model)
     scaled = card.name not in measured
     kind = "a mixture of experts" if arch.moe else "dense models"
@@ -229,9 +233,11 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
 def _held_out(model: dict) -> str:
     """What the fit's held-out check says so far, in words (and the record of the model before it)."""
     held = model.get("held_out") or []
+    errors = sorted(abs(r["error_pct"]) for r in held)
     found = (f"held out so far: {len(held)} configs on {' and '.join(sorted({row['card'] for row in held}))}, missed "
-             f"by {min(r['error_pct'] for r in held):+.1f}% to {max(r['error_pct'] for r in held):+.1f}%"
-             if held else "all in-sample; no held-out check yet")
+             f"by {min(r['error_pct'] for r in held):+.1f}% to {max(r['error_pct'] for r in held):+.1f}% (median "
+             f"{statistics.median(errors):.1f}%; the range covers these misses too)" if held
+             else "all in-sample; no held-out check yet")
     before = model.get("before")
     if before:
         found += (f"; the model before it missed {before['configs']} held-out configs by {before['error_pct'][0]:+.1f}% "
