@@ -135,6 +135,8 @@ def test_a_calibrated_card_outside_the_table_is_named(cli, tiny_model, tmp_path,
     stats = validate_config(config, level="full", options=Options(gpu="NVIDIA T4")).stats
     assert stats["time_calibrated"] is True and stats["time_card"] == "NVIDIA T4" and not stats["time_scaled"]
     assert "no bf16" in stats["time_basis"]  # a calibrated card keeps what the table would say of it
+    # its range is the table's too, held-out misses included, and its basis says so
+    assert "held out so far" in stats["time_basis"] and "the range covers these misses too" in stats["time_basis"]
     # a card of the table, calibrated: the table's time stays the verdict (calibrate has not yet beaten it on a
     # GPU), the calibrated one is shown beside it; doctor says the same
     before = validate_config(config, level="full", options=Options(gpu="a10")).stats

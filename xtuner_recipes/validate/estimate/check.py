@@ -183,7 +183,7 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
         basis = (f"iterations only (no model load, evaluation or checkpoints): the FLOPs of this model over the "
                  f"throughput and per-call cost `xtuner-recipes calibrate` measured on this card "
                  f"({made['date']}, {made['quantization']}); the range is the fit's, which missed its own "
-                 f"{len(model['fitted_on'])} runs by {low:+.1f}% to {high:+.1f}% for {kind}")
+                 f"{len(model['fitted_on'])} runs by {low:+.1f}% to {high:+.1f}% for {kind} ({_held_out(model)})")
     else:
         basis = (f"iterations only (no model load, evaluation or checkpoints): the longer of the card's work (the "
                  f"FLOPs of this model over a fitted throughput) and the host's (per-call costs), fitted to "
@@ -233,10 +233,9 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
 def _held_out(model: dict) -> str:
     """What the fit's held-out check says so far, in words (and the record of the model before it)."""
     held = model.get("held_out") or []
-    errors = sorted(abs(r["error_pct"]) for r in held)
     found = (f"held out so far: {len(held)} configs on {' and '.join(sorted({row['card'] for row in held}))}, missed "
              f"by {min(r['error_pct'] for r in held):+.1f}% to {max(r['error_pct'] for r in held):+.1f}% (median "
-             f"{statistics.median(errors):.1f}%; the range covers these misses too)" if held
+             f"{statistics.median(abs(r['error_pct']) for r in held):.1f}%; the range covers these misses too)" if held
              else "all in-sample; no held-out check yet")
     before = model.get("before")
     if before:
