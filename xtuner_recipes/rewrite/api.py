@@ -14,9 +14,9 @@ from xtuner_recipes import settings
 from xtuner_recipes.errors import OverrideError
 from xtuner_recipes.paths import is_data_folder, is_local_data
 from xtuner_recipes.rewrite import locate
-from xtuner_recipes.rewrite.data_path import PathToJson, ReadVariable
+from xtuner_recipes.rewrite.data_path import PathToJson, ReadVariable, holds_loader
 from xtuner_recipes.rewrite.overrides import Override
-from xtuner_recipes.rewrite.transformers import AddImports, RemoveEntry, RemoveImports, ReplaceValue, SwitchLoader
+from xtuner_recipes.rewrite.transformers import RemoveEntry, ReplaceValue, SwitchLoader, add_imports, remove_imports
 from xtuner_recipes.rewrite.values import NOT_A_LITERAL, shown, value_expression
 
 @dataclass(frozen=True)
@@ -79,11 +79,11 @@ def apply_overrides(
     if data_path is not None and data_literal is not None and data_literal.startswith("path="):
         old = data_literal.removeprefix("path=")
         if is_local_data(data_path):
-            tree = tree.visit(PathToJson(old, data_path, is_data_folder(data_path)))
+            tree = locate.within(tree, holds_loader, PathToJson(old, data_path, is_data_folder(data_path)))
             notes.append(f"the dataset loader's path={old!r} (no variable held it): it reads {data_path!r} with the "
                          "JSON loader now")
         else:  # a hub dataset: its id is the path
-            tree = tree.visit(ReadVariable(old, cst.SimpleString(repr(data_path))))
+            tree = locate.within(tree, holds_loader, ReadVariable(old, cst.SimpleString(repr(data_path))))
             notes.append(f"the dataset loader's path={old!r} (no variable held it) is {data_path!r} now")
         changed.append("path")
         data_path = data_literal = None
@@ -93,7 +93,7 @@ def apply_overrides(
                                 "data_dir=, not data_files=", hint="name the files (a glob such as 'folder/*.jsonl'), "
                                 "or edit the loader by hand")
         reads = ReadVariable(data_literal, cst.SimpleString(repr(data_path)))
-        tree = tree.visit(reads)
+        tree = locate.within(tree, holds_loader, reads)
         notes.append(f"no variable holds the data's path: {reads.replaced} dataset loader argument(s) that wrote "
                      f"{data_literal!r} in place now write {data_path!r}")
         changed.append("data_files")
@@ -123,7 +123,7 @@ def apply_overrides(
         changed.append(key)
     if data_path is not None and isinstance(data_before, str):
         reads = ReadVariable(data_before, cst.Name(data_variable))
-        tree = tree.visit(reads)
+        tree = locate.within(tree, holds_loader, reads)
         if reads.replaced:
             notes.append(f"{reads.replaced} dataset loader argument(s) held {data_before!r} as their own literal (as in a "
                          f"config dumped by mmengine), so {data_variable} changed nothing: they read {data_variable} now")
@@ -156,7 +156,7 @@ def _set(tree: cst.Module, override: Override) -> tuple[cst.Module, str, object,
         notes.append(f"{override.key} was the expression {locate.code_of(target.value)!r}; only this argument was replaced")
     if locate.code_of(expression) == locate.code_of(target.value):
         return tree, target.key, value, notes  # already so: leave the bytes alone
-    return tree.visit(ReplaceValue({id(target.entry): expression})), target.key, value, notes
+    return locate.within(tree, target.statement, ReplaceValue({id(target.entry): expression})), target.key, value, notes
 
 
 def _add_keyword(tree: cst.Module, override: Override):
@@ -184,7 +184,7 @@ def _add_keyword(tree: cst.Module, override: Override):
                             f"{default!r}, got {shown(override.value)}")
     new_call = new_keyword.with_keyword(call, keyword, expression)
     note = f"{override.key} was not in the config: added, as {locate.dotted_name(call.args[0].value) or 'its type'} takes it"
-    return tree.visit(ReplaceValue({id(parent.entry): new_call})), override.key, value, [note]
+    return locate.within(tree, parent.statement, ReplaceValue({id(parent.entry): new_call})), override.key, value, [note]
 
 
 # Where xtuner's configs read each top-level setting; a config dumped by mmengine writes the value
@@ -225,7 +225,7 @@ def _remove(tree: cst.Module, override: Override) -> tuple[cst.Module, str]:
         raise OverrideError(
             f"cannot remove {override.key!r}: other settings refer to it", hint="set it to another value instead"
         )
-    return tree.visit(RemoveEntry({id(target.entry)})), override.key
+    return locate.within(tree, target.statement, RemoveEntry({id(target.entry)})), override.key
 
 
 def _quoted(text: str, quote: str) -> str:
@@ -241,24 +241,31 @@ def _switch_loader(tree: cst.Module, folder: bool, variable: str = "data_path") 
     bound = locate.bound_names(tree)
     used = _used_names(tree)
     switch = SwitchLoader(variable, folder)
-    tree = tree.visit(switch)
+    tree = locate.within(tree, _has_loader, switch)  # the only statements it can change
     if not switch.switched:
         return tree, []
+    after = _used_names(tree)
     missing = [
         (module, name)
         for module, name in (("datasets", "load_dataset"), ("xtuner.dataset", "process_hf_dataset"))
-        if name not in bound and name in tree.code
+        if name not in bound and name in after
     ]
-    tree = tree.visit(AddImports(missing))
+    tree = add_imports(tree, missing)
     how = f"data_dir={variable}" if folder else f"data_files=dict(train={variable})"
     notes = [f"the dataset now loads local JSON: load_dataset(path='json', {how})"]
     # MsDataset, process_ms_dataset: an import only the old loader used would still have to
     # resolve (modelscope installed) for the config to load; imports unused before stay.
-    dropped = used - _used_names(tree)
+    dropped = used - after
     if dropped:
-        tree = tree.visit(RemoveImports(dropped))
+        tree = remove_imports(tree, dropped)
         notes.append(f"removed the imports the hub loader used: {', '.join(sorted(dropped))}")
     return tree, notes
+
+
+def _has_loader(statement: cst.CSTNode) -> bool:
+    """Whether ``statement`` holds a ``dict(type=...)`` of a loader ``SwitchLoader`` rewrites or renames."""
+    return any(isinstance(node, cst.Arg) and node.keyword is not None and node.keyword.value == "type"
+               and locate.dotted_name(node.value) in SwitchLoader.TYPES for node in locate.nodes(statement))
 
 
 def _used_names(module: cst.Module) -> set[str]:
@@ -271,22 +278,12 @@ def _used_names(module: cst.Module) -> set[str]:
 
 
 def _names_in(node: cst.CSTNode) -> set[str]:
-    found: set[str] = set()
+    """The names ``node`` reads: not an attribute's own name, not a keyword argument's name."""
+    return {each.value for each in locate.nodes(node, _variable_parts) if isinstance(each, cst.Name)}
 
-    class Collect(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            found.add(name.value)
 
-        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
-            attribute.value.visit(self)  # the attribute's own name is not a variable
-            return False
-
-        def visit_Arg(self, arg: cst.Arg) -> bool:
-            arg.value.visit(self)  # keyword names are not variables
-            return False
-
-    node.visit(Collect())
-    return found
+def _variable_parts(node: cst.CSTNode):
+    return (node.value,) if isinstance(node, cst.Attribute | cst.Arg) else None
 
 
 def _mentions_variables(node: cst.CSTNode, module: cst.Module) -> bool:

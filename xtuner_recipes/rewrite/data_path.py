@@ -8,7 +8,7 @@ reads, so ``--data`` edits that one — or, with several, asks which (``--data N
 
 import libcst as cst
 
-from xtuner_recipes.rewrite.locate import bindings, dotted_name
+from xtuner_recipes.rewrite.locate import bindings, dotted_name, nodes
 
 LOADERS = {"load_dataset", "MsDataset.load"}
 SOURCES = ("data_files", "path", "data_dir", "dataset_name")
@@ -19,6 +19,11 @@ def is_loader(call: cst.Call) -> bool:
     kind = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "type"), None)
     name = kind.evaluated_value if isinstance(kind, cst.SimpleString) else dotted_name(kind) if kind else ""
     return isinstance(name, str) and (name in LOADERS or name.endswith(tuple(f".{loader}" for loader in LOADERS)))
+
+
+def holds_loader(statement: cst.CSTNode) -> bool:
+    """Whether a top-level statement holds a dataset loader: the only statements this module's transformers change."""
+    return any(isinstance(node, cst.Call) and is_loader(node) for node in nodes(statement))
 
 
 def _names(node) -> list[str]:

@@ -10,7 +10,8 @@ that refers to another top-level variable is followed into that variable.
 """
 
 import difflib
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
 
 import libcst as cst
 
@@ -40,6 +41,7 @@ class Target:
     container: cst.CSTNode | None = None
     binding: Binding | None = None
     notes: tuple[str, ...] = field(default=())
+    statement: cst.CSTNode | None = None  # the top-level statement that holds ``entry``
 
 
 def bindings(module: cst.Module) -> dict[str, Binding]:
@@ -145,15 +147,17 @@ def resolve(module: cst.Module, path: tuple[str | int, ...], *, follow_last: boo
     if head not in top:
         raise unknown_key(module, key, f"the config assigns no top-level {head!r}")
     binding = top[head]
-    target = Target(head, binding.node, binding.value, binding=binding)
+    target = Target(head, binding.node, binding.value, binding=binding, statement=binding.statement)
     canonical = [head]
     seen = {head}
+    statement = binding.statement
     for position, segment in enumerate(path[1:], start=1):
         node = target.value
         # Step through references to other top-level variables: dataset=train_dataset.
         while isinstance(node, cst.Name) and node.value in top and node.value not in seen:
             seen.add(node.value)
             canonical = [node.value]
+            statement = top[node.value].statement
             node = top[node.value].value
         match = [(entry, value) for seg, entry, value in children(node) if seg == segment]
         if not match:
@@ -161,10 +165,52 @@ def resolve(module: cst.Module, path: tuple[str | int, ...], *, follow_last: boo
             raise unknown_key(module, key, f"{where} has no {segment!r}")
         entry, value = match[-1]
         canonical.append(str(segment))
-        target = Target(".".join(canonical), entry, value, container=node)
+        target = Target(".".join(canonical), entry, value, container=node, statement=statement)
     value = target.value
     if follow_last and len(path) > 1 and isinstance(value, cst.Name) and value.value in top:
         referred = top[value.value]
         note = f"{key} refers to the variable {value.value!r}: set {value.value} instead"
-        return Target(value.value, referred.node, referred.value, binding=referred, notes=(note,))
+        return Target(value.value, referred.node, referred.value, binding=referred, notes=(note,),
+                      statement=referred.statement)
     return target
+
+
+def within(module: cst.Module, wanted: cst.CSTNode | Callable[[cst.CSTNode], bool],
+           transformer: cst.CSTTransformer) -> cst.Module:
+    """``module`` with ``transformer`` applied, in order, to the top-level statements ``wanted`` (one statement, or
+    a test of each) only: the others are neither visited nor rebuilt (libcst rebuilds every node it visits, which
+    was most of a rewrite's time)."""
+    chosen = wanted if callable(wanted) else lambda each: each is wanted
+    body = []
+    for each in module.body:
+        if chosen(each):
+            each = each.visit(transformer)
+            if isinstance(each, cst.RemovalSentinel):
+                continue
+        body.append(each)
+    return module.with_changes(body=body)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def nodes(node: cst.CSTNode, skip: Callable[[cst.CSTNode], Iterator[cst.CSTNode] | None] = lambda _: None):
+    """Every node under ``node`` (itself included), in no particular order, read without libcst's visitors
+    (which rebuild what they visit). ``skip(n)``: the only children of ``n`` to descend into, or None for all."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        chosen = skip(current)
+        if chosen is not None:
+            stack.extend(chosen)
+            continue
+        names = _FIELDS.get(type(current))
+        if names is None:
+            names = _FIELDS[type(current)] = tuple(f.name for f in fields(current))
+        for name in names:
+            value = getattr(current, name)
+            if isinstance(value, cst.CSTNode):
+                stack.append(value)
+            elif isinstance(value, list | tuple):
+                stack.extend(item for item in value if isinstance(item, cst.CSTNode))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from xtuner_recipes.rewrite.locate import code_of, dotted_name
+from xtuner_recipes.rewrite.locate import code_of, dotted_name, nodes
 
 
 class ReplaceValue(cst.CSTTransformer):
@@ -98,6 +98,8 @@ class SwitchLoader(cst.CSTTransformer):
     or ``data_dir=data_path`` for a folder; ``process_ms_dataset`` becomes
     ``process_hf_dataset``.
     """
+
+    TYPES = frozenset({"load_dataset", "MsDataset.load", "process_ms_dataset"})  # the calls it changes
 
     def __init__(self, variable: str, folder: bool):
         super().__init__()
@@ -194,57 +196,56 @@ def _parts(node: cst.BaseExpression) -> list[cst.CSTNode]:
     return []
 
 
-class AddImports(cst.CSTTransformer):
+def add_imports(module: cst.Module, imports: list[tuple[str, str]]) -> cst.Module:
     """Add ``from MODULE import NAME`` lines after the last top-level import, once each."""
-
-    def __init__(self, imports: list[tuple[str, str]]):
-        super().__init__()
-        self.imports = imports
-
-    def leave_Module(self, original_node, updated_node):
-        if not self.imports:
-            return updated_node
-        body = list(updated_node.body)
-        last = max(
-            (i for i, s in enumerate(body) if isinstance(s, cst.SimpleStatementLine)
-             and any(isinstance(x, cst.Import | cst.ImportFrom) for x in s.body)),
-            default=-1,
-        )
-        new = [cst.parse_statement(f"from {module} import {name}\n") for module, name in self.imports]
-        return updated_node.with_changes(body=body[: last + 1] + new + body[last + 1 :])
+    if not imports:
+        return module
+    body = list(module.body)
+    last = max(
+        (i for i, s in enumerate(body) if isinstance(s, cst.SimpleStatementLine)
+         and any(isinstance(x, cst.Import | cst.ImportFrom) for x in s.body)),
+        default=-1,
+    )
+    new = [cst.parse_statement(f"from {module} import {name}\n") for module, name in imports]
+    return module.with_changes(body=body[: last + 1] + new + body[last + 1 :])
 
 
-class RemoveImports(cst.CSTTransformer):
+def remove_imports(module: cst.Module, names: set[str]) -> cst.Module:
     """Drop ``from M import NAME`` for the given names. A line left with no name goes, and the
     blank lines above it move to the next line, so import groups stay apart."""
+    narrow = _NarrowImports(names)
+    body, carried = [], None
+    for statement in module.body:
+        if any(isinstance(node, cst.ImportFrom) for node in nodes(statement)):
+            statement = statement.visit(narrow)
+        if carried is not None and not statement.leading_lines:
+            statement = statement.with_changes(leading_lines=carried)
+        carried = None
+        if (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
+                and isinstance(statement.body[0], cst.ImportFrom) and narrow.kept(statement.body[0]) == []):
+            carried = statement.leading_lines
+            continue
+        body.append(statement)
+    return module.with_changes(body=body)
+
+
+class _NarrowImports(cst.CSTTransformer):
+    """``from M import a, b`` without the doomed names, where some stay (a line left with none is
+    ``remove_imports``' to drop, minding its spacing)."""
 
     def __init__(self, names: set[str]):
         super().__init__()
         self.names = names
 
-    def _kept(self, node: cst.ImportFrom) -> list[cst.ImportAlias] | None:
+    def kept(self, node: cst.ImportFrom) -> list[cst.ImportAlias] | None:
         if isinstance(node.names, cst.ImportStar):
             return None
         return [alias for alias in node.names
                 if (alias.asname.name.value if alias.asname else dotted_name(alias.name)) not in self.names]
 
     def leave_ImportFrom(self, original_node, updated_node):
-        kept = self._kept(updated_node)
-        # None (a star import), all kept, or none kept: leave_Module drops a whole line, minding its spacing
+        kept = self.kept(updated_node)
         if not kept or len(kept) == len(updated_node.names):
             return updated_node
         kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         return updated_node.with_changes(names=kept)
-
-    def leave_Module(self, original_node, updated_node):
-        body, carried = [], None
-        for statement in updated_node.body:
-            if carried is not None and not statement.leading_lines:
-                statement = statement.with_changes(leading_lines=carried)
-            carried = None
-            if (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
-                    and isinstance(statement.body[0], cst.ImportFrom) and self._kept(statement.body[0]) == []):
-                carried = statement.leading_lines
-                continue
-            body.append(statement)
-        return updated_node.with_changes(body=body)
