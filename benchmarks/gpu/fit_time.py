@@ -240,10 +240,17 @@ def held_out() -> list[dict]:
     path = RESULTS / "h200-time-check3-errors.json"
     if not path.is_file():
         return []
+    import statistics
+
     check2 = _check2()
     shapes = {run[0]: check2.SHAPES[run[1]] for run in check2.RUNS3}
+    paces: dict[str, list[float]] = {}  # each config's runs' host pace (calibrate's probe, µs an op)
+    for run in json.loads((RESULTS / "h200-time-check3.json").read_text()):
+        if run.get("host_op_us"):
+            paces.setdefault(run["name"], []).append(run["host_op_us"])
     return [{key: row[key] for key in ("name", "card", "runs", "measured_s", "estimate_s", "error_pct")}
-            | {"family": _family({"config": shapes[row["name"]]})}
+            | {"family": _family({"config": shapes[row["name"]]}),
+               "host_op_us": [min(paces[row["name"]]), max(paces[row["name"]])] if row["name"] in paces else None}
             for row in json.loads(path.read_text())["rows"] if "excluded" not in row]
 
 
