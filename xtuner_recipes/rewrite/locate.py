@@ -194,14 +194,14 @@ def within(module: cst.Module, wanted: cst.CSTNode | Callable[[cst.CSTNode], boo
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def nodes(node: cst.CSTNode, skip: Callable[[cst.CSTNode], Iterator[cst.CSTNode] | None] = lambda _: None):
+def nodes(node: cst.CSTNode, descend: Callable[[cst.CSTNode], Iterator[cst.CSTNode] | None] = lambda _: None):
     """Every node under ``node`` (itself included), in no particular order, read without libcst's visitors
-    (which rebuild what they visit). ``skip(n)``: the only children of ``n`` to descend into, or None for all."""
+    (which rebuild what they visit). ``descend(n)``: the only children of ``n`` to go into, or None for all."""
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        chosen = skip(current)
+        chosen = descend(current)
         if chosen is not None:
             stack.extend(chosen)
             continue
