@@ -223,7 +223,8 @@ def main() -> None:
     parser.add_argument("--estimate-only", action="store_true", help="no GPU: the estimates, to commit first")
     parser.add_argument("--only", nargs="*", help="run names")
     parser.add_argument("--set", choices=("2", "3"), default="2", help="which held-out check (3: RUNS3)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each config")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs each config should have in all: the runs of earlier calls in OUT's results count")
     parser.add_argument("--budget", type=float, metavar="SECONDS",
                         help="start no run that would end past this many seconds (a device call's limit, less the "
                              "copying back): a run cut by the call's timeout is lost")
@@ -285,6 +286,10 @@ def main() -> None:
         return True
 
     for run in sorted(chosen, key=lambda r: r[1]):  # one model made a shape
+        missing = args.repeat - sum(row["name"] == run[0] for row in rows)  # earlier calls' runs count
+        if missing <= 0:
+            print(f"{run[0]}: has its {args.repeat} runs already", flush=True)
+            continue
         if not fits(run, extra=30.0):  # the shape's model folder is made first
             break
         use_shape(run[1], weights=True)
@@ -292,7 +297,7 @@ def main() -> None:
         if args.calibrate and (run[1], run[5]) not in calibrated:  # the shape's first config of this quantization
             calibrated.add((run[1], run[5]))
             calibrate(config, run, args.out, args.calibrate_layers)
-        for _ in range(args.repeat):
+        for _ in range(missing):
             if not fits(run):
                 break
             start = time.time()
