@@ -72,6 +72,11 @@ def test_calibrate_then_validate_gives_the_calibrated_time(cli, tiny_model, tmp_
 
     text = cli("calibrate", config, "--scratch", tmp_path, check_rc=0)
     assert "TFLOPS achieved" in text.stdout and str(cache) in text.stdout
+    # the host's probe, beside the range the held-out runs' hosts read (time_model.json's held_out)
+    paces = [pace for row in timing.load_model()["held_out"] for pace in row["host_op_us"]]
+    (host,) = [line for line in text.stdout.splitlines() if line.startswith("host: ")]
+    assert host.startswith(f"host: {json.loads(cache.read_text())[calibration.CPU_CARD]['machine']['host_op_us']} µs")
+    assert f"held-out runs: {min(paces):.1f}–{max(paces):.1f} µs" in host, host
     assert "timing 3 training steps of 1 x 192 tokens, 2 layer(s)" in text.stderr  # progress, on stderr
 
 

@@ -80,6 +80,9 @@ def render_text(entry: dict, saved: Path, compared: dict | None) -> str:
              f"{got['seconds_per_call'] * 1e6:.0f} µs a linear layer's call, {got['seconds_per_iteration'] * 1e3:.1f} ms "
              f"an iteration besides; decoding {got['seconds_per_decode_call'] * 1e6:.0f} µs a call, "
              f"{got['seconds_per_decode_token'] * 1e3:.1f} ms a token besides"]
+    pace = entry.get("machine", {}).get("host_op_us")
+    if pace is not None:
+        lines.append(f"host: {pace} µs to issue one small op{_held_out_paces()}")
     if compared:
         table = f", the table's {compared['table_s']} s" if compared["table_s"] is not None else ""
         lines.append(f"this config ({compared['sequences']} x {compared['length']} tokens): {compared['calibrated_s']} s "
@@ -90,6 +93,17 @@ def render_text(entry: dict, saved: Path, compared: dict | None) -> str:
              else "validate, plan, train and the report use it for this card")
     lines.append(f"saved to {saved}: {where}")
     return "\n".join(lines)
+
+
+def _held_out_paces() -> str:
+    """The host probe's range over the time model's held-out runs, for comparing this host with theirs."""
+    from xtuner_recipes.validate.estimate import timing
+
+    paces = [pace for row in (timing.load_model() or {}).get("held_out", []) for pace in row.get("host_op_us") or ()]
+    if not paces:
+        return ""
+    return (f" (the time model's held-out runs: {min(paces):.1f}–{max(paces):.1f} µs; an iteration the host paces "
+            "takes about as much longer as this number is larger)")
 
 
 def run(args) -> int:
