@@ -240,8 +240,6 @@ def held_out() -> list[dict]:
     path = RESULTS / "h200-time-check3-errors.json"
     if not path.is_file():
         return []
-    import statistics
-
     check2 = _check2()
     shapes = {run[0]: check2.SHAPES[run[1]] for run in check2.RUNS3}
     paces: dict[str, list[float]] = {}  # each config's runs' host pace (calibrate's probe, µs an op)

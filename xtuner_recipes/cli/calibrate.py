@@ -99,10 +99,10 @@ def _held_out_paces() -> str:
     """The host probe's range over the time model's held-out runs, for comparing this host with theirs."""
     from xtuner_recipes.validate.estimate import timing
 
-    paces = [pace for row in (timing.load_model() or {}).get("held_out", []) for pace in row.get("host_op_us") or ()]
+    paces = timing.held_out_paces(timing.load_model())
     if not paces:
         return ""
-    return (f" (the time model's held-out runs: {min(paces):.1f}–{max(paces):.1f} µs; an iteration the host paces "
+    return (f" (the time model's held-out runs: {paces[0]:.1f}–{paces[1]:.1f} µs; an iteration the host paces "
             "takes about as much longer as this number is larger)")
 
 

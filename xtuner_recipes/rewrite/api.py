@@ -241,7 +241,7 @@ def _switch_loader(tree: cst.Module, folder: bool, variable: str = "data_path") 
     bound = locate.bound_names(tree)
     used = _used_names(tree)
     switch = SwitchLoader(variable, folder)
-    tree = locate.within(tree, _has_loader, switch)  # the only statements it can change
+    tree = locate.within(tree, SwitchLoader.touches, switch)
     if not switch.switched:
         return tree, []
     after = _used_names(tree)
@@ -260,12 +260,6 @@ def _switch_loader(tree: cst.Module, folder: bool, variable: str = "data_path") 
         tree = remove_imports(tree, dropped)
         notes.append(f"removed the imports the hub loader used: {', '.join(sorted(dropped))}")
     return tree, notes
-
-
-def _has_loader(statement: cst.CSTNode) -> bool:
-    """Whether ``statement`` holds a ``dict(type=...)`` of a loader ``SwitchLoader`` rewrites or renames."""
-    return any(isinstance(node, cst.Arg) and node.keyword is not None and node.keyword.value == "type"
-               and locate.dotted_name(node.value) in SwitchLoader.TYPES for node in locate.nodes(statement))
 
 
 def _used_names(module: cst.Module) -> set[str]:

@@ -101,6 +101,13 @@ class SwitchLoader(cst.CSTTransformer):
 
     TYPES = frozenset({"load_dataset", "MsDataset.load", "process_ms_dataset"})  # the calls it changes
 
+    @classmethod
+    def touches(cls, statement: cst.CSTNode) -> bool:
+        """Whether a top-level statement holds a ``dict(type=...)`` of a call this transformer rewrites or renames:
+        the only statements it can change."""
+        return any(isinstance(node, cst.Arg) and node.keyword is not None and node.keyword.value == "type"
+                   and dotted_name(node.value) in cls.TYPES for node in nodes(statement))
+
     def __init__(self, variable: str, folder: bool):
         super().__init__()
         self.variable = variable

@@ -237,9 +237,9 @@ def _held_out(model: dict) -> str:
              f"by {min(r['error_pct'] for r in held):+.1f}% to {max(r['error_pct'] for r in held):+.1f}% (median "
              f"{statistics.median(abs(r['error_pct']) for r in held):.1f}%; the range covers these misses too)" if held
              else "all in-sample; no held-out check yet")
-    paces = [pace for row in held for pace in row.get("host_op_us") or ()]
+    paces = timing.held_out_paces(model)
     if paces:
-        found += (f"; the host's pace, calibrate's probe, ran {min(paces):.1f}–{max(paces):.1f} µs an op between those "
+        found += (f"; the host's pace, calibrate's probe, ran {paces[0]:.1f}–{paces[1]:.1f} µs an op between those "
                   "runs, and a host-bound iteration follows it")
     before = model.get("before")
     if before:

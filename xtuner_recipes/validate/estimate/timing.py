@@ -153,6 +153,13 @@ def exchange(arch, run, card) -> float:
     return seconds if deepspeed else seconds / max(1, run.accumulate)
 
 
+def held_out_paces(model: dict | None) -> tuple[float, float] | None:
+    """The lowest and highest host pace (calibrate's probe, µs to issue one small op) the model's held-out runs
+    recorded, or None where none did."""
+    paces = [pace for row in (model or {}).get("held_out") or [] for pace in row.get("host_op_us") or ()]
+    return (min(paces), max(paces)) if paces else None
+
+
 def measured_cards(model: dict) -> list[str]:
     """The cards the model's constants were measured on: the fit's rows' (its ``card`` first), or the one
     ``calibrate`` measured. A time on any other card is scaled from them."""
