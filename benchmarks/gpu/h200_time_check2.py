@@ -72,6 +72,7 @@ RUNS3 = [
     ("olmoe-packed1024-b2-r32", "olmoe", "oasst1", "", 1024, "nf4", 2, True, "", 32),
     ("olmoe-uniform-b2-r16", "olmoe", "oasst1", "uniform:700", 2048, "nf4", 2, False, "", 16),
 ]
+AT_PACES = [5.0 + i for i in range(9)]  # v4's estimates at these host paces (µs an op), 5 to 13
 PREFIX = "h200-time-check2"  # the set's files; --set 3 makes it h200-time-check3
 
 
@@ -98,14 +99,35 @@ def estimates(run: tuple, config: Path) -> dict:
     from xtuner_recipes.validate.inputs import Launch, Options
     from xtuner_recipes.validate.runner import validate_config
 
+    from xtuner_recipes.validate.estimate import timing
+
     stage = Launch.from_preset(run[8] or None).stage
     found = {}
+    base = timing.load_model()
     for card in ("h200", "h100"):
         stats = validate_config(str(config), level="full", launch=Launch(gpus=1, stage=stage),
                                 options=Options(gpu=cards.find(card).name)).stats
         found[card] = {key: stats.get(key) for key in ("seconds_per_iter", "seconds_per_iter_range", "time_card",
                                                         "time_basis", "longest_sample", "samples", "time_calibrated")}
+        if base.get("host_pace_us"):  # v4: the estimate at each host pace (what validate says once calibrate
+            found[card]["at_pace"], original = [], timing.load_model  # measured that pace), to read at the
+            try:  # pace each run's host measured
+                for pace in AT_PACES:
+                    timing.load_model = lambda pace=pace: dict(base, host_op_us=pace)
+                    found[card]["at_pace"].append([pace, validate_config(
+                        str(config), level="full", launch=Launch(gpus=1, stage=stage),
+                        options=Options(gpu=cards.find(card).name)).stats["seconds_per_iter"]])
+            finally:
+                timing.load_model = original
     return found
+
+
+def _paced(at_pace: list, pace: float) -> float:
+    """The committed estimate at a host pace: linear between the two committed paces around it."""
+    import numpy as np
+
+    paces, seconds = zip(*at_pace)
+    return float(np.interp(pace, paces, seconds))
 
 
 def calibrate(config: Path, run: tuple, out: Path, layers: list[int] | None = None) -> None:

@@ -67,8 +67,16 @@ def compare(entry: dict, model_config: dict, run, packed: bool) -> dict | None:
     table_card = cards.find(entry["card"]["name"])
     return {"sequences": run.batch_size, "length": run.max_length, "packed": packed,
             "calibrated_s": round(timing.per_iteration(model, arch, run, **shape), 4),
-            "table_s": round(timing.per_iteration(base, arch, run, **shape, card=table_card), 4) if table_card
-            else None}
+            "table_s": round(timing.per_iteration(_paced(base, entry), arch, run, **shape, card=table_card), 4)
+            if table_card else None}
+
+
+def _paced(base: dict, entry: dict) -> dict:
+    """The table's model with the host's part at the pace calibrate measured here, as validate uses it."""
+    from xtuner_recipes.validate.estimate import calibration
+
+    pace = calibration.host_pace(entry)
+    return dict(base, host_op_us=pace) if pace and base.get("host_pace_us") else base
 
 
 def render_text(entry: dict, saved: Path, compared: dict | None) -> str:
@@ -88,8 +96,8 @@ def render_text(entry: dict, saved: Path, compared: dict | None) -> str:
         lines.append(f"this config ({compared['sequences']} x {compared['length']} tokens): {compared['calibrated_s']} s "
                      f"an iteration calibrated{table}")
     lines += [f"adapted: {note}" for note in entry.get("adaptations", [])]
-    where = ("the card is in the table: validate shows the calibrated time beside the table's, which stays the "
-             "verdict until calibrate beats it on a GPU" if compared and compared["table_s"] is not None
+    where = ("the card is in the table: validate's time is the table's, its host's part at this host's pace, with "
+             "calibrate's own beside it" if compared and compared["table_s"] is not None
              else "validate, plan, train and the report use it for this card")
     lines.append(f"saved to {saved}: {where}")
     return "\n".join(lines)
@@ -99,11 +107,13 @@ def _held_out_paces() -> str:
     """The host probe's range over the time model's held-out runs, for comparing this host with theirs."""
     from xtuner_recipes.validate.estimate import timing
 
-    paces = timing.held_out_paces(timing.load_model())
+    model = timing.load_model() or {}
+    paces = timing.pace_range(model)
     if not paces:
         return ""
-    return (f" (the time model's held-out runs: {paces[0]:.1f}–{paces[1]:.1f} µs; an iteration the host paces "
-            "takes about as much longer as this number is larger)")
+    return (f" (the time model's constants hold at {model['host_pace_us']:.2f} µs, its runs' hosts took "
+            f"{paces[0]:.1f}–{paces[1]:.1f} µs; an iteration the host paces takes about as much longer as this number "
+            "is larger)")
 
 
 def run(args) -> int:

@@ -85,6 +85,13 @@ def time_source(name: str | None, path: Path | None = None) -> tuple[cards.Card 
     return table or (card(entry) if entry else None), entry, table is None and entry is not None
 
 
+def host_pace(entry: dict | None) -> float | None:
+    """The host's pace calibrate measured on this machine (µs to issue one small op), or None."""
+    machine = (entry or {}).get("machine")
+    pace = machine.get("host_op_us") if isinstance(machine, dict) else None
+    return float(pace) if isinstance(pace, (int, float)) and pace > 0 else None
+
+
 def calibrated_model(base: dict, entry: dict, quantization: str) -> dict | None:
     """The time model with this card's measured throughput and call cost for ``quantization`` (None when that
     quantization was not calibrated): the rest (routed experts' calls, DeepSpeed's costs, the residual range)

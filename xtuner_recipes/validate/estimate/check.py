@@ -6,7 +6,6 @@ Each reads the run's arithmetic (``gpu.Run``, parsed once from the config and th
 
 import dataclasses
 import os
-import statistics
 
 from xtuner_recipes.findings import Finding
 from xtuner_recipes.validate.checks import Result, check
@@ -150,8 +149,11 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
         return Result(stats={"time_basis": f"not estimated: {name} is not in the table of cards ({cards.names()}) "
                                            f"and was not calibrated here: pass --gpu with the nearest, or run "
                                            f"`xtuner-recipes calibrate CONFIG` on it ({calibration.MEASURES})"})
-    table_model = model
     calibrated = calibration.calibrated_model(model, entry, run.quantization) if entry else None
+    here = calibration.host_pace(entry)
+    if here and model.get("host_pace_us"):  # calibrate measured this host's pace: the host's part at it
+        model = dict(model, host_op_us=here)
+    table_model = model
     if calibrated and calibrated_verdict:
         model = calibrated
     packed = not samples.padded
@@ -172,9 +174,13 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
     seconds, parts = iteration(model, card)
     family = "moe" if arch.moe else "dense"
     low, high = model["residual_pct"][family]
-    # the range: what the fit missed its own rows by, widened to what it missed the held-out configs by
+    # the range: what the fit missed its own rows by, widened to what it missed the held-out configs by, and,
+    # where this host's pace is unknown, to the hosts' paces the runs saw
     missed = [row["error_pct"] for row in model.get("held_out") or [] if row.get("family") == family]
-    span = [seconds / (1 + max([high, *missed]) / 100), seconds / (1 + min([low, *missed]) / 100)]
+    paces = timing.pace_range(model) if model is table_model and "host_op_us" not in model else None
+    fast, slow = ((iteration(dict(model, host_op_us=pace), card)[0] for pace in paces) if paces
+                  else (seconds, seconds))
+    span = [min(seconds, fast) / (1 + max([high, *missed]) / 100), max(seconds, slow) / (1 + min([low, *missed]) / 100)]
     measured = timing.measured_cards(model)
     scaled = card.name not in measured
     kind = "a mixture of experts" if arch.moe else "dense models"
@@ -183,12 +189,13 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
         basis = (f"iterations only (no model load, evaluation or checkpoints): the FLOPs of this model over the "
                  f"throughput and per-call cost `xtuner-recipes calibrate` measured on this card "
                  f"({made['date']}, {made['quantization']}); the range is the fit's, which missed its own "
-                 f"{len(model['fitted_on'])} runs by {low:+.1f}% to {high:+.1f}% for {kind} ({_held_out(model)})")
+                 f"{len(model['fitted_on'])} runs by {low:+.1f}% to {high:+.1f}% for {kind} ({timing.held_out_words(model)})")
     else:
-        basis = (f"iterations only (no model load, evaluation or checkpoints): the longer of the card's work (the "
-                 f"FLOPs of this model over a fitted throughput) and the host's (per-call costs), fitted to "
+        basis = (f"iterations only (no model load, evaluation or checkpoints): the card's work (the FLOPs of this "
+                 f"model over a fitted throughput) and the host's (per-call costs), about the longer of the two "
+                 f"(more where they are close), fitted to "
                  f"{len(model['fitted_on'])} runs, which the fit missed by {low:+.1f}% to {high:+.1f}% for {kind} "
-                 f"({_held_out(model)})")
+                 f"({timing.held_out_words(model)})")
     if scaled:
         basis += f"; {timing.scaled_words(measured)}"
     import numpy as np
@@ -197,11 +204,17 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
     typical = run.max_length if parts else min(run.max_length, int(np.median(lengths)))
     sides = parts or timing.parts(model, arch, run, sequences=run.batch_size, length=typical, card=card)
     pace = timing.bound(model, sides)
+    if "host_op_us" in model:
+        basis += (f"; the host's part at this host's pace, {model['host_op_us']:.1f} µs an op as `xtuner-recipes "
+                  f"calibrate` measured it (the fit's hosts: {model['host_pace_us']:.2f})")
+    elif paces:
+        basis += (f"; the host's part at {model['host_pace_us']:.2f} µs an op (calibrate's probe), the range over "
+                  f"the {paces[0]:.1f}–{paces[1]:.1f} µs the measured runs' hosts took: `xtuner-recipes calibrate` "
+                  "measures this one's")
     if pace == "host":
         on_card, on_host = timing.sides(sides)
         basis += (f"; the host sets this iteration's pace (its Python and kernel launches, ~{on_host:.2f} s, against "
-                  f"the card's ~{on_card:.2f} s), and a host's speed differs from machine to machine: "
-                  f"`xtuner-recipes calibrate` measures this one's")
+                  f"the card's ~{on_card:.2f} s)")
     if run.gpus > 1:
         over = f"the network (assumed {cards.NETWORK_GBS} GB/s)" if run.nodes > 1 else "the cards' link"
         basis += (f"; on {run.gpus} GPUs over {run.nodes} machine{'s' if run.nodes > 1 else ''}, each GPU's iteration "
@@ -228,25 +241,6 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
         stats["seconds_per_iter_parts"] = {k: round(v, 4) for k, v in parts.items()}
     stats.update(_whole_run(model, arch, run, card, samples, schedule, settings, config, span))
     return Result(stats=stats)
-
-
-def _held_out(model: dict) -> str:
-    """What the fit's held-out check says so far, in words (and the record of the model before it)."""
-    held = model.get("held_out") or []
-    found = (f"held out so far: {len(held)} configs on {' and '.join(sorted({row['card'] for row in held}))}, missed "
-             f"by {min(r['error_pct'] for r in held):+.1f}% to {max(r['error_pct'] for r in held):+.1f}% (median "
-             f"{statistics.median(abs(r['error_pct']) for r in held):.1f}%; the range covers these misses too)" if held
-             else "all in-sample; no held-out check yet")
-    paces = timing.held_out_paces(model)
-    if paces:
-        found += (f"; the host's pace, calibrate's probe, ran {paces[0]:.1f}–{paces[1]:.1f} µs an op between those "
-                  "runs, and a host-bound iteration follows it")
-    before = model.get("before")
-    if before:
-        found += (f"; the model before it missed {before['configs']} held-out configs by {before['error_pct'][0]:+.1f}% "
-                  f"to {before['error_pct'][1]:+.1f}% (median {before['median_abs_pct']}%), and this one is fitted "
-                  f"to them")
-    return found
 
 
 def _whole_run(model, arch, run, card, samples, schedule, settings, config, span) -> dict:

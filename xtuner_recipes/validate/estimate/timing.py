@@ -14,10 +14,17 @@ The host's part (``HOST_PARTS``), the Python and kernel launches that run ahead 
   fitted), and more a routed expert's call (``seconds_per_expert_call``, fitted);
 - ``deepspeed``: the ZeRO stage's hooks, a cost a trained tensor an iteration (``stage``, fitted; a model
   without ``stage_per_tensor`` counts it an iteration);
-- ``fixed``: what an iteration costs whatever its layers (the loss, the step's Python; ``seconds_per_iteration``).
+- ``fixed``: what an iteration costs whatever its layers (the loss, the step's Python; ``seconds_per_iteration``);
+- ``mask``: a padded batch's attention mask, a cost a layer a pass (``seconds_per_masked_layer``, fitted).
 
-CUDA runs the card's work while the host launches the next, so an iteration takes the longer of the two
-(``combine``; a model with ``overlap`` false — calibrate's, solved as a sum — adds them). Then ``exchange``, on
+The host's part is the host's own speed times those counts: the constants hold at ``host_pace_us`` (calibrate's
+probe, µs to issue one small op, ``calibrate_probes.host_op_us``), and a model given this machine's pace
+(``host_op_us``, what calibrate measured here) scales the host's part by it. The same card's iterations ran 1.8x
+slower on one host than another when the host set the pace (BENCHMARKS.md, 2026-12-07).
+
+CUDA runs the card's work while the host launches the next, so an iteration takes about the longer of the two
+(``combine``: the maximum, or with ``smooth`` n the n-norm of the two, as the sides stall each other when close;
+a model with ``overlap`` false — calibrate's, solved as a sum — adds them). Then ``exchange``, on
 several GPUs: the gradients' all-reduce over the cards' link or the network (modelled from the table's
 bandwidths, not measured: no several-GPU run here has been timed).
 
@@ -46,7 +53,7 @@ from xtuner_recipes.validate.estimate import cards, flops
 
 MODEL_PATH = Path(__file__).with_name("time_model.json")
 GPU_PARTS = ("compute", "dequantize")
-HOST_PARTS = ("calls", "deepspeed", "fixed")
+HOST_PARTS = ("calls", "deepspeed", "fixed", "mask")
 # Bytes of memory traffic a 4-bit weight costs each time it is dequantized: its half byte and scales read, 16
 # bits written, and those 16 bits read again by the matmul.
 DEQUANT_BYTES = 0.5 + 2 + 2
@@ -105,9 +112,23 @@ def parts(model: dict, arch, run, *, sequences, length, card: cards.Card | None 
     fixed = (model.get("seconds_per_iteration") or {}).get(quantization)
     if fixed is not None:  # what an iteration costs the host whatever its layers (the fit's, or calibrate's)
         found["fixed"] = fixed
+    if model.get("seconds_per_masked_layer") and not ((sequences == 1) if causal is None else causal):
+        found["mask"] = model["seconds_per_masked_layer"] * arch.layers * passes
+    pace = host_pace(model)
+    if pace != 1.0:
+        for name in HOST_PARTS:
+            if name in found:
+                found[name] = found[name] * pace
     if run.gpus > 1:
         found["exchange"] = exchange(arch, run, card)
     return found
+
+
+def host_pace(model: dict) -> float:
+    """How much slower this host issues work than the host the constants hold for: the pace calibrate measured
+    here (``host_op_us``) over the fit's reference (``host_pace_us``); 1 when either is unknown."""
+    reference, here = model.get("host_pace_us"), model.get("host_op_us")
+    return here / reference if reference and here else 1.0
 
 
 def sides(found: dict) -> tuple:
@@ -123,7 +144,11 @@ def combine(model: dict, found: dict):
     if not model.get("overlap"):
         return sum(found.values())
     card, host = sides(found)
-    pace = np.maximum(card, host) if isinstance(card, np.ndarray) or isinstance(host, np.ndarray) else max(card, host)
+    if model.get("smooth"):
+        power = model["smooth"]
+        pace = (card ** power + host ** power) ** (1 / power)
+    else:
+        pace = np.maximum(card, host) if isinstance(card, np.ndarray) or isinstance(host, np.ndarray) else max(card, host)
     return pace + sum(v for k, v in found.items() if k not in GPU_PARTS + HOST_PARTS)
 
 
@@ -158,6 +183,30 @@ def held_out_paces(model: dict | None) -> tuple[float, float] | None:
     recorded, or None where none did."""
     paces = [pace for row in (model or {}).get("held_out") or [] for pace in row.get("host_op_us") or ()]
     return (min(paces), max(paces)) if paces else None
+
+
+def pace_range(model: dict) -> tuple[float, float] | None:
+    """The fastest and slowest host paces the model's runs saw (its rows' and its held-out runs'), or None for a
+    model without a reference pace."""
+    seen = [*(model.get("host_pace_range_us") or ()), *(held_out_paces(model) or ())]
+    return (min(seen), max(seen)) if seen and model.get("host_pace_us") else None
+
+
+def held_out_words(model: dict) -> str:
+    """What the fit's held-out check says so far, in words, and the record of the model before it."""
+    import statistics
+
+    held = model.get("held_out") or []
+    found = (f"held out so far: {len(held)} configs on {' and '.join(sorted({row['card'] for row in held}))}, missed "
+             f"by {min(r['error_pct'] for r in held):+.1f}% to {max(r['error_pct'] for r in held):+.1f}% (median "
+             f"{statistics.median(abs(r['error_pct']) for r in held):.1f}%; the range covers these misses too)" if held
+             else "all in-sample; no held-out check yet")
+    before = model.get("before")
+    if before:
+        found += (f"; the model before it missed {before['configs']} held-out configs by {before['error_pct'][0]:+.1f}% "
+                  f"to {before['error_pct'][1]:+.1f}% (median {before['median_abs_pct']}%), and this one is fitted "
+                  f"to the runs made before it")
+    return found
 
 
 def measured_cards(model: dict) -> list[str]:
