@@ -72,11 +72,12 @@ def test_calibrate_then_validate_gives_the_calibrated_time(cli, tiny_model, tmp_
 
     text = cli("calibrate", config, "--scratch", tmp_path, check_rc=0)
     assert "TFLOPS achieved" in text.stdout and str(cache) in text.stdout
-    # the host's probe, beside the range the held-out runs' hosts read (time_model.json's held_out)
-    paces = [pace for row in timing.load_model()["held_out"] for pace in row["host_op_us"]]
+    # the host's probe, beside the pace the constants hold at and the range the fit's runs' hosts read
+    model = timing.load_model()
+    paces = [*model["host_pace_range_us"], *(pace for row in model["held_out"] for pace in row["host_op_us"])]
     (host,) = [line for line in text.stdout.splitlines() if line.startswith("host: ")]
     assert host.startswith(f"host: {json.loads(cache.read_text())[calibration.CPU_CARD]['machine']['host_op_us']} µs")
-    assert f"held-out runs: {min(paces):.1f}–{max(paces):.1f} µs" in host, host
+    assert f"hold at {model['host_pace_us']:.2f} µs, its runs' hosts took {min(paces):.1f}–{max(paces):.1f} µs" in host
     assert "timing 3 training steps of 1 x 192 tokens, 2 layer(s)" in text.stderr  # progress, on stderr
 
 
@@ -145,11 +146,22 @@ def test_a_calibrated_card_outside_the_table_is_named(cli, tiny_model, tmp_path,
     # a card of the table, calibrated: the table's time stays the verdict (calibrate has not yet beaten it on a
     # GPU), the calibrated one is shown beside it; doctor says the same
     before = validate_config(config, level="full", options=Options(gpu="a10")).stats
-    calibration.save({**entry, "card": {**entry["card"], "name": "NVIDIA A10", "bf16": True}})
+    a10 = {**entry, "card": {**entry["card"], "name": "NVIDIA A10", "bf16": True},
+           "quantization": {"nf4": {"flops_per_s": 3e13, "seconds_per_call": 2e-4, "seconds_per_iteration": 0.01}}}
+    calibration.save(a10)
     after = validate_config(config, level="full", options=Options(gpu="a10")).stats
     assert after["seconds_per_iter"] == before["seconds_per_iter"] and after["time_calibrated"] is False
     assert after["seconds_per_iter_calibrated"] != after["seconds_per_iter"]
     assert "shown beside it, not instead" in after["time_basis"] and "shown beside it" in time_basis("NVIDIA A10")
+    # calibrate measured this host's pace: the table's time has its host's part at that pace (v4's held-out
+    # configs: nearer the measured time at their runs' paces than at the reference), and doctor says so too
+    model = timing.load_model()
+    calibration.save({**a10, "machine": {"host_op_us": 3 * model["host_pace_us"]}})
+    paced = validate_config(config, level="full", options=Options(gpu="a10")).stats
+    assert paced["seconds_per_iter"] > after["seconds_per_iter"] and paced["time_calibrated"] is False
+    assert f"{3 * model['host_pace_us']:.1f} µs an op as `xtuner-recipes calibrate` measured it" in paced["time_basis"]
+    assert "the range over the" not in paced["time_basis"]  # this host's pace is known: no range over the hosts'
+    assert f"host's part at this host's pace ({3 * model['host_pace_us']:.1f} µs" in time_basis("NVIDIA A10")
 
 
 @settings(max_examples=60, deadline=None)

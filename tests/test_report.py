@@ -155,6 +155,9 @@ def test_the_time_model_is_the_fit_of_the_committed_runs():
     """time_model.json is what benchmarks/gpu/fit_time.fit makes of the rows in benchmarks/results/ (no hand
     edits). The least squares agree to 1e-9 across LAPACK builds, every other value exactly."""
     import importlib.util
+    import statistics
+
+    import numpy as np
 
     from xtuner_recipes.validate.estimate import timing
 
@@ -162,7 +165,8 @@ def test_the_time_model_is_the_fit_of_the_committed_runs():
     fit_time = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fit_time)
     committed = timing.load_model()
-    refit = json.loads(json.dumps(fit_time.fit()))
+    # the fit at the committed reference pace and combination (fit_time.py tries the whole grid: 116 fits)
+    refit = json.loads(json.dumps(fit_time.fit(paces=[committed["host_pace_us"]], smooth=[committed["smooth"]])))
 
     def same(a, b) -> bool:
         if isinstance(a, dict):
@@ -179,25 +183,59 @@ def test_the_time_model_is_the_fit_of_the_committed_runs():
     # the fit's rows: the H200's 11, the MoE 4, the first held-out check's 8 runs (now in-sample) and the first
     # end-to-end run's iterations; the model before this one's held-out record, from the estimates committed
     # before those runs
-    assert len(committed["fitted_on"]) == 11 + 4 + 8 + 1
-    # the second held-out check's configs: none of their runs is a row, each error against the estimate committed
-    # before its runs
+    # the grid's neighbours of the committed choice fit the rows no better
+    found = fit_time.points()
+    for pace, smooth in [(committed["host_pace_us"] + step, committed["smooth"]) for step in (-0.25, 0.25)] + [
+            (committed["host_pace_us"], other) for other in fit_time.SMOOTH if other != committed["smooth"]]:
+        assert fit_time.solve(found, pace, smooth)["cost"] >= committed["fit_cost"] - 1e-12, (pace, smooth)
+    # the fit's rows: the H200's 11, the MoE 4, the first held-out check's 8 runs, the first end-to-end run's
+    # iterations and the second check's 26 runs of its first 8 configs (each with its host's pace)
+    assert len(committed["fitted_on"]) == 11 + 4 + 8 + 1 + 26
+    assert sum("host_op_us" in row for row in committed["fitted_on"]) == 26
+    # v4's held-out configs: none of their runs is a row, each error against the estimate committed before its
+    # runs, at the reference pace and at its runs' own paces
     estimated = {row["name"]: row["estimate"] for row in json.loads(
-        (ROOT / "benchmarks" / "results" / "h200-time-check3-estimate.json").read_text())}
-    assert committed["held_out"] and not {row["name"].rsplit("-", 1)[0] for row in committed["fitted_on"]} & {
-        row["name"] for row in committed["held_out"]}
+        (ROOT / "benchmarks" / "results" / "h200-time-check3-estimate-v4.json").read_text())}
+    assert {row["name"] for row in committed["held_out"]} == set(fit_time.HELD_OUT) == set(estimated)
+    assert not {row["name"].rsplit("-", 1)[0] for row in committed["fitted_on"]} & set(estimated)
+    runs = json.loads((ROOT / "benchmarks" / "results" / "h200-time-check3.json").read_text())
     for row in committed["held_out"]:
-        guess = estimated[row["name"]]["h100" if "H100" in row["card"] else "h200"]["seconds_per_iter"]
-        assert row["estimate_s"] == guess and row["error_pct"] == round(100 * (guess - row["measured_s"]) / row[
-            "measured_s"], 1)
-    errors = json.loads((ROOT / "benchmarks" / "results" / "h200-time-check2-errors.json").read_text())
+        made = estimated[row["name"]]["h100" if "H100" in row["card"] else "h200"]
+        assert row["estimate_s"] == made["seconds_per_iter"] and row["error_pct"] == round(
+            100 * (made["seconds_per_iter"] - row["measured_s"]) / row["measured_s"], 1)
+        paces = [run["host_op_us"] for run in runs if run["name"] == row["name"]]
+        at = statistics.median(float(np.interp(pace, *zip(*made["at_pace"]))) for pace in paces)
+        assert row["paced_estimate_s"] == round(at, 4) and row["host_op_us"] == [min(paces), max(paces)]
+    # the model before this one (v3): its record over the second check's 12 configs, from its committed estimates
+    errors = json.loads((ROOT / "benchmarks" / "results" / "h200-time-check3-errors.json").read_text())
     before = {row["name"]: row["estimate"] for row in json.loads(
-        (ROOT / "benchmarks" / "results" / "h200-time-check2-estimate-v2.json").read_text())}
+        (ROOT / "benchmarks" / "results" / "h200-time-check3-estimate.json").read_text())}
     kept = [row for row in errors["rows"] if "excluded" not in row]
     for row in kept:
-        assert row["estimate_v2_s"] == before[row["name"]]["h100" if "H100" in row["card"] else "h200"]["seconds_per_iter"]
-    assert committed["before"]["configs"] == len(kept) and committed["before"]["error_pct"] == [
-        min(row["error_v2_pct"] for row in kept), max(row["error_v2_pct"] for row in kept)]
+        assert row["estimate_s"] == before[row["name"]]["h100" if "H100" in row["card"] else "h200"]["seconds_per_iter"]
+    assert committed["before"]["configs"] == len(kept) == 12 and committed["before"]["error_pct"] == [
+        min(row["error_pct"] for row in kept), max(row["error_pct"] for row in kept)]
+
+
+def test_the_hosts_side_follows_the_hosts_pace_and_a_padded_batch_pays_its_mask():
+    from xtuner_recipes.validate.estimate import timing
+    from xtuner_recipes.validate.estimate.arch import Arch
+    from xtuner_recipes.validate.estimate.gpu import Run
+
+    model, run = timing.load_model(), Run(max_length=512, batch_size=4)
+    arch = Arch(hidden=4096, layers=32, heads=32, kv_heads=32, intermediate=11008, vocab=103168)
+    shape = {"sequences": 4, "length": 512}
+    padded, packed = timing.parts(model, arch, run, **shape), timing.parts(model, arch, run, **shape, causal=True)
+    assert padded["mask"] == pytest.approx(model["seconds_per_masked_layer"] * 32 * 3) and "mask" not in packed
+    slow = timing.parts(dict(model, host_op_us=2 * model["host_pace_us"]), arch, run, **shape)
+    for name in timing.HOST_PARTS:  # the host's side twice as long on a host twice as slow; the card's the same
+        assert slow.get(name, 0.0) == pytest.approx(2 * padded.get(name, 0.0))
+    for name in timing.GPU_PARTS:
+        assert slow[name] == padded[name]
+    card, host = timing.sides(padded)
+    power = model["smooth"]
+    assert timing.combine(model, padded) == pytest.approx((card ** power + host ** power) ** (1 / power))
+    assert max(card, host) < timing.combine(model, padded) < card + host
 
 
 def test_expected_iteration_time_over_random_batches():
@@ -250,13 +288,18 @@ def test_time_is_given_for_any_counted_model_and_card(tiny_model, tmp_path, cli,
     assert stats["seconds_per_iter"] == pytest.approx(expected, abs=1e-3) and stats["time_card"] == "NVIDIA H200"
     assert stats["train_hours"] == pytest.approx(expected * stats["total_iters"] / 3600, abs=0.01)
     low, high = stats["seconds_per_iter_range"]
-    assert low < stats["seconds_per_iter"] < high and "held out so far: 8 configs" in stats["time_basis"]
-    assert "the model before it missed 11 held-out configs" in stats["time_basis"]
-    assert "the host's pace, calibrate's probe, ran 5.8–12.1 µs an op" in stats["time_basis"]
-    # the range covers the held-out misses (-44.6% .. +32.5%), wider than the fit's own (-19.9% .. +15.1%)
-    missed = [row["error_pct"] for row in timing.load_model()["held_out"]]
-    assert high == pytest.approx(stats["seconds_per_iter"] / (1 + min(missed) / 100), abs=2e-3)
-    assert low == pytest.approx(stats["seconds_per_iter"] / (1 + max(missed) / 100), abs=2e-3)
+    assert low < stats["seconds_per_iter"] < high and "held out so far: 4 configs" in stats["time_basis"]
+    assert "the model before it missed 12 held-out configs" in stats["time_basis"]
+    assert "the range over the 5.8–12.1 µs the measured runs' hosts took" in stats["time_basis"]
+    # the range: the estimate at the slowest and fastest hosts' paces the runs saw, widened by what the fit
+    # missed its own dense rows and the dense held-out configs by
+    fitted = timing.load_model()
+    missed = [row["error_pct"] for row in fitted["held_out"] if row["family"] == "dense"]
+    own = fitted["residual_pct"]["dense"]
+    at = [timing.per_iteration(dict(fitted, host_op_us=pace), arch, Run(max_length=2048, zero_stage=2), sequences=1,
+                               length=2048) for pace in timing.pace_range(fitted)]
+    assert high == pytest.approx(max(expected, at[1]) / (1 + min([own[0], *missed]) / 100), abs=2e-3)
+    assert low == pytest.approx(min(expected, at[0]) / (1 + max([own[1], *missed]) / 100), abs=2e-3)
     text = cli("validate", tmp_path / "qlora.py", "--report", tmp_path / "qlora.html").stdout
     assert "time: ~" in text and "on one NVIDIA H200, range " in text
     page = (tmp_path / "qlora.html").read_text(encoding="utf-8")

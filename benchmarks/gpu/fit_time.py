@@ -234,10 +234,10 @@ def solve(found: list[dict], reference: float, smooth: int | None) -> dict:
             "predicted": combined(x), "host_bound": host > card, "reference": reference, "smooth": smooth}
 
 
-def fit() -> dict:
+def fit(paces=PACES, smooth=SMOOTH) -> dict:
+    """The constants of the best fit over the grid of reference paces and combinations (least cost)."""
     found = points()
-    best = min((solve(found, reference, smooth) for smooth in SMOOTH for reference in PACES),
-               key=lambda f: f["cost"])
+    best = min((solve(found, reference, power) for power in smooth for reference in paces), key=lambda f: f["cost"])
     value, names, lines = best["value"], best["names"], best["lines"]
     residuals = [round(100 * (f - p["seconds"]) / p["seconds"], 1) for f, p in zip(best["predicted"], found)]
     quantizations = sorted(name.split(".")[1] for name in names if name.startswith("flop."))
@@ -246,14 +246,15 @@ def fit() -> dict:
         side = ~best["host_bound"] if name.startswith(CARD_SIDE) else best["host_bound"]
         return int(sum(1 for row, line in zip(side, lines) if row and line[0].get(name)))
 
-    paces = [p["pace"] for p in found if p.get("pace")]
+    seen = [p["pace"] for p in found if p.get("pace")]
     return {
         "card": "NVIDIA H200",
         "overlap": True,
         "smooth": best["smooth"],
         "stage_per_tensor": True,
         "host_pace_us": best["reference"],
-        "host_pace_range_us": [min(paces), max(paces)],
+        "host_pace_range_us": [min(seen), max(seen)],
+        "fit_cost": best["cost"],
         "flops_per_s": {q: 1 / value[f"flop.{q}"] for q in quantizations},
         "seconds_per_call": {q: value[f"call.{q}"] for q in quantizations},
         "seconds_per_expert_call": value["expert_call"],

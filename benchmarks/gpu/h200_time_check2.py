@@ -159,6 +159,10 @@ def compare(results: Path, out: Path) -> None:
     second_path = ROOT / "benchmarks" / "results" / f"{PREFIX}-estimate-v2.json"
     second = ({row["name"]: row["estimate"] for row in json.loads(second_path.read_text())}
               if second_path.is_file() else committed)
+    # set 3: the v4 model (the host's part at the host's pace), its estimates committed before its configs' runs
+    fourth_path = ROOT / "benchmarks" / "results" / f"{PREFIX}-estimate-v4.json"
+    fourth = ({row["name"]: row["estimate"] for row in json.loads(fourth_path.read_text())}
+              if fourth_path.is_file() else {})
     calibrated_path = results / f"{PREFIX}-calibrated.json"
     calibrated = ({row["name"]: row["estimate"] for row in json.loads(calibrated_path.read_text())}
                   if calibrated_path.is_file() else {})
@@ -195,6 +199,16 @@ def compare(results: Path, out: Path) -> None:
         if steady:
             line["steady_s"] = round(statistics.median(steady), 4)
             line["steady_error_latest_pct"] = _error(line["estimate_v2_s"], line["steady_s"])
+        paces = [row["host_op_us"] for row in runs if row.get("host_op_us")]
+        if paces:
+            line["host_op_us"] = [min(paces), max(paces)]
+        if name in fourth:
+            line["estimate_v4_s"] = fourth[name][key]["seconds_per_iter"]
+            line["error_v4_pct"] = _error(line["estimate_v4_s"], measured)
+            if len(paces) == len(runs):  # v4 at each run's own host pace: the estimate once calibrate measured it
+                line["estimate_v4_paced_s"] = round(statistics.median(
+                    _paced(fourth[name][key]["at_pace"], pace) for pace in paces), 4)
+                line["error_v4_paced_pct"] = _error(line["estimate_v4_paced_s"], measured)
         guess = calibrated.get(name, {}).get(key, {})
         if guess.get("time_calibrated"):
             line["calibrated_s"] = guess["seconds_per_iter"]
@@ -209,6 +223,7 @@ def compare(results: Path, out: Path) -> None:
     report = {"date": datetime.date.today().isoformat(), "rows": found,
               "table": summary("error_pct"), "table_v2": summary("error_v2_pct"),
               "table_latest_steady": summary("steady_error_latest_pct"),
+              "table_v4": summary("error_v4_pct"), "table_v4_paced": summary("error_v4_paced_pct"),
               "calibrated": summary("calibrated_error_pct")}
     (out / f"{PREFIX}-errors.json").write_text(json.dumps(report, indent=1) + "\n")
     for line in found:
@@ -218,7 +233,12 @@ def compare(results: Path, out: Path) -> None:
         print(f"{line['name']:32} {line['runs']} runs {line['measured_s']:7.3f} s (spread {line['spread_pct']:4.1f}%)  "
               f"table {line['estimate_s']:6.3f} {line['error_pct']:+6.1f}%  v2 {line['error_v2_pct']:+6.1f}%  calibrated "
               f"{line.get('calibrated_s', '-')} {line.get('calibrated_error_pct', '')}")
-    print(json.dumps({k: report[k] for k in ("table", "table_v2", "table_latest_steady", "calibrated")}))
+    for line in found:
+        if "error_v4_pct" in line:
+            print(f"{line['name']:32} v4 {line['estimate_v4_s']:6.3f} {line['error_v4_pct']:+6.1f}%  at the runs' paces "
+                  f"{line.get('host_op_us')}: {line.get('estimate_v4_paced_s')} {line.get('error_v4_paced_pct', '')}")
+    print(json.dumps({k: report[k] for k in ("table", "table_v2", "table_latest_steady", "table_v4", "table_v4_paced",
+                                             "calibrated")}))
 
 
 def _error(estimate: float, measured: float) -> float:

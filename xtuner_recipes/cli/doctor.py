@@ -54,11 +54,15 @@ def time_basis(name: str) -> str:
         return f"{made}: validate's time on this card is the calibrated one (the card is not in the table)"
     if card is None:
         return "not in the card table: validate gives no time here until `xtuner-recipes calibrate CONFIG` runs"
-    if entry:
-        return f"the card table's; {made}, shown beside it (calibrate has not yet beaten the table on a GPU)"
     from xtuner_recipes.validate.estimate import timing
 
     model = timing.load_model()
+    if entry:
+        pace = calibration.host_pace(entry)
+        paced = (f", the host's part at this host's pace ({pace:.1f} µs an op, as calibrate measured it)"
+                 if pace and (model or {}).get("host_pace_us") else "")
+        return (f"the card table's{paced}; {made}, its own time shown beside it (calibrate has not yet beaten the "
+                "table on a GPU)")
     measured = timing.measured_cards(model) if model else []
     where = "fitted to runs on this card" if card.name in measured else timing.scaled_words(measured)
     return f"the card table's ({where}); `xtuner-recipes calibrate CONFIG` measures this card"
