@@ -3,8 +3,8 @@ the runtime package only reads what this writes (``xtuner_recipes/validate/estim
 
     python benchmarks/gpu/fit_time.py            # rewrite time_model.json from benchmarks/results/
 
-Rows (all in-sample; the second held-out check's runs, ``h200-time-check3.json``, are not rows: their errors
-against the estimates committed before them are kept as ``held_out``):
+Rows (all in-sample; the ``HELD_OUT`` configs' runs are not rows: their errors against the v4 estimates committed
+before them are kept as ``held_out``):
 
 - ``h200-time.json``: internlm-chat-7b's shape on the H200, 4-bit and 16-bit LoRA r=64, packed and unpacked,
   ZeRO-2; a ``fit`` row's point is mmengine's logged mean of iterations 4–13 (before the first optimizer step),
@@ -16,14 +16,17 @@ against the estimates committed before them are kept as ``held_out``):
   Llama-3-8B, Qwen2-7B and OLMoE shapes), each run's median iteration against its batch shapes; runs that
   logged only mmengine's windowed means, or batches not the config's, are left out;
 - ``h200-whole-run-medqa-1024-train.log.gz``: the first end-to-end run's iterations (plan's commands under
-  ZeRO-2, on an H100), their median.
+  ZeRO-2, on an H100), their median;
+- ``h200-time-check3.json``: the second held-out check's runs of its first 8 configs (v3's held-out check), each
+  run's median iteration, with the host's pace calibrate's probe read after it.
 
-The model (``timing.combine``): an iteration takes the longer of the card's work (FLOPs over a throughput a
-quantization, plus the dequantizing bytes over the bandwidth, not fitted) and the host's (a cost a linear call
-a quantization, a routed expert's call, ZeRO-2's hooks a trained tensor, a cost an iteration). Fitted by
-least squares of the relative error over that maximum (scipy), then polished exactly: each row is bound by the
-side the fit says, and each side's constants are the non-negative least squares of its own rows (``nnls``),
-repeated until no row changes side. A constant's rows are the rows on its side that use it.
+The model (``timing.combine``, v4): an iteration takes about the longer of the card's work (FLOPs over a
+throughput a quantization, plus the dequantizing bytes over the bandwidth, not fitted) and the host's (a cost a
+linear call a quantization, a routed expert's call, ZeRO-2's hooks a trained tensor, a padded batch's mask a
+layer, a cost an iteration), the host's scaled by the row's host pace over a reference pace (a row without a
+pace ran at it). Fitted by least squares of the relative error (scipy, six starts) for each reference pace of
+``PACES`` and each combination of ``SMOOTH`` (the maximum, or an n-norm of the two sides); the least cost is kept.
+A constant's rows are the rows on the binding side that use it.
 """
 
 import json
@@ -95,10 +98,6 @@ def _check2():
 def checked_rows() -> list[dict]:
     """The held-out check's runs (``h200-time-check2.json``) that logged every iteration and ran the config's
     batches: each run's median iteration against its batch shapes."""
-    import statistics
-
-    from xtuner_recipes.validate.estimate.gpu import Run
-
     check2 = _check2()
     committed = {row["name"]: row["estimate"] for row in
                  json.loads((RESULTS / "h200-time-check2-estimate.json").read_text())}
@@ -108,37 +107,35 @@ def checked_rows() -> list[dict]:
         if row.get("windowed", True) or not row.get("iterations") or check2._not_the_estimates(row, run,
                                                                                                 committed[run[0]]):
             continue
-        found.append({"name": f"{row['name']}-{row['attempt']}", "file": "h200-time-check2.json", "card": row["card"],
-                      "config": check2.SHAPES[run[1]],
-                      "run": Run(max_length=run[4], batch_size=run[6], quantization=run[5], lora_r=run[9],
-                                 zero_stage=2 if run[8] else 0),
-                      "shapes": [(i["sequences"], i["length"]) for i in row["iterations"]],
-                      "seconds": statistics.median(i["seconds"] for i in row["iterations"]),
-                      "causal": True if run[7] else None})
+        found.append(_check_row(row, run, "h200-time-check2.json"))
     return found
+
+
+def _check_row(row: dict, run: tuple, file: str) -> dict:
+    """A held-out check's run as a row: its median iteration against its batch shapes (``RUNS``' tuple ``run``)."""
+    import statistics
+
+    from xtuner_recipes.validate.estimate.gpu import Run
+
+    return {"name": f"{row['name']}-{row['attempt']}", "file": file, "card": row["card"],
+            "config": _check2().SHAPES[run[1]],
+            "run": Run(max_length=run[4], batch_size=run[6], quantization=run[5], lora_r=run[9],
+                       zero_stage=2 if run[8] else 0),
+            "shapes": [(i["sequences"], i["length"]) for i in row["iterations"]],
+            "seconds": statistics.median(i["seconds"] for i in row["iterations"]), "causal": True if run[7] else None}
 
 
 def second_check_rows() -> list[dict]:
     """The second held-out check's runs (``h200-time-check3.json``) of the configs the v3 model was checked on
     before this fit (all but ``HELD_OUT``): each run's median iteration against its batch shapes, and the host's
     pace calibrate's probe measured after it (``pace``)."""
-    import statistics
-
-    from xtuner_recipes.validate.estimate.gpu import Run
-
     check2 = _check2()
     found = []
     for row in json.loads((RESULTS / "h200-time-check3.json").read_text()):
         if row["name"] in HELD_OUT or not row.get("iterations"):
             continue
         run = next(r for r in check2.RUNS3 if r[0] == row["name"])
-        found.append({"name": f"{row['name']}-{row['attempt']}", "file": "h200-time-check3.json", "card": row["card"],
-                      "config": check2.SHAPES[run[1]],
-                      "run": Run(max_length=run[4], batch_size=run[6], quantization=run[5], lora_r=run[9],
-                                 zero_stage=2 if run[8] else 0),
-                      "shapes": [(i["sequences"], i["length"]) for i in row["iterations"]],
-                      "seconds": statistics.median(i["seconds"] for i in row["iterations"]),
-                      "causal": True if run[7] else None, "pace": row.get("host_op_us")})
+        found.append(_check_row(row, run, "h200-time-check3.json") | {"pace": row.get("host_op_us")})
     return found
 
 

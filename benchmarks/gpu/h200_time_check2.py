@@ -8,6 +8,8 @@ DeepSpeed and under ZeRO-2 (the time model has no ZeRO-3 constant: such a run wo
 
 ``--set 3``: the second held-out check (``RUNS3``, files ``h200-time-check3*``), twelve more configs for the model
 refitted on the first check's runs (the longer of the card's and the host's work), its estimates committed first.
+``H200_ESTIMATE_VERSION=-v4 … --estimate-only``: a later model's estimates (``-estimate-v4.json``), each also at
+host paces of 5–13 µs (``at_pace``), which ``--compare`` reads at the pace each run's host probe measured.
 
 The estimates are what `validate` says before the run, on the H200 and on the H100 (the device lends either).
 Each run is h200_time.py's (xtuner's own train script, 40 iterations, every iteration's time and batch shape
