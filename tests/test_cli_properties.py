@@ -43,7 +43,7 @@ ROW = st.one_of(
 DATA = st.tuples(st.lists(ROW, max_size=8), st.sampled_from(["\n", "\r\n"]), st.booleans())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def base_config(tmp_path_factory, tiny_model):
     from xtuner_recipes.cli import main
 

@@ -16,7 +16,7 @@ param_scheduler = [dict(type=LinearLR, start_factor=0.1, by_epoch=True, begin=0,
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def config(tmp_path_factory):
     from mmengine.config import Config
 

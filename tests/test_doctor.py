@@ -15,7 +15,7 @@ from xtuner_recipes.doctor.needs import needs_of_config, needs_of_source
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def probed() -> dict:
     """This machine's stack, probed once for the module (the probes import xtuner's train script: seconds)."""
     return run_probes()

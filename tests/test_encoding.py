@@ -18,19 +18,19 @@ FAMILIES = ("llama", "internlm2", "qwen")
 TEMPLATES = (None, "default", "internlm2_chat", "llama2_chat", "qwen_chat", "internlm_chat")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def folders(tokenizer_folders):
     return {name: tokenizer_folders[name] for name in FAMILIES}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded(folders):
     from transformers import AutoTokenizer
 
     return {name: AutoTokenizer.from_pretrained(str(path), trust_remote_code=True) for name, path in folders.items()}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def countings(folders):
     found = {name: tokens.counter(str(path)) for name, path in folders.items()}
     assert all(reason is None for _, reason in found.values()), found
@@ -161,13 +161,15 @@ def our_range(countings, family, rows, max_length, num_proc, shuffle, template):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_packed_samples_equal_process_hf_datasets(loaded, countings, family):
     """Unshuffled: equal for every num_proc. Shuffled: the reported range holds xtuner's count
-    over several seeds and num_proc values."""
+    over several seeds and num_proc values. Each family's tokens once; the packing's workers and shuffling, which
+    do not depend on the tokenizer, for the first family (and against xtuner's Packer: the properties below)."""
     rows = rows_of(1300, seed=len(family))  # two calls of the packer with one worker
     template = {"llama": "llama2_chat", "internlm2": "internlm2_chat", "qwen": "qwen_chat"}[family]
-    for max_length, num_proc in ((1024, 1), (700, 3)):
+    first = family == FAMILIES[0]
+    for max_length, num_proc in ((1024, 1), (700, 3))[: 2 if first else 1]:
         low, high = our_range(countings, family, rows, max_length, num_proc, False, template)
         assert low == high == xtuner_packed(loaded, family, rows, max_length, num_proc, False, 0, template)
-    for max_length, num_proc, seeds in ((1024, 1, (0,)), (800, 4, (2,))):
+    for max_length, num_proc, seeds in ((1024, 1, (0,)), (800, 4, (2,)))[: 2 if first else 0]:
         low, high = our_range(countings, family, rows, max_length, num_proc, True, template)
         counts = {xtuner_packed(loaded, family, rows, max_length, num_proc, True, seed, template) for seed in seeds}
         assert all(low <= n <= high for n in counts), (low, counts, high)

@@ -15,7 +15,7 @@ from xtuner_recipes.validate.runner import validate_config
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def full_finetune_7b(tmp_path_factory) -> Path:
     """A `gen oasst1` config made full fine-tuning (no LoRA, no 4-bit) of a model of internlm-chat-7b's shape."""
     from tiny_model import build_tiny_model

@@ -51,8 +51,9 @@ def smoke_json(cli, config, *args):
 
 
 @pytest.mark.slow
-# MedQA's config is smoked by the README's example (tests/test_readme.py) and over two nodes (tests/test_nodes.py)
-@pytest.mark.parametrize("recipe", ["oasst1", "msagent"])
+# MedQA's config is smoked by the README's example (tests/test_readme.py) and over two nodes (tests/test_nodes.py),
+# OASST1's by the tutorial's path below
+@pytest.mark.parametrize("recipe", ["msagent"])
 def test_generated_config_validates_and_survives_smoke(recipe, tmp_path, tiny_model, cli):
     # MedQA packs its 40 rows; the other fixtures are too short to pack into enough samples for a warmup.
     sets = () if recipe == "medqa" else ("pack_to_max_length=False", "warmup_ratio=0.1")
@@ -281,13 +282,17 @@ def test_chat_prompt_follows_the_template():
 
 @pytest.mark.slow
 def test_tutorial_path_with_relative_paths_and_an_0_1_x_config_survives_smoke(tmp_path, tiny_model, cli):
-    """The README's flow from one folder, relative paths as written: gen with `./medqa/train.jsonl`, then
-    the tutorial's hand edits of xtuner 0.1.x (an epoch-based loop, PagedAdamW32bit), smoke --keep ./smoke-run."""
+    """The README's flow from one folder, relative paths as written: gen OASST1 (the tutorial's first dataset) with
+    `./oasst1/train.jsonl`, validate, the tutorial's hand edits of xtuner 0.1.x (an epoch-based loop,
+    PagedAdamW32bit), then smoke --keep ./smoke-run: every stage passes, and the run says what it changed."""
     shutil.copytree(tiny_model, tmp_path / "internlm-chat-7b")
-    (tmp_path / "medqa").mkdir()
-    write_jsonl(tmp_path / "medqa" / "train.jsonl", medqa_rows(40))
-    cli("gen", "medqa", "--model", "./internlm-chat-7b", "--data", "./medqa/train.jsonl", "-o", "cfg.py",
-        "--set", "max_length=512", check_rc=0)
+    (tmp_path / "oasst1").mkdir()
+    recipe_data("oasst1", tmp_path / "oasst1").rename(tmp_path / "oasst1" / "train.jsonl")
+    # the fixture's rows are too short to pack into enough samples for a warmup: unpacked
+    cli("gen", "oasst1", "--model", "./internlm-chat-7b", "--data", "./oasst1/train.jsonl", "-o", "cfg.py",
+        *[x for s in ("max_length=512", "pack_to_max_length=False", "warmup_ratio=0.1") for x in ("--set", s)],
+        check_rc=0)
+    cli("validate", "cfg.py", check_rc=0)
     config = tmp_path / "cfg.py"
     text = config.read_text()
     for old, new in (("train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)",
@@ -300,10 +305,23 @@ def test_tutorial_path_with_relative_paths_and_an_0_1_x_config_survives_smoke(tm
         text = text.replace(old, new)
     config.write_text(text)
     rc, result = smoke_json(cli, "cfg.py", "--steps", "2", "--keep", "./smoke-run")
+    stages = {stage["name"]: stage for stage in result["stages"]}
     assert rc == 0 and result["ok"], [(s["name"], s["status"], s["detail"], s["log_tail"]) for s in result["stages"]]
-    assert result["checkpoint"].endswith("epoch_1.pth")
+    assert list(stages) == ["model", "train", "pth_to_hf", "merge", "chat"]
+    assert all(stage["status"] == "passed" for stage in stages.values())
+    assert result["losses"] and all(math.isfinite(loss) for loss in result["losses"])
+    assert result["checkpoint"].endswith("epoch_1.pth") and isinstance(result["reply"], str)
+    # a config that accumulates gradients over more iterations than ran makes one optimizer step, said so
+    accumulate = load_config(config).optim_wrapper.get("accumulative_counts", 1)
+    ran = len(result["losses"])
+    assert stages["train"]["detail"].startswith(f"{ran} iterations, loss ")
+    said = f"(1 optimizer step: accumulative_counts={accumulate} sums the gradients of {accumulate} iterations"
+    assert (said in stages["train"]["detail"]) == (accumulate > ran), (accumulate, stages["train"]["detail"])
+    # what the run changed: the epoch loop cut to one epoch, the paged optimizer, and on a CPU no 4-bit, no AMP
     assert any("max_epochs=1" in note for note in result["adaptations"])
     assert any("PagedAdamW32bit" in note for note in result["adaptations"])
+    assert any("quantization_config removed" in note for note in result["adaptations"])
+    assert any("AmpOptimWrapper → OptimWrapper" in note for note in result["adaptations"])
     assert (tmp_path / "smoke-run" / "plan.json").is_file()
 
 

@@ -38,7 +38,7 @@ def test_the_first_two_blocks_install_and_run_the_main_job_and_the_tests():
     assert "n==2" in ci and "pytest" in ci  # CI runs this second block, and refuses one without pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tutorial_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tutorial")
     build_tiny_model(folder / "internlm-chat-7b")

@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 from browser import chromium, open_page
 from conftest import FIXTURES, write_jsonl
 
-# One worker for the module: its `reports` fixture (three gen + validate --report runs) is made once.
-pytestmark = pytest.mark.xdist_group("report")
 ROOT = Path(__file__).parents[1]
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 DATA = {"oasst1": "oasst1.jsonl", "medqa": "medqa_us.jsonl", "msagent": "msagent.jsonl"}
@@ -31,24 +29,34 @@ def repeated(folder: Path, recipe: str, times: int = 60) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def reports(tiny_model, tmp_path_factory):
-    """recipe -> (config, report.html, validate's result), through the real console script."""
+@pytest.fixture(scope="session")
+def reports(tiny_model, tmp_path_factory, worker_id):
+    """recipe -> (config, report.html, validate's result), through the real console script: made once a run, by
+    the first pytest-xdist worker to ask, under a lock, in the run's folder; the other reads it (xdist's recipe for a
+    fixture made once; its `loadgroup` does not group under pytest 9, which keeps a test's id in `_id`)."""
     import subprocess
+
+    from filelock import FileLock
 
     from conftest import _cli_command
 
-    folder = tmp_path_factory.mktemp("reports")
-    made = {}
-    for recipe in DATA:
-        config, page = folder / f"{recipe}.py", folder / f"{recipe}.html"
-        gen = subprocess.run([*_cli_command(), "gen", recipe, "--model", str(tiny_model), "--data",
-                              str(repeated(folder, recipe)), "-o", str(config)], capture_output=True, text=True)
-        assert gen.returncode == 0, gen.stderr
-        result = subprocess.run([*_cli_command(), "validate", str(config), "--report", str(page)], capture_output=True,
-                                text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=300)
-        made[recipe] = (config, page, result)
-    return made
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    folder, made = shared / "reports", shared / "reports" / "made.json"
+    with FileLock(str(shared / "reports.lock")):
+        if not made.is_file():
+            folder.mkdir(exist_ok=True)
+            results = {}
+            for recipe in DATA:
+                config, page = folder / f"{recipe}.py", folder / f"{recipe}.html"
+                gen = subprocess.run([*_cli_command(), "gen", recipe, "--model", str(tiny_model), "--data",
+                                      str(repeated(folder, recipe)), "-o", str(config)], capture_output=True, text=True)
+                assert gen.returncode == 0, gen.stderr
+                result = subprocess.run([*_cli_command(), "validate", str(config), "--report", str(page)],
+                                        capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=300)
+                results[recipe] = {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
+            made.write_text(json.dumps(results), encoding="utf-8")
+    return {recipe: (folder / f"{recipe}.py", folder / f"{recipe}.html", subprocess.CompletedProcess([], **result))
+            for recipe, result in json.loads(made.read_text(encoding="utf-8")).items()}
 
 
 @needs_browser

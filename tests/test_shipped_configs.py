@@ -51,7 +51,7 @@ def rows_for(map_fn_name: str | None) -> list[dict]:
     return [universal_row(i) for i in range(300)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stand_in_model(tmp_path_factory) -> Path:
     # Positions enough for every shipped max_length; weights are never loaded by validate.
     return build_tiny_model(tmp_path_factory.mktemp("stand-in") / "stand-in-chat", max_position_embeddings=1 << 21,

@@ -21,7 +21,7 @@ def _slurm_answers() -> bool:
         ["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def slurm():
     if not _slurm_answers():
         if os.environ.get("CI"):

@@ -11,12 +11,12 @@ from xtuner_recipes.validate.tokens.child import TokenizerProcess
 TEXTS = ["", "hello world", "<|User|>:what is 2+2?<eoh>\n", "Zürich · 東京 · 🙂", "a\u0000b", "   "]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat", weights=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def child(model):
     process = TokenizerProcess(str(model))
     yield process

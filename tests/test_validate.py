@@ -523,7 +523,7 @@ def test_the_models_own_chat_template_decides_gen_and_validate(tmp_path, tiny_mo
     assert rc == 1 and m008["severity"] == "error" and "internlm2_chat" in m008["hint"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model_families(tokenizer_folders) -> dict:
     return {"llama": tokenizer_folders["llama"], "qwen2": tokenizer_folders["qwen"]}
 

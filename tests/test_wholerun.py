@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from xtuner_recipes.validate.estimate import wholerun
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hook_and_checkpoint(tiny_model):
     """xtuner's EvaluateChatHook built once (its tokenizer is the tiny model's), set up anew for each example, and
     mmengine's CheckpointHook class."""
