@@ -206,7 +206,7 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
     pace = timing.bound(model, sides)
     if "host_op_us" in model:
         basis += (f"; the host's part at this host's pace, {model['host_op_us']:.1f} µs an op as `xtuner-recipes "
-                  f"calibrate` measured it (the fit's hosts: {model['host_pace_us']:.2f})")
+                  f"calibrate` measured it (the constants hold at {model['host_pace_us']:.2f} µs)")
     elif paces:
         basis += (f"; the host's part at {model['host_pace_us']:.2f} µs an op (calibrate's probe), the range over "
                   f"the {paces[0]:.1f}–{paces[1]:.1f} µs the measured runs' hosts took: `xtuner-recipes calibrate` "

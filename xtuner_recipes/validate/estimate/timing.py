@@ -137,8 +137,9 @@ def sides(found: dict) -> tuple:
 
 
 def combine(model: dict, found: dict):
-    """An iteration's seconds from its ``parts``: the longer of the card's and the host's (they overlap), then the
-    exchange between cards; the plain sum for a model without ``overlap``."""
+    """An iteration's seconds from its ``parts``: about the longer of the card's and the host's (they overlap: the
+    maximum, or the ``smooth`` n-norm), then the exchange between cards; the plain sum for a model without
+    ``overlap``."""
     import numpy as np
 
     if not model.get("overlap"):
