@@ -97,11 +97,9 @@ def make_config(run: tuple) -> Path:
 
 
 def estimates(run: tuple, config: Path) -> dict:
-    from xtuner_recipes.validate.estimate import cards
+    from xtuner_recipes.validate.estimate import cards, timing
     from xtuner_recipes.validate.inputs import Launch, Options
     from xtuner_recipes.validate.runner import validate_config
-
-    from xtuner_recipes.validate.estimate import timing
 
     stage = Launch.from_preset(run[8] or None).stage
     found = {}

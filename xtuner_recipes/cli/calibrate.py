@@ -67,16 +67,8 @@ def compare(entry: dict, model_config: dict, run, packed: bool) -> dict | None:
     table_card = cards.find(entry["card"]["name"])
     return {"sequences": run.batch_size, "length": run.max_length, "packed": packed,
             "calibrated_s": round(timing.per_iteration(model, arch, run, **shape), 4),
-            "table_s": round(timing.per_iteration(_paced(base, entry), arch, run, **shape, card=table_card), 4)
-            if table_card else None}
-
-
-def _paced(base: dict, entry: dict) -> dict:
-    """The table's model with the host's part at the pace calibrate measured here, as validate uses it."""
-    from xtuner_recipes.validate.estimate import calibration
-
-    pace = calibration.host_pace(entry)
-    return dict(base, host_op_us=pace) if pace and base.get("host_pace_us") else base
+            "table_s": round(timing.per_iteration(calibration.paced_model(base, entry), arch, run, **shape,
+                                                  card=table_card), 4) if table_card else None}
 
 
 def render_text(entry: dict, saved: Path, compared: dict | None) -> str:

@@ -58,9 +58,9 @@ def time_basis(name: str) -> str:
 
     model = timing.load_model()
     if entry:
-        pace = calibration.host_pace(entry)
-        paced = (f", the host's part at this host's pace ({pace:.1f} µs an op, as calibrate measured it)"
-                 if pace and (model or {}).get("host_pace_us") else "")
+        paced = calibration.paced_model(model or {}, entry)
+        paced = (f", the host's part at this host's pace ({paced['host_op_us']:.1f} µs an op, as calibrate measured "
+                 "it)" if "host_op_us" in paced else "")
         return (f"the card table's{paced}; {made}, its own time shown beside it (calibrate has not yet beaten the "
                 "table on a GPU)")
     measured = timing.measured_cards(model) if model else []

@@ -92,6 +92,14 @@ def host_pace(entry: dict | None) -> float | None:
     return float(pace) if isinstance(pace, (int, float)) and pace > 0 else None
 
 
+def paced_model(base: dict, entry: dict | None) -> dict:
+    """The table's model with its host's part at the pace calibrate measured on this machine (``timing.host_pace``),
+    or ``base`` itself where no pace was measured or the model has no reference pace. ``validate``, ``doctor`` and
+    ``calibrate``'s comparison all take the table's time through here."""
+    pace = host_pace(entry)
+    return dict(base, host_op_us=pace) if pace and base.get("host_pace_us") else base
+
+
 def calibrated_model(base: dict, entry: dict, quantization: str) -> dict | None:
     """The time model with this card's measured throughput and call cost for ``quantization`` (None when that
     quantization was not calibrated): the rest (routed experts' calls, DeepSpeed's costs, the residual range)

@@ -150,10 +150,7 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
                                            f"and was not calibrated here: pass --gpu with the nearest, or run "
                                            f"`xtuner-recipes calibrate CONFIG` on it ({calibration.MEASURES})"})
     calibrated = calibration.calibrated_model(model, entry, run.quantization) if entry else None
-    here = calibration.host_pace(entry)
-    if here and model.get("host_pace_us"):  # calibrate measured this host's pace: the host's part at it
-        model = dict(model, host_op_us=here)
-    table_model = model
+    model = table_model = calibration.paced_model(model, entry)  # the host's part at this host's measured pace
     if calibrated and calibrated_verdict:
         model = calibrated
     packed = not samples.padded
