@@ -39,6 +39,7 @@ CARDS = ("NVIDIA H200", "NVIDIA H100 80GB HBM3")
 PRESET = os.environ.get("H200_PRESET", "deepspeed_zero2")
 SUFFIX = "" if PRESET == "deepspeed_zero2" else f"-{PRESET}"
 VERSION = os.environ.get("H200_ESTIMATE_VERSION", "")  # "-v2": the estimates of a later model, beside the first
+VERSIONS = ("", "-v2", "-v3", "-v4")
 STAMP = re.compile(r"^(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine - (\w+) - (.*)$")
 
 
@@ -59,14 +60,33 @@ def make_config(name: str) -> Path:
 
 
 def estimate(config: Path, card: str) -> dict:
+    """validate's whole-run answer; from v4 on (a model with a host pace) also the iterations' part at each host
+    pace of h200_time_check2.AT_PACES (``iterations_at_pace``: [pace, low, high]), which --compare reads at the
+    pace the run's host measured: the estimate once ``calibrate`` measured that pace."""
+    from h200_time_check2 import AT_PACES
+
+    from xtuner_recipes.validate.estimate import timing
     from xtuner_recipes.validate.inputs import Launch, Options
     from xtuner_recipes.validate.runner import validate_config
 
-    report = validate_config(str(config), level="full", launch=Launch.from_preset(None if PRESET == "none" else PRESET),
-                             options=Options(gpu=card))
+    def stats() -> dict:
+        return validate_config(str(config), level="full",
+                               launch=Launch.from_preset(None if PRESET == "none" else PRESET),
+                               options=Options(gpu=card)).stats
+
     keys = ("run_parts_s", "run_hours", "run_hours_range", "seconds_per_iter", "seconds_per_iter_range",
-            "total_iters", "total_iters_range", "time_card")
-    return {key: report.stats.get(key) for key in keys}
+            "total_iters", "total_iters_range", "time_card", "time_basis")
+    found = {key: value for key, value in stats().items() if key in keys}
+    base = timing.load_model()
+    if base.get("host_pace_us"):
+        original, found["iterations_at_pace"] = timing.load_model, []
+        try:
+            for pace in AT_PACES:
+                timing.load_model = lambda pace=pace: dict(base, host_op_us=pace)
+                found["iterations_at_pace"].append([pace, *stats()["run_parts_s"]["iterations"]])
+        finally:
+            timing.load_model = original
+    return found
 
 
 def estimates(out: Path) -> None:
@@ -127,7 +147,9 @@ def timed(command: list[str], log: Path, env: dict) -> tuple[int, float, float]:
     return status, start, time.time()
 
 
-def measure(name: str, out: Path) -> dict:
+def measure(name: str, out: Path, keep) -> dict:
+    """One run of plan's commands; ``keep(row)`` is called after each step, so that a call cut off at its limit
+    still returns the steps it finished. The host's pace is probed before the train process and after it."""
     config = make_config(name)
     work = mem.WORK / "runs" / f"whole-{name}"
     env = dict(os.environ, RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
@@ -141,11 +163,14 @@ def measure(name: str, out: Path) -> dict:
 
     row["card"] = torch.cuda.get_device_name(0)
     row["host_op_us"] = host_op_us("cuda")  # this host's pace issuing small ops, for comparing hosts
+    keep(row)
     deepspeed = [] if PRESET == "none" else ["--deepspeed", PRESET]
     status, start, end = timed([python, "-m", "xtuner.tools.train", str(config), *deepspeed,
                                 "--work-dir", str(work)], out / f"whole-{name}-train.log", env)
     row["train_status"] = status
     row.update(parts_of((out / f"whole-{name}-train.log").read_text(errors="replace"), start, end))
+    row["host_op_us_after"] = host_op_us("cuda")
+    keep(row)
     if status != 0:
         return row
     checkpoint = (work / "last_checkpoint").read_text().strip()
@@ -153,6 +178,7 @@ def measure(name: str, out: Path) -> dict:
     status, start, end = timed([python, "-m", "xtuner.tools.model_converters.pth_to_hf", str(config), checkpoint,
                                 str(adapter)], out / f"whole-{name}-pth_to_hf.log", env)
     row.update(pth_to_hf=round(end - start, 1), pth_to_hf_status=status)
+    keep(row)
     status, start, end = timed([python, "-m", "xtuner.tools.model_converters.merge", str(mem.MODEL), str(adapter),
                                 str(merged), "--max-shard-size", "2GB"], out / f"whole-{name}-merge.log", env)
     row.update(merge=round(end - start, 1), merge_status=status)
@@ -180,7 +206,7 @@ def compare(results: Path, out: Path) -> None:
                                  "iterations": row["iterations"], "evaluation": row["evaluation"],
                                  "checkpoints": row["checkpoints"], "pth_to_hf": row.get("pth_to_hf"),
                                  "merge": row.get("merge")}}
-            for version in ("", "-v2", "-v3"):
+            for version in VERSIONS:
                 estimate_path = ROOT / "benchmarks" / "results" / f"h200-whole-run{suffix}-estimate{version}.json"
                 if not estimate_path.is_file():
                     continue
@@ -203,17 +229,32 @@ def compare(results: Path, out: Path) -> None:
                 checked["parts"] = {name: {"estimate_s": [round(v, 1) for v in ranges[name]], "measured_s": value,
                                            "error_pct": round(100 * (sum(ranges[name]) / 2 - value) / value, 1)}
                                     for name, value in measured_parts.items() if value}
+                paces = [row[key] for key in ("host_op_us", "host_op_us_after") if row.get(key)]
+                if estimate.get("iterations_at_pace") and paces:  # v4 read at this run's host pace
+                    import numpy as np
+
+                    pace = sum(paces) / len(paces)
+                    at = estimate["iterations_at_pace"]
+                    iterations = [float(np.interp(pace, [a[0] for a in at], [a[i] for a in at])) for i in (1, 2)]
+                    low, high = (sum(parts[p][i] for p in TRAIN_PARTS if p != "iterations") + iterations[i]
+                                 for i in (0, 1))
+                    checked["paced"] = {"host_op_us": round(pace, 2), "iterations_s": [round(v, 1) for v in iterations],
+                                        "train_process_s": [round(low, 1), round(high, 1)],
+                                        "train_process_error_pct": round(100 * ((low + high) / 2 - train) / train, 1),
+                                        "train_process_inside": low <= train <= high}
                 line[f"estimate{version or '-v1'}"] = checked
             found.append(line)
     (out / "h200-whole-run-errors.json").write_text(json.dumps(found, indent=1) + "\n")
     for line in found:
-        for version in ("estimate-v1", "estimate-v2", "estimate-v3"):
+        for version in [f"estimate{v or '-v1'}" for v in VERSIONS]:
             checked = line.get(version)
             if checked:
                 print(f"{line['run']} {line['card']} {line['deepspeed']} {version}: train process "
                       f"{line['measured']['train_process']} s, estimated {checked['train_process_s']} "
                       f"({checked['train_process_error_pct']:+.1f}%); " + ", ".join(
-                          f"{name} {part['measured_s']} vs {part['estimate_s']}" for name, part in checked["parts"].items()))
+                          f"{name} {part['measured_s']} vs {part['estimate_s']}" for name, part in checked["parts"].items())
+                      + (f"; at the run's pace {checked['paced']['train_process_s']} "
+                         f"({checked['paced']['train_process_error_pct']:+.1f}%)" if "paced" in checked else ""))
 
 
 def main() -> None:
@@ -236,9 +277,12 @@ def main() -> None:
     path = args.out / f"h200-whole-run{SUFFIX}.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
     for name in args.only or RUNS:
-        row = measure(name, args.out)
+        def keep(row: dict) -> None:
+            path.write_text(json.dumps([*rows, row], indent=1) + "\n")
+
+        row = measure(name, args.out, keep)
         rows.append(row)
-        path.write_text(json.dumps(rows, indent=1) + "\n")
+        keep(row)
         print(json.dumps(row), flush=True)
 
 
