@@ -28,9 +28,35 @@ LONGEST_FIRST = ("test_training_install.py", "test_slurm.py", "test_shipped_conf
                  "test_kill.py", "test_encoding.py::test_packed")
 
 
+# Fixtures made once a run (``once_a_run``): the first test that asks for one keeps its place, the others go to the
+# end, so that one worker makes it while the other runs other tests instead of waiting on its lock.
+MADE_ONCE = ("reports", "probed")
+
+
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: next((rank for rank, name in enumerate(LONGEST_FIRST) if name in item.nodeid),
                                      len(LONGEST_FIRST)))
+    later = []
+    for name in MADE_ONCE:
+        users = [item for item in items if name in getattr(item, "fixturenames", ())]
+        later += [item for item in users[1:] if item not in later]
+    items[:] = [item for item in items if item not in later] + later
+
+
+def once_a_run(tmp_path_factory, worker_id: str, name: str, make):
+    """``make(folder)``'s JSON-able result, made once a run: by the first pytest-xdist worker to ask, under a lock,
+    in a folder of the run's shared temporary folder; the other worker reads it (xdist's recipe for a fixture made
+    once: its ``loadgroup`` does not group under pytest 9, which keeps a test's id in ``_id``)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    folder, made = shared / name, shared / name / "made.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not made.is_file():
+            folder.mkdir(exist_ok=True)
+            made.write_text(json.dumps(make(folder)), encoding="utf-8")
+    return json.loads(made.read_text(encoding="utf-8"))
 
 
 def _cli_command() -> list[str]:

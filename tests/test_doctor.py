@@ -16,9 +16,11 @@ HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="session")
-def probed() -> dict:
-    """This machine's stack, probed once for the module (the probes import xtuner's train script: seconds)."""
-    return run_probes()
+def probed(tmp_path_factory, worker_id) -> dict:
+    """This machine's stack, probed once a run (the probes import xtuner's train script: seconds)."""
+    from conftest import once_a_run
+
+    return once_a_run(tmp_path_factory, worker_id, "probed", lambda folder: run_probes())
 
 
 def _bnb_broken(probed) -> bool:

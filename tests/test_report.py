@@ -31,32 +31,28 @@ def repeated(folder: Path, recipe: str, times: int = 60) -> Path:
 
 @pytest.fixture(scope="session")
 def reports(tiny_model, tmp_path_factory, worker_id):
-    """recipe -> (config, report.html, validate's result), through the real console script: made once a run, by
-    the first pytest-xdist worker to ask, under a lock, in the run's folder; the other reads it (xdist's recipe for a
-    fixture made once; its `loadgroup` does not group under pytest 9, which keeps a test's id in `_id`)."""
+    """recipe -> (config, report.html, validate's result), through the real console script, made once a run
+    (conftest.once_a_run)."""
     import subprocess
 
-    from filelock import FileLock
+    from conftest import _cli_command, once_a_run
 
-    from conftest import _cli_command
+    def make(folder):
+        results = {}
+        for recipe in DATA:
+            config, page = folder / f"{recipe}.py", folder / f"{recipe}.html"
+            gen = subprocess.run([*_cli_command(), "gen", recipe, "--model", str(tiny_model), "--data",
+                                  str(repeated(folder, recipe)), "-o", str(config)], capture_output=True, text=True)
+            assert gen.returncode == 0, gen.stderr
+            result = subprocess.run([*_cli_command(), "validate", str(config), "--report", str(page)],
+                                    capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=300)
+            results[recipe] = {"config": str(config), "page": str(page), "returncode": result.returncode,
+                               "stdout": result.stdout, "stderr": result.stderr}
+        return results
 
-    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
-    folder, made = shared / "reports", shared / "reports" / "made.json"
-    with FileLock(str(shared / "reports.lock")):
-        if not made.is_file():
-            folder.mkdir(exist_ok=True)
-            results = {}
-            for recipe in DATA:
-                config, page = folder / f"{recipe}.py", folder / f"{recipe}.html"
-                gen = subprocess.run([*_cli_command(), "gen", recipe, "--model", str(tiny_model), "--data",
-                                      str(repeated(folder, recipe)), "-o", str(config)], capture_output=True, text=True)
-                assert gen.returncode == 0, gen.stderr
-                result = subprocess.run([*_cli_command(), "validate", str(config), "--report", str(page)],
-                                        capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=300)
-                results[recipe] = {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
-            made.write_text(json.dumps(results), encoding="utf-8")
-    return {recipe: (folder / f"{recipe}.py", folder / f"{recipe}.html", subprocess.CompletedProcess([], **result))
-            for recipe, result in json.loads(made.read_text(encoding="utf-8")).items()}
+    made = once_a_run(tmp_path_factory, worker_id, "reports", make)
+    return {recipe: (Path(result.pop("config")), Path(result.pop("page")), subprocess.CompletedProcess([], **result))
+            for recipe, result in made.items()}
 
 
 @needs_browser

@@ -18,6 +18,7 @@ round.
 
 import argparse
 import datetime
+import gzip
 import json
 import os
 import re
@@ -114,30 +115,52 @@ def _stamps(log: str) -> list[tuple[float, str]]:
 
 
 def parts_of(log: str, start: float, end: float) -> dict:
-    """The measured parts of one training process from its log."""
+    """The measured parts of one training process from its log's timestamps (whole seconds).
+
+    Each EvaluateChatHook round runs from its "in EvaluateChatHook" line to the next line that is not a sample
+    (less the one iteration that line logs, at the median iteration); each checkpoint from "Saving checkpoint" to
+    the next line; the iterations are the span from the line before the first iteration to the last iteration's
+    line, less the rounds and saves inside it. mmengine's logged ``time`` is not summed: it is a mean over a window
+    of 10 iterations, and the iteration after a round counts the round (its timer restarts before the hook runs),
+    so a sum counts each round a second time (the first end-to-end run's 362.6 s did, by 17 s)."""
+    import statistics
+
     stamps = _stamps(log)
-    evaluation, checkpoints, rounds = 0.0, 0.0, 0
-    first_round = None
+    logged = [float(value) for value in re.findall(r"Iter\(train\).*?\btime: ([\d.]+)", log)]
+    step = statistics.median(logged) if logged else 0.0
+    rounds, saves = [], []
     for index, (when, message) in enumerate(stamps):
         if message.endswith("in EvaluateChatHook."):
-            rounds += 1
-            first_round = first_round if first_round is not None else when
-            last = when
-            for later, text in stamps[index + 1:]:
-                if not text.startswith("Sample output"):
-                    break
-                last = later
-            evaluation += last - when
+            following = next(((later, text) for later, text in stamps[index + 1:]
+                              if not text.startswith("Sample output")), None)
+            finish = end if following is None else following[0] - (step if following[1].startswith("Iter(") else 0)
+            rounds.append((when, max(finish - when, 0.0)))
         elif message.startswith("Saving checkpoint"):
-            following = next((later for later, _ in stamps[index + 1:]), end)
-            checkpoints += following - when
-    iterations = sum(float(value) for value in re.findall(r"Iter\(train\).*?\btime: ([\d.]+)", log))
-    load_and_data = (first_round if first_round is not None else end) - start
+            saves.append((when, next((later for later, _ in stamps[index + 1:]), end) - when))
+    iteration_lines = [index for index, (_, message) in enumerate(stamps) if message.startswith("Iter(train)")]
+    iterations = 0.0
+    if iteration_lines:
+        first, last = stamps[max(iteration_lines[0] - 1, 0)][0], stamps[iteration_lines[-1]][0]
+        inside = sum(length for when, length in rounds + saves if first <= when < last)
+        iterations = last - first - inside
+    load_and_data = (rounds[0][0] if rounds else end) - start
+    evaluation, checkpoints = sum(length for _, length in rounds), sum(length for _, length in saves)
     total = end - start
     return {"load_and_data": round(load_and_data, 1), "iterations": round(iterations, 1),
-            "evaluation": round(evaluation, 1), "evaluation_rounds": rounds, "checkpoints": round(checkpoints, 1),
+            "iterations_logged": len(logged), "iteration_median_s": round(step, 4),
+            "evaluation": round(evaluation, 1), "evaluation_rounds": len(rounds),
+            "evaluation_rounds_s": [round(length, 1) for _, length in rounds], "checkpoints": round(checkpoints, 1),
             "other": round(total - load_and_data - iterations - evaluation - checkpoints, 1),
-            "train_process": round(total, 1)}
+            "train_process": round(total, 1), "train_start": round(start, 1), "train_end": round(end, 1)}
+
+
+def reparsed(row: dict, log: Path) -> dict:
+    """A row measured before parts_of read the timestamps (its start and end not kept): its parts again from its
+    train log, the start put where its load_and_data says the first round began and the end train_process later."""
+    text = (gzip.open(log, "rt") if log.suffix == ".gz" else open(log)).read()
+    first_round = next(when for when, message in _stamps(text) if message.endswith("in EvaluateChatHook."))
+    start = first_round - row["load_and_data"]
+    return {**row, **parts_of(text, start, start + row["train_process"]), "parts_from": "the log, again"}
 
 
 def timed(command: list[str], log: Path, env: dict) -> tuple[int, float, float]:
@@ -201,7 +224,13 @@ def compare(results: Path, out: Path) -> None:
             continue
         for row in json.loads(path.read_text()):
             suffix = "" if row["deepspeed"] == "deepspeed_zero2" else f"-{row['deepspeed']}"
+            log = results / f"h200-whole-run{suffix}-{row['run']}-train.log.gz"
+            if "train_start" not in row and log.is_file() and "train_process" in row:
+                row = reparsed(row, log)
+            if "train_process" not in row:  # cut off before the train process ended: no whole-run row
+                continue
             line = {"run": row["run"], "card": row["card"], "deepspeed": row["deepspeed"], "date": row["date"],
+                    "parts_from": row.get("parts_from", "the log at the run"),
                     "measured": {"train_process": row["train_process"], "load_and_data": row["load_and_data"],
                                  "iterations": row["iterations"], "evaluation": row["evaluation"],
                                  "checkpoints": row["checkpoints"], "pth_to_hf": row.get("pth_to_hf"),
