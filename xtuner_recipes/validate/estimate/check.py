@@ -262,8 +262,9 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
             "run_hours": round((low + high) / 2, 2), "run_hours_range": [round(low, 2), round(high, 2)],
             "run_basis": "the whole of plan's commands (xtuner train from start to exit, pth_to_hf, merge): the "
                          "iterations as above; the process starts, disk reads and writes, data build and "
-                         "EvaluateChatHook's generations modelled; one run measured end to end so far (an H100, "
-                         "BENCHMARKS.md 2026-12-07), its iterations among the rows the time model is fitted to"}
+                         "EvaluateChatHook's generations modelled; two runs measured end to end (BENCHMARKS.md "
+                         "2026-12-07: the one no fit used took 8% longer than its range's middle), and a third whose "
+                         "evaluation rounds took 2-3 times their slow end: long replies are the least certain part"}
 
 
 def _median_reply(samples) -> int | None:
