@@ -84,6 +84,11 @@ def test_validate_gives_the_whole_run_part_by_part(tmp_path, tiny_model, cli):
                                    pytest.approx(slow * high_total, abs=0.05 + 5e-4 * high_total)]
     # replies after training as long as the data's (a few tokens here) at the fast end, max_new_tokens at the slow
     assert 0 < parts["evaluation"][0] < parts["evaluation"][1] / 5
+    # the answer: each part's middle, evaluation at its fast end (a fine-tuned model's replies end like its data's)
+    at = stats["run_point_s"]
+    assert at["evaluation"] == parts["evaluation"][0]
+    assert all(at[name] == round(sum(ends) / 2, 1) for name, ends in parts.items() if name != "evaluation")
+    assert stats["run_hours"] == round(sum(at.values()) / 3600, 2) and low <= stats["run_hours"] <= high
     text = cli("validate", config).stdout
     line = next(line for line in text.splitlines() if "for the whole run on one" in line)
     for part in parts:
@@ -99,3 +104,26 @@ def test_saves_follow_mmengines_checkpoint_hook():
     assert wholerun.saves({"interval": 1}, 90, per_epoch=30, epoch_loop=True) == [30, 60, 90]
     assert wholerun.saves({"interval": 2}, 90, per_epoch=30, epoch_loop=True) == [60, 90]
     assert wholerun.saves({"interval": 500}, 90, per_epoch=30, epoch_loop=False) == []
+
+
+def test_a_generated_token_costs_the_fitted_call_at_this_hosts_pace():
+    """decode_step: the table's decode cost a linear call (fitted to the end-to-end runs' evaluation rounds) scaled
+    by the host's pace like the iterations' host side; calibrate's own, where it measured, is taken as it is."""
+    from xtuner_recipes.validate.estimate import cards, timing
+    from xtuner_recipes.validate.estimate.count import arch_of
+    from xtuner_recipes.validate.estimate.gpu import Run
+
+    arch = arch_of(dict(model_type="llama", hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
+                        num_key_value_heads=32, intermediate_size=11008, vocab_size=103168))[0]
+    run, card, model = Run(max_length=1024, quantization="nf4"), cards.find("NVIDIA H200"), timing.load_model()
+    calls = sum(group.count for group in arch.all_linears())
+    weights = arch.total_params * 0.5 / (card.bandwidth_gbs * 1e9)
+    at_reference = wholerun.decode_step(model, arch, run, card)
+    assert at_reference == pytest.approx(calls * model["decode_seconds_per_call"] + weights)
+    slower = dict(model, host_op_us=2 * model["host_pace_us"])
+    assert wholerun.decode_step(slower, arch, run, card) == pytest.approx(2 * at_reference - weights)
+    # the fit's rows: the rounds whose new tokens are known, a token taking 0.1-0.2 s on the H200 hosts measured
+    assert len(model["decode_rows"]) == model["rows_behind"]["decode_call"] == 4
+    assert all(0.09 < row["seconds_per_token"] < 0.25 for row in model["decode_rows"])
+    measured = dict(slower, seconds_per_decode_call={"nf4": 1e-4})  # calibrate's, not paced again
+    assert wholerun.decode_step(measured, arch, run, card) == pytest.approx(calls * 1e-4 + weights)

@@ -262,13 +262,63 @@ def fit(paces=PACES, smooth=SMOOTH) -> dict:
                        "bound": "host" if h else "card", "residual_pct": r}
                       | ({"host_op_us": p["pace"]} if p.get("pace") else {})
                       for p, r, h in zip(found, residuals, best["host_bound"])],
-        "rows_behind": {name: behind(name) for name in names},
+        "rows_behind": {name: behind(name) for name in names} | {"decode_call": len(DECODE_ROUNDS)},
         "residual_pct": {family: [min(r for p, r in zip(found, residuals) if _family(p) == family),
                                   max(r for p, r in zip(found, residuals) if _family(p) == family)]
                          for family in ("dense", "moe")},
         "held_out": held_out(),
         "before": previous_held_out(),
-    }
+    } | decode_fit(best["reference"])
+
+
+# EvaluateChatHook rounds of the end-to-end runs whose new tokens are known: (train log, the round's place among the
+# log's rounds, generations in it, new tokens each, the host's pace that run's probe read (before and after its
+# train process, their mean), what the count rests on). The random model's replies do not stop (its ids beyond the
+# tokenizer's vocabulary decode to nothing, no stop word comes): before training each generation makes its 50
+# tokens; after training the oasst1 run's replies (a few bytes of text) are taken at max_new_tokens, their most, so
+# these two rows are a lower bound of a token's time. The before-training rounds carry the process's first generate.
+DECODE_ROUNDS = [
+    ("h200-whole-run-oasst1-2048-eval-train-cut.log.gz", 0, 2, 50, 10.87, "before training: 50 tokens"),
+    ("h200-whole-run-oasst1-2048-eval-train-cut.log.gz", 1, 2, 600, 10.87, "after 100 iterations: at most 600"),
+    ("h200-whole-run-oasst1-2048-eval-train-cut.log.gz", 2, 2, 600, 10.87, "after 200 iterations: at most 600"),
+    ("h200-whole-run-none-medqa-1024-train.log.gz", 0, 1, 50, 10.375, "before training: 50 tokens"),
+]
+
+
+def decode_rows(reference: float) -> list[dict]:
+    """Each DECODE_ROUNDS round as a token's seconds and the cost of a linear call at the ``reference`` pace: the
+    token less the weights read at the H200's bandwidth (4-bit), over internlm-chat-7b's linear calls and the
+    host's pace over the reference (as ``wholerun.decode_step`` reads it back)."""
+    import gzip
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
+    import h200_whole_run as whole
+
+    from xtuner_recipes.validate.estimate import cards
+    from xtuner_recipes.validate.estimate.count import arch_of
+
+    arch = arch_of(SEVEN_B)[0]
+    calls = sum(group.count for group in arch.all_linears())
+    weights = arch.total_params * 0.5 / (cards.find("NVIDIA H200").bandwidth_gbs * 1e9)
+    rows = []
+    for name, index, generations, tokens, pace, what in DECODE_ROUNDS:
+        text = gzip.open(RESULTS / name, "rt").read()
+        stamps = whole._stamps(text)
+        seconds = whole.parts_of(text, stamps[0][0], stamps[-1][0])["evaluation_rounds_s"][index]
+        token = seconds / (generations * tokens)
+        rows.append({"file": name, "round": index, "what": what, "seconds": seconds, "new_tokens": generations * tokens,
+                     "host_op_us": pace, "seconds_per_token": round(token, 4),
+                     "seconds_per_call": (token - weights) / calls / (pace / reference)})
+    return rows
+
+
+def decode_fit(reference: float) -> dict:
+    """The table's decode cost a linear call at the reference pace: the median of the DECODE_ROUNDS rows."""
+    import statistics
+
+    rows = decode_rows(reference)
+    return {"decode_seconds_per_call": statistics.median(row["seconds_per_call"] for row in rows),
+            "decode_rows": [{**row, "seconds_per_call": round(row["seconds_per_call"], 7)} for row in rows]}
 
 
 def held_out() -> list[dict]:

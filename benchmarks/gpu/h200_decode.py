@@ -2,6 +2,7 @@
 (``wholerun.decode_step``) committed before the run.
 
     python benchmarks/gpu/h200_decode.py --estimate-only --out benchmarks/results   # here, first: commit it
+    H200_ESTIMATE_VERSION=-v5 python benchmarks/gpu/h200_decode.py --estimate-only --out benchmarks/results
     python benchmarks/gpu/h200_decode.py --out $OUT                                 # on the GPU
 
 The session-17 end-to-end run of ``oasst1-2048-eval`` (h200_whole_run.py) spent 100-170 s an evaluation round where
@@ -16,6 +17,7 @@ tokens between them (the prompt's forward cancels out). The host's pace (calibra
 import argparse
 import datetime
 import json
+import os
 import statistics
 import sys
 import time
@@ -58,7 +60,8 @@ def estimates(out: Path) -> None:
                          "seconds_per_token": round(seen[-1], 5), "seconds_per_token_at_pace": at_pace})
     finally:
         wholerun.decode_step, timing.load_model = original_step, original_model
-    (out / "h200-decode-estimate.json").write_text(json.dumps(rows, indent=1) + "\n")
+    version = os.environ.get("H200_ESTIMATE_VERSION", "")  # "-v5": a later model's, beside the first
+    (out / f"h200-decode-estimate{version}.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(json.dumps(rows, indent=1))
 
 

@@ -34,16 +34,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # name: (recipe, max_length, extra --set overrides). One epoch each, so that a run fits a 10-minute device call.
 RUNS = {"medqa-1024": ("medqa", 1024, ["max_epochs=1"]),
-        "oasst1-2048-eval": ("oasst1", 2048, ["max_epochs=1", "evaluation_freq=100"])}
+        "oasst1-2048-eval": ("oasst1", 2048, ["max_epochs=1", "evaluation_freq=100"]),
+        # added with v5 (session 17): a run whose evaluation rounds no fit has used
+        "msagent-1024": ("msagent", 1024, ["max_epochs=1"])}
 CARDS = ("NVIDIA H200", "NVIDIA H100 80GB HBM3")
 # plan's launch for one GPU; H200_PRESET=none: without DeepSpeed (the device's packages may lack it)
 PRESET = os.environ.get("H200_PRESET", "deepspeed_zero2")
 SUFFIX = "" if PRESET == "deepspeed_zero2" else f"-{PRESET}"
 VERSION = os.environ.get("H200_ESTIMATE_VERSION", "")  # "-v2": the estimates of a later model, beside the first
-VERSIONS = ("", "-v2", "-v3", "-v4")
+VERSIONS = ("", "-v2", "-v3", "-v4", "-v5")
 # (run, preset, card) -> the model versions whose fit used that run's median iteration (its estimates were made
 # after it): their errors there are in-sample
-IN_SAMPLE = {("medqa-1024", "deepspeed_zero2", "NVIDIA H100 80GB HBM3"): ("-v3", "-v4")}
+IN_SAMPLE = {("medqa-1024", "deepspeed_zero2", "NVIDIA H100 80GB HBM3"): ("-v3", "-v4", "-v5"),
+             # v5's decode step is fitted to evaluation rounds of these two (fit_time.DECODE_ROUNDS)
+             ("medqa-1024", "none", "NVIDIA H200"): ("-v5",), ("oasst1-2048-eval", "deepspeed_zero2", "NVIDIA H200"): ("-v5",)}
 STAMP = re.compile(r"^(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine - (\w+) - (.*)$")
 
 
@@ -78,16 +82,22 @@ def estimate(config: Path, card: str) -> dict:
                                launch=Launch.from_preset(None if PRESET == "none" else PRESET),
                                options=Options(gpu=card)).stats
 
-    keys = ("run_parts_s", "run_hours", "run_hours_range", "seconds_per_iter", "seconds_per_iter_range",
+    keys = ("run_parts_s", "run_point_s", "run_hours", "run_hours_range", "seconds_per_iter", "seconds_per_iter_range",
             "total_iters", "total_iters_range", "time_card", "time_basis")
     found = {key: value for key, value in stats().items() if key in keys}
     base = timing.load_model()
     if base.get("host_pace_us"):
         original, found["iterations_at_pace"] = timing.load_model, []
         try:
+            found["train_at_pace"] = []
             for pace in AT_PACES:
                 timing.load_model = lambda pace=pace: dict(base, host_op_us=pace)
-                found["iterations_at_pace"].append([pace, *stats()["run_parts_s"]["iterations"]])
+                paced = stats()
+                found["iterations_at_pace"].append([pace, *paced["run_parts_s"]["iterations"]])
+                if paced.get("run_point_s"):  # v5: every part at that pace (evaluation's decoding follows it too)
+                    found["train_at_pace"].append([pace, sum(paced["run_point_s"][p] for p in TRAIN_PARTS),
+                                                   *(sum(paced["run_parts_s"][p][i] for p in TRAIN_PARTS)
+                                                     for i in (0, 1))])
         finally:
             timing.load_model = original
     return found
@@ -248,10 +258,14 @@ def compare(results: Path, out: Path) -> None:
                     continue
                 parts = estimate["run_parts_s"]
                 low, high = (sum(parts[p][i] for p in TRAIN_PARTS) for i in (0, 1))
-                middle = (low + high) / 2
+                # from v5 on the answer is the point (each part's middle, evaluation at its fast end), before it the
+                # range's middle
+                point = estimate.get("run_point_s")
+                middle = sum(point[p] for p in TRAIN_PARTS) if point else (low + high) / 2
                 train = row["train_process"]
                 checked = {"in_sample": version in IN_SAMPLE.get((row["run"], row["deepspeed"], row["card"]), ()),
                            "train_process_s": [round(low, 1), round(high, 1)],
+                           "train_process_point_s": round(middle, 1),
                            "train_process_error_pct": round(100 * (middle - train) / train, 1),
                            "train_process_inside": low <= train <= high}
                 measured_parts = {"load_and_data": row["load_and_data"], "iterations": row["iterations"],
@@ -263,7 +277,18 @@ def compare(results: Path, out: Path) -> None:
                                            "error_pct": round(100 * (sum(ranges[name]) / 2 - value) / value, 1)}
                                     for name, value in measured_parts.items() if value}
                 paces = [row[key] for key in ("host_op_us", "host_op_us_after") if row.get(key)]
-                if estimate.get("iterations_at_pace") and paces:  # v4 read at this run's host pace
+                if estimate.get("train_at_pace") and paces:  # v5 read at this run's host pace, every part
+                    import numpy as np
+
+                    pace = sum(paces) / len(paces)
+                    at = estimate["train_at_pace"]
+                    middle_at, low, high = (float(np.interp(pace, [a[0] for a in at], [a[i] for a in at]))
+                                            for i in (1, 2, 3))
+                    checked["paced"] = {"host_op_us": round(pace, 2), "train_process_point_s": round(middle_at, 1),
+                                        "train_process_s": [round(low, 1), round(high, 1)],
+                                        "train_process_error_pct": round(100 * (middle_at - train) / train, 1),
+                                        "train_process_inside": low <= train <= high}
+                elif estimate.get("iterations_at_pace") and paces:  # v4 read at this run's host pace
                     import numpy as np
 
                     pace = sum(paces) / len(paces)

@@ -68,7 +68,7 @@ def _time(stats: dict) -> dict:
         found["run_words"] = duration(stats["run_hours"])
         found["run_range_words"] = "–".join(map(duration, stats["run_hours_range"]))
         found["run_parts_words"] = run_parts(stats)
-        found["run_svg"] = run_svg(stats["run_parts_s"])
+        found["run_svg"] = run_svg(stats["run_parts_s"], stats.get("run_point_s"))
     if stats.get("time_scaled"):
         from xtuner_recipes.validate.reporters import scaled_words
 

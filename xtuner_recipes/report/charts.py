@@ -58,14 +58,14 @@ def memory_svg(parts: dict, peak: float, *, cards: tuple) -> str:
     return _svg(figure)
 
 
-def run_svg(parts: dict) -> str:
-    """The whole run's parts as one stacked bar of minutes (the middle of each part's range), the range's ends
-    marked."""
+def run_svg(parts: dict, at: dict | None = None) -> str:
+    """The whole run's parts as one stacked bar of minutes (each part at ``at``, the answer inside its range; the
+    middle without it), the range's ends marked."""
     figure = _figure(8.5, 1.9, bottom=0.45, left=0.02)
     axes = figure.subplots()
     left = 0.0
     for index, (name, (low, high)) in enumerate(parts.items()):
-        minutes = (low + high) / 2 / 60
+        minutes = ((at or {}).get(name, (low + high) / 2)) / 60
         axes.barh(0, minutes, left=left, color=PALETTE[index % len(PALETTE)], label=f"{name} {minutes:.1f}")
         left += minutes
     low, high = (sum(ends[i] for ends in parts.values()) / 60 for i in (0, 1))

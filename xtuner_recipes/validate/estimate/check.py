@@ -258,13 +258,16 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
                            rows=rows, map_num_proc=procs if isinstance(procs, int) and procs > 0 else 1,
                            saved_bytes=wholerun.checkpoint_bytes(arch, run), answer=_median_reply(samples))
     low, high = (sum(ends[i] for ends in found.values()) / 3600 for i in (0, 1))
-    return {"run_parts_s": {name: list(ends) for name, ends in found.items()},
-            "run_hours": round((low + high) / 2, 2), "run_hours_range": [round(low, 2), round(high, 2)],
+    at = wholerun.point(found)
+    return {"run_parts_s": {name: list(ends) for name, ends in found.items()}, "run_point_s": at,
+            "run_hours": round(sum(at.values()) / 3600, 2), "run_hours_range": [round(low, 2), round(high, 2)],
             "run_basis": "the whole of plan's commands (xtuner train from start to exit, pth_to_hf, merge): the "
                          "iterations as above; the process starts, disk reads and writes, data build and "
                          "EvaluateChatHook's generations modelled; two runs measured end to end (BENCHMARKS.md "
                          "2026-12-07: the one no fit used took 8% longer than its range's middle), and a third whose "
-                         "evaluation rounds took 2-3 times their slow end: long replies are the least certain part"}
+                         "evaluation rounds took 2-3 times what was said, to which a generated token's cost is now "
+                         "fitted; the answer takes replies as long as the data's, the range's top every reply at "
+                         "max_new_tokens"}
 
 
 def _median_reply(samples) -> int | None:

@@ -9,7 +9,8 @@
   every ``evaluation_freq`` iterations and at every checkpoint save; after training: ``max_new_tokens``) for each
   evaluation input, a decoded token costing one forward of one token (``decode_step``): at the fast end a reply
   after training ends where the data's replies do (the median of their labelled tokens: a fine-tuned model answers
-  like its data, as the first end-to-end run's did), at the slow end it runs to ``max_new_tokens``;
+  like its data, as the end-to-end runs' did), and that is the answer (``point``); at the slow end it runs to
+  ``max_new_tokens``;
 - ``checkpoints``: each save's LoRA weights and optimizer states written (``WRITE_GBS``);
 - ``pth_to_hf``: a process start and the model built again (as training builds it), the adapter written;
 - ``merge``: a process start, the 16-bit weights read, merged and written again.
@@ -88,13 +89,32 @@ def generations(chat: Chat, *, total: int, saves: list[int], answer: int | None 
 
 def decode_step(model: dict, arch, run, card) -> float:
     """Seconds a generated token: one forward of one token through every linear layer (transformers' expert loops
-    call every expert), each call's fixed cost (``seconds_per_call``) and the weights read at the card's bandwidth."""
+    call every expert), each call's fixed cost and the weights read at the card's bandwidth. The call's cost is
+    calibrate's where it measured this machine; else the table's, ``decode_seconds_per_call``, fitted to the
+    EvaluateChatHook rounds of the end-to-end runs whose new tokens are known (4-bit rows; 16-bit decoding is
+    taken to cost the host the same a call) at the reference pace, and scaled by this host's pace like the
+    iterations' host side."""
+    from xtuner_recipes.validate.estimate.timing import host_pace
+
     calls = sum(group.count for group in arch.all_linears())
     per_param = 0.5 if run.quantization == "nf4" else 1.0 if run.quantization == "int8" else 2.0
     per_call = (model.get("seconds_per_decode_call") or {}).get(run.quantization)  # calibrate's, when measured
+    if per_call is None:
+        table = model.get("decode_seconds_per_call")
+        per_call = table * host_pace(model) if table is not None else model["seconds_per_call"][run.quantization]
     per_token = (model.get("seconds_per_decode_token") or {}).get(run.quantization, 0.0)
-    return (per_token + calls * (model["seconds_per_call"][run.quantization] if per_call is None else per_call)
-            + arch.total_params * per_param / (card.bandwidth_gbs * 1e9))
+    return per_token + calls * per_call + arch.total_params * per_param / (card.bandwidth_gbs * 1e9)
+
+
+def point(found: dict) -> dict[str, float]:
+    """The answer inside each part's range: the middle, but evaluation at its fast end, replies as long as the
+    data's (a fine-tuned model answers like its data, as the end-to-end runs' did); its slow end, every reply run to
+    ``max_new_tokens``, is what a model that never stops costs.
+
+        >>> point({"load": (10.0, 30.0), "evaluation": (5.0, 100.0)})
+        {'load': 20.0, 'evaluation': 5.0}
+    """
+    return {name: round(low if name == "evaluation" else (low + high) / 2, 1) for name, (low, high) in found.items()}
 
 
 def checkpoint_bytes(arch, run) -> float:
