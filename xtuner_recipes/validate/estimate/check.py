@@ -263,10 +263,10 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
             "run_hours": round(sum(at.values()) / 3600, 2), "run_hours_range": [round(low, 2), round(high, 2)],
             "run_basis": "the whole of plan's commands (xtuner train from start to exit, pth_to_hf, merge): the "
                          "iterations as above; the process starts, disk reads and writes, data build and "
-                         "EvaluateChatHook's generations modelled; two runs measured end to end (BENCHMARKS.md "
-                         "2026-12-07: the one no fit used took 8% longer than its range's middle), and a third whose "
-                         "evaluation rounds took 2-3 times what was said, to which a generated token's cost is now "
-                         "fitted; the answer takes replies as long as the data's, the range's top every reply at "
+                         "EvaluateChatHook's generations modelled, a generated token's cost fitted to the evaluation "
+                         "rounds of three runs measured end to end (BENCHMARKS.md 2026-12-07): the answer 1% and 16% "
+                         "under two of them (11% at that host's measured pace), the third's random-weight replies never "
+                         "stopping: the answer takes replies as long as the data's, the range's top each at "
                          "max_new_tokens"}
 
 
