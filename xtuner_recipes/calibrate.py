@@ -14,7 +14,8 @@ minute, and keep it (``validate.estimate.calibration``).
    from each copy as the estimate counts them).
 3. A decode step of each copy (one token, cache on): a call's cost and a token's, as EvaluateChatHook's
    generations pay them; the card's memory bandwidth (a copy on the device); the scratch disk's write speed (a
-   file written and synced); the host's pace issuing small ops (``machine.host_op_us``, kept for comparing hosts).
+   file written and synced); the host's pace issuing small ops (``machine.host_op_us``) and its round trip to the
+   device (``machine.host_sync_us``), kept for comparing hosts.
 
 On a machine without a GPU only a 16-bit config can be measured (bitsandbytes' 4-bit needs CUDA); the "card" is
 then this machine's CPU, which ``validate --gpu cpu`` names.
@@ -168,6 +169,7 @@ def measure(config: Path, *, scratch: Path, progress=None, loaded=None, layers: 
     spec = _card_spec(device)
     spec["bandwidth_gbs"] = probes.bandwidth_gbs(device)
     spec["host_op_us"] = probes.host_op_us(device)
+    spec["host_sync_us"] = probes.host_sync_us(device)
     base = timing.load_model() or {}
     passes = 3 if run.activation_checkpointing else 2
     quantized = run.quantization in ("nf4", "int8")
@@ -194,7 +196,7 @@ def measure(config: Path, *, scratch: Path, progress=None, loaded=None, layers: 
         spec["tflops"] = float(f"{throughput / 1e12:.4g}")
     versions = {name: probes.version(name) for name in ("torch", "transformers", "peft", "bitsandbytes", "xtuner")}
     return {"card": {k: spec[k] for k in ("name", "tflops", "bandwidth_gbs", "memory_gb", "bf16")},
-            "machine": {k: v for k, v in spec.items() if k in ("processor", "threads", "host_op_us")},
+            "machine": {k: v for k, v in spec.items() if k in ("processor", "threads", "host_op_us", "host_sync_us")},
             "write_gbs": disk, "date": datetime.date.today().isoformat(), "versions": versions, "adaptations": notes,
             "quantization": {run.quantization: {
                 "flops_per_s": throughput, "seconds_per_call": fitted["calls"],

@@ -1,5 +1,6 @@
 """What ``calibrate`` times besides training steps, and how it times: the median of repeated steps after a warm-up,
-the device's memory bandwidth, the scratch disk's write speed, the host's pace issuing small ops; and the undoing
+the device's memory bandwidth, the scratch disk's write speed, the host's pace issuing small ops and its round trip
+to the device; and the undoing
 of the CPU stand-ins it uses."""
 
 import contextlib
@@ -61,6 +62,26 @@ def host_op_us(device: str) -> float:
 
     times = median_seconds(burst, REPEATS[device], device)
     return round(statistics.median(times) / HOST_OPS * 1e6, 2)
+
+
+SYNC_TRIPS = 200  # round trips a burst of the sync probe
+
+
+def host_sync_us(device: str) -> float:
+    """Microseconds of one round trip between the host and the device: a small op, then ``nonzero``, whose result's
+    size the host must wait for (as transformers' expert loops do once an expert). Kept beside ``host_op_us``: a
+    routed expert's cost follows the round trip, which the launch rate alone does not time (#25: OLMoE ran 1.5x
+    slower on a host the launch probe put at 1.2-1.4x)."""
+    import torch
+
+    value = torch.zeros(8, device=device)
+
+    def burst():
+        for _ in range(SYNC_TRIPS):
+            value.add_(1.0).nonzero()
+
+    times = median_seconds(burst, REPEATS[device], device)
+    return round(statistics.median(times) / SYNC_TRIPS * 1e6, 2)
 
 
 def write_gbs(folder: Path, device: str) -> float:

@@ -72,13 +72,13 @@ def measure(out: Path) -> dict:
     from xtuner.registry import BUILDER
     from xtuner.utils import StopWordStoppingCriteria
 
-    from xtuner_recipes.calibrate_probes import host_op_us
+    from xtuner_recipes.calibrate_probes import host_op_us, host_sync_us
 
     mem.make_model()
     config = whole.make_config(RUN)
     cfg = Config.fromfile(str(config))
     row = {"run": RUN, "date": datetime.date.today().isoformat(), "card": torch.cuda.get_device_name(0),
-           "host_op_us": host_op_us("cuda")}
+           "host_op_us": host_op_us("cuda"), "host_sync_us": host_sync_us("cuda")}
     start = time.time()
     model = BUILDER.build(cfg.model).cuda()
     row["build_s"] = round(time.time() - start, 1)
@@ -115,7 +115,7 @@ def measure(out: Path) -> dict:
                new_tokens={str(c): v for c, v in made.items()},
                seconds_per_token=[round(t, 5) for t in per_token],
                seconds_per_token_median=round(statistics.median(per_token), 5),
-               host_op_us_after=host_op_us("cuda"))
+               host_op_us_after=host_op_us("cuda"), host_sync_us_after=host_sync_us("cuda"))
     return row
 
 

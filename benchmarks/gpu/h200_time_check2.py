@@ -312,7 +312,7 @@ def main() -> None:
         return
     import torch
 
-    from xtuner_recipes.calibrate_probes import host_op_us
+    from xtuner_recipes.calibrate_probes import host_op_us, host_sync_us
 
     card = torch.cuda.get_device_name(0)
     path = args.out / f"{PREFIX}.json"
@@ -343,12 +343,14 @@ def main() -> None:
             if not fits(run):
                 break
             start = time.time()
+            before = host_op_us("cuda"), host_sync_us("cuda")  # the host's pace before the run, and after it below
             attempt = sum(row["name"] == run[0] for row in rows)  # runs of earlier calls count: names stay unique
             row = h200_time.measure_config(f"{run[0]}-{attempt + 1}", config, run[8], args.out, check=True,
                                           steps=args.steps)
             took[run[1]] = time.time() - start
             row.update(name=run[0], shape=run[1], lora_r=run[9], attempt=attempt + 1, steps=args.steps, card=card,
                        windowed=False, host_op_us=host_op_us("cuda"),  # this host's pace, for comparing hosts
+                       host_op_us_before=before[0], host_sync_us_before=before[1], host_sync_us=host_sync_us("cuda"),
                        max_length=run[4],
                        quantization=run[5], batch_size=run[6], pack=run[7])
             rows.append(row)

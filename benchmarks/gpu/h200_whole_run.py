@@ -195,17 +195,18 @@ def measure(name: str, out: Path, keep) -> dict:
            "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF")}
     import torch
 
-    from xtuner_recipes.calibrate_probes import host_op_us
+    from xtuner_recipes.calibrate_probes import host_op_us, host_sync_us
 
     row["card"] = torch.cuda.get_device_name(0)
     row["host_op_us"] = host_op_us("cuda")  # this host's pace issuing small ops, for comparing hosts
+    row["host_sync_us"] = host_sync_us("cuda")  # and its round trip to the card
     keep(row)
     deepspeed = [] if PRESET == "none" else ["--deepspeed", PRESET]
     status, start, end = timed([python, "-m", "xtuner.tools.train", str(config), *deepspeed,
                                 "--work-dir", str(work)], out / f"whole-{name}-train.log", env)
     row["train_status"] = status
     row.update(parts_of((out / f"whole-{name}-train.log").read_text(errors="replace"), start, end))
-    row["host_op_us_after"] = host_op_us("cuda")
+    row["host_op_us_after"], row["host_sync_us_after"] = host_op_us("cuda"), host_sync_us("cuda")
     keep(row)
     if status != 0:
         return row
