@@ -3,6 +3,7 @@ same rounds; every part is in validate's stats, text and JSON."""
 
 import json
 import types
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -127,3 +128,38 @@ def test_a_generated_token_costs_the_fitted_call_at_this_hosts_pace():
     assert all(0.09 < row["seconds_per_token"] < 0.25 for row in model["decode_rows"])
     measured = dict(slower, seconds_per_decode_call={"nf4": 1e-4})  # calibrate's, not paced again
     assert wholerun.decode_step(measured, arch, run, card) == pytest.approx(calls * 1e-4 + weights)
+
+
+def test_the_end_to_end_harness_reads_each_part_from_the_logs_timestamps():
+    """benchmarks/gpu/h200_whole_run.parts_of, which the decode fit's rows and the whole-run check read: a round
+    runs to the next line that is not a sample, less the iteration that line logs; the iterations are their lines'
+    span less the rounds and saves inside it (mmengine's logged times are 10-iteration means, and the iteration
+    after a round counts the round: summing them counted each round twice)."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "gpu" / "h200_whole_run.py"
+    spec = importlib.util.spec_from_file_location("h200_whole_run", path)
+    whole = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(whole)
+
+    def line(second, text):
+        return f"12/07 10:{second // 60:02d}:{second % 60:02d} - mmengine - INFO - {text}"
+
+    log = "\n".join([
+        line(0, "Config: ..."),
+        line(30, "before_train in EvaluateChatHook."), line(36, "Sample output:"), "<s> a reply", "",
+        line(40, "Checkpoints will be saved to /w."),
+        *(line(40 + 2 * i, f"Iter(train) [{i}/20]  lr: 1e-4  time: 2.0000  data_time: 0.01") for i in range(1, 11)),
+        line(60, "after_train_iter in EvaluateChatHook."), line(100, "Sample output:"), "<s> a long reply", "",
+        # the iteration after the round: its logged (windowed) time carries the round; its stamp is 2 s later
+        line(102, "Iter(train) [11/20]  lr: 1e-4  time: 6.2000  data_time: 4.2"),
+        *(line(100 + 2 * i, f"Iter(train) [{10 + i}/20]  lr: 1e-4  time: 2.0000  data_time: 0.01") for i in range(2, 11)),
+        line(121, "Saving checkpoint at 20 iterations"), line(125, "after_train in EvaluateChatHook."),
+        line(133, "Sample output:"), "<s> a reply", ""])
+    start = whole._stamps(log)[0][0] - 10  # the process started 10 s before its first line
+    parts = whole.parts_of(log, start, start + 145)
+    assert parts["evaluation_rounds_s"] == [10.0, 40.0, 10.0]  # the last round runs to the process's end
+    assert parts["evaluation"] == 60.0 and parts["checkpoints"] == 4.0
+    assert parts["iterations"] == 40.0  # 40 -> 120 s less the 40 s round; not the logged times' 44.2 s
+    assert parts["iteration_median_s"] == 2.0 and parts["iterations_logged"] == 20
+    assert parts["load_and_data"] == 40.0 and parts["train_process"] == 145.0 and parts["other"] == 1.0
