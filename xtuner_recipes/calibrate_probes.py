@@ -1,7 +1,6 @@
 """What ``calibrate`` times besides training steps, and how it times: the median of repeated steps after a warm-up,
 the device's memory bandwidth, the scratch disk's write speed, the host's pace issuing small ops and its round trip
-to the device; and the undoing
-of the CPU stand-ins it uses."""
+to the device; and the undoing of the CPU stand-ins it uses."""
 
 import contextlib
 import os
