@@ -294,12 +294,15 @@ def decode_rows(reference: float) -> list[dict]:
     sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
     import h200_whole_run as whole
 
-    from xtuner_recipes.validate.estimate import cards
+    from xtuner_recipes.validate.estimate import cards, wholerun
     from xtuner_recipes.validate.estimate.count import arch_of
+    from xtuner_recipes.validate.estimate.gpu import Run
 
     arch = arch_of(SEVEN_B)[0]
     calls = sum(group.count for group in arch.all_linears())
-    weights = arch.total_params * 0.5 / (cards.find("NVIDIA H200").bandwidth_gbs * 1e9)
+    # the weights read alone: decode_step with no cost a call
+    weights = wholerun.decode_step({"decode_seconds_per_call": 0.0}, arch, Run(max_length=2048, quantization="nf4"),
+                                   cards.find("NVIDIA H200"))
     rows = []
     for name, index, generations, tokens, pace, what in DECODE_ROUNDS:
         text = gzip.open(RESULTS / name, "rt").read()

@@ -227,6 +227,20 @@ def measure(name: str, out: Path, keep) -> dict:
 TRAIN_PARTS = ("load", "data", "iterations", "evaluation", "checkpoints")
 
 
+def _at_pace(rows: list, pace: float, column: int) -> float:
+    """A committed estimate's ``column`` at a host pace: linear between the committed paces (each row's first)."""
+    import numpy as np
+
+    return float(np.interp(pace, [row[0] for row in rows], [row[column] for row in rows]))
+
+
+def _against(answer: float, low: float, high: float, train: float) -> dict:
+    """An estimate of the train process (its answer and range) against the measured ``train`` seconds."""
+    return {"train_process_s": [round(low, 1), round(high, 1)], "train_process_point_s": round(answer, 1),
+            "train_process_error_pct": round(100 * (answer - train) / train, 1),
+            "train_process_inside": low <= train <= high}
+
+
 def compare(results: Path, out: Path) -> None:
     """Each measured run (RESULTS/h200-whole-run*.json) against every estimate committed for its run, card and
     preset (v1, and -v2 for the refitted model): the train process's wall clock against the sum of its parts'
@@ -265,10 +279,7 @@ def compare(results: Path, out: Path) -> None:
                 middle = sum(point[p] for p in TRAIN_PARTS) if point else (low + high) / 2
                 train = row["train_process"]
                 checked = {"in_sample": version in IN_SAMPLE.get((row["run"], row["deepspeed"], row["card"]), ()),
-                           "train_process_s": [round(low, 1), round(high, 1)],
-                           "train_process_point_s": round(middle, 1),
-                           "train_process_error_pct": round(100 * (middle - train) / train, 1),
-                           "train_process_inside": low <= train <= high}
+                           **_against(middle, low, high, train)}
                 measured_parts = {"load_and_data": row["load_and_data"], "iterations": row["iterations"],
                                   "evaluation": row["evaluation"], "checkpoints": row["checkpoints"],
                                   "pth_to_hf": row.get("pth_to_hf"), "merge": row.get("merge")}
@@ -278,29 +289,17 @@ def compare(results: Path, out: Path) -> None:
                                            "error_pct": round(100 * (sum(ranges[name]) / 2 - value) / value, 1)}
                                     for name, value in measured_parts.items() if value}
                 paces = [row[key] for key in ("host_op_us", "host_op_us_after") if row.get(key)]
-                if estimate.get("train_at_pace") and paces:  # v5 read at this run's host pace, every part
-                    import numpy as np
-
-                    pace = sum(paces) / len(paces)
+                pace = sum(paces) / len(paces) if paces else None
+                if estimate.get("train_at_pace") and pace:  # v5 read at this run's host pace, every part
                     at = estimate["train_at_pace"]
-                    middle_at, low, high = (float(np.interp(pace, [a[0] for a in at], [a[i] for a in at]))
-                                            for i in (1, 2, 3))
-                    checked["paced"] = {"host_op_us": round(pace, 2), "train_process_point_s": round(middle_at, 1),
-                                        "train_process_s": [round(low, 1), round(high, 1)],
-                                        "train_process_error_pct": round(100 * (middle_at - train) / train, 1),
-                                        "train_process_inside": low <= train <= high}
-                elif estimate.get("iterations_at_pace") and paces:  # v4 read at this run's host pace
-                    import numpy as np
-
-                    pace = sum(paces) / len(paces)
-                    at = estimate["iterations_at_pace"]
-                    iterations = [float(np.interp(pace, [a[0] for a in at], [a[i] for a in at])) for i in (1, 2)]
+                    checked["paced"] = {"host_op_us": round(pace, 2),
+                                        **_against(*(_at_pace(at, pace, i) for i in (1, 2, 3)), train)}
+                elif estimate.get("iterations_at_pace") and pace:  # v4: its iterations read at this run's host pace
+                    iterations = [_at_pace(estimate["iterations_at_pace"], pace, i) for i in (1, 2)]
                     low, high = (sum(parts[p][i] for p in TRAIN_PARTS if p != "iterations") + iterations[i]
                                  for i in (0, 1))
                     checked["paced"] = {"host_op_us": round(pace, 2), "iterations_s": [round(v, 1) for v in iterations],
-                                        "train_process_s": [round(low, 1), round(high, 1)],
-                                        "train_process_error_pct": round(100 * ((low + high) / 2 - train) / train, 1),
-                                        "train_process_inside": low <= train <= high}
+                                        **_against((low + high) / 2, low, high, train)}
                 line[f"estimate{version or '-v1'}"] = checked
             found.append(line)
     (out / "h200-whole-run-errors.json").write_text(json.dumps(found, indent=1) + "\n")
