@@ -41,8 +41,9 @@ def test_calibrate_then_validate_gives_the_calibrated_time(cli, tiny_model, tmp_
     measured = entry["quantization"]["none"]
     assert [(row["sequences"], row["length"]) for row in measured["rows"]] == [(1, 192), (1, 64)] * 2
     assert entry["card"]["bandwidth_gbs"] > 0 and entry["write_gbs"] > 0 and entry["machine"]["host_op_us"] > 0
-    # a round trip to the device (an op, then nonzero, which waits for its result) costs more than issuing the op
-    assert entry["machine"]["host_sync_us"] > entry["machine"]["host_op_us"]
+    # the round trip is recorded beside the launch pace; on a CPU there is no device to wait for, so the two are
+    # within noise of each other here (CI once measured 4.16 µs against 4.48), and only being timed is asserted
+    assert entry["machine"]["host_sync_us"] > 0
     assert [row["layers"] for row in measured["decode_rows"]] == [1, 2] and measured["decode_rows"][0]["seconds"] > 0
     assert not list(tmp_path.glob("xtuner-recipes-calibrate-*")) and not list(tmp_path.glob(".calibrate-*"))
 

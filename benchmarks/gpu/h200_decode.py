@@ -65,7 +65,7 @@ def estimates(out: Path) -> None:
     print(json.dumps(rows, indent=1))
 
 
-def measure(out: Path) -> dict:
+def measure(out: Path, repeats: int = REPEATS) -> dict:
     import torch
     from mmengine.config import Config
     from transformers import StoppingCriteriaList
@@ -95,7 +95,7 @@ def measure(out: Path) -> dict:
     model.eval()
     times = {count: [] for count in COUNTS}
     made = {count: [] for count in COUNTS}
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         for sample in hook["evaluation_inputs"]:
             prompt = (template.get("SYSTEM", "").format(system=system) if system else "") + instruction.format(
                 input=sample, round=1)
@@ -109,6 +109,7 @@ def measure(out: Path) -> dict:
                 torch.cuda.synchronize()
                 times[count].append(time.perf_counter() - begin)
                 made[count].append(int(output.shape[1] - ids.shape[1]))
+                print(f"{made[count][-1]} new tokens in {times[count][-1]:.3f} s", flush=True)  # a cut call keeps these
     low, high = COUNTS
     per_token = [(b - a) / (high - low) for a, b in zip(times[low], times[high], strict=True)]
     row.update(times={str(c): [round(t, 3) for t in v] for c, v in times.items()},
@@ -123,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--estimate-only", action="store_true")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="passes over the evaluation inputs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     mem.WORK.mkdir(parents=True, exist_ok=True)
@@ -131,7 +133,7 @@ def main() -> None:
         return
     path = args.out / "h200-decode.json"
     rows = json.loads(path.read_text()) if path.is_file() else []
-    row = measure(args.out)
+    row = measure(args.out, args.repeats)
     path.write_text(json.dumps([*rows, row], indent=1) + "\n")
     print(json.dumps(row), flush=True)
 
