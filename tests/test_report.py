@@ -29,23 +29,20 @@ def repeated(folder: Path, recipe: str, times: int = 60) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def reports(tiny_model, tmp_path_factory, worker_id):
-    """recipe -> (config, report.html, validate's result), through the real console script, made once a run
-    (conftest.once_a_run)."""
+@pytest.fixture
+def reports(tiny_model, tmp_path_factory, worker_id, cli):
+    """recipe -> (config, report.html, validate's result), the CLI run in this process, made once a run
+    (conftest.once_a_run: the first test to ask makes them, the others read what it kept)."""
     import subprocess
 
-    from conftest import _cli_command, once_a_run
+    from conftest import once_a_run
 
     def make(folder):
         results = {}
         for recipe in DATA:
             config, page = folder / f"{recipe}.py", folder / f"{recipe}.html"
-            gen = subprocess.run([*_cli_command(), "gen", recipe, "--model", str(tiny_model), "--data",
-                                  str(repeated(folder, recipe)), "-o", str(config)], capture_output=True, text=True)
-            assert gen.returncode == 0, gen.stderr
-            result = subprocess.run([*_cli_command(), "validate", str(config), "--report", str(page)],
-                                    capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=300)
+            cli("gen", recipe, "--model", tiny_model, "--data", repeated(folder, recipe), "-o", config, check_rc=0)
+            result = cli("validate", config, "--report", page)
             results[recipe] = {"config": str(config), "page": str(page), "returncode": result.returncode,
                                "stdout": result.stdout, "stderr": result.stderr}
         return results
@@ -157,7 +154,9 @@ def test_learning_rates_follow_the_config(reports):
 
 def test_the_time_model_is_the_fit_of_the_committed_runs():
     """time_model.json is what benchmarks/gpu/fit_time.fit makes of the rows in benchmarks/results/ (no hand
-    edits). The least squares agree to 1e-9 across LAPACK builds, every other value exactly."""
+    edits). The least squares agree to 1e-6 (scipy's solver stops once a step moves the constants by under 1e-8 of
+    themselves, and OpenBLAS's threads need not sum in one order: two runs on this host differed by 3.4e-9), every
+    other value exactly."""
     import importlib.util
     import statistics
 
@@ -178,7 +177,7 @@ def test_the_time_model_is_the_fit_of_the_committed_runs():
         if isinstance(a, list):
             return isinstance(b, list) and len(a) == len(b) and all(map(same, a, b))
         if isinstance(a, float) and isinstance(b, float):
-            return a == pytest.approx(b, rel=1e-9, abs=1e-15)
+            return a == pytest.approx(b, rel=1e-6, abs=1e-15)
         return a == b
 
     assert same(refit, committed), (refit, committed)

@@ -236,12 +236,13 @@ def time_check(model_config: dict, run: Run, samples, schedule, options, setting
         stats["seconds_per_iter_calibrated"] = beside
     if parts:
         stats["seconds_per_iter_parts"] = {k: round(v, 4) for k, v in parts.items()}
-    stats.update(_whole_run(model, arch, run, card, samples, schedule, settings, config, span))
+    stats.update(_whole_run(model, arch, run, card, samples, schedule, settings, config, span, paces))
     return Result(stats=stats)
 
 
-def _whole_run(model, arch, run, card, samples, schedule, settings, config, span) -> dict:
-    """The whole run's parts (``wholerun``), fast end and slow end, over the total-iteration range."""
+def _whole_run(model, arch, run, card, samples, schedule, settings, config, span, paces) -> dict:
+    """The whole run's parts (``wholerun``), fast end and slow end, over the total-iteration range and, where this
+    host's pace is unknown, the hosts' ``paces``; the answer's evaluation at the reference pace."""
     from xtuner_recipes.validate.inputs import setting
 
     low_total, high_total = schedule.total_range or (schedule.total_iters, schedule.total_iters)
@@ -252,13 +253,16 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
     save_at = saved if dict.get(hook, "by_epoch", True) is False else []
     rows = sum(len(tally.full) for _, tally in samples.tallies) or None
     procs = setting(config, "train_dataloader.dataset.map_num_proc", 32)
-    found = wholerun.parts(model, arch, run, card, iterations=iterations,
-                           chat=wholerun.chat_hook(setting(config, "custom_hooks") or []), save_at=save_at,
-                           saves=len(saved), total=high_total, weight_bytes=_weight_bytes(settings.model_path, arch),
-                           rows=rows, map_num_proc=procs if isinstance(procs, int) and procs > 0 else 1,
-                           saved_bytes=wholerun.checkpoint_bytes(arch, run), answer=_median_reply(samples))
+    known = dict(iterations=iterations, chat=wholerun.chat_hook(setting(config, "custom_hooks") or []),
+                 save_at=save_at, saves=len(saved), total=high_total,
+                 weight_bytes=_weight_bytes(settings.model_path, arch), rows=rows,
+                 map_num_proc=procs if isinstance(procs, int) and procs > 0 else 1,
+                 saved_bytes=wholerun.checkpoint_bytes(arch, run), answer=_median_reply(samples))
+    found = wholerun.parts(model, arch, run, card, paces=paces, **known)
     low, high = (sum(ends[i] for ends in found.values()) / 3600 for i in (0, 1))
     at = wholerun.point(found)
+    if paces and "evaluation" in found:  # the answer's evaluation stays at the reference pace
+        at["evaluation"] = wholerun.parts(model, arch, run, card, **known)["evaluation"][0]
     return {"run_parts_s": {name: list(ends) for name, ends in found.items()}, "run_point_s": at,
             "run_hours": round(sum(at.values()) / 3600, 2), "run_hours_range": [round(low, 2), round(high, 2)],
             "run_basis": "the whole of plan's commands (xtuner train from start to exit, pth_to_hf, merge): the "
@@ -267,7 +271,8 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
                          "rounds of three runs measured end to end (BENCHMARKS.md 2026-12-07): the answer 1% and 16% "
                          "under two of them (11% at that host's measured pace), the third's random-weight replies never "
                          "stopping: the answer takes replies as long as the data's, the range's top each at "
-                         "max_new_tokens"}
+                         "max_new_tokens" + (f", and over the {paces[0]:.1f}–{paces[1]:.1f} µs hosts' paces (the "
+                                             "answer's at the reference)" if paces else "")}
 
 
 def _median_reply(samples) -> int | None:

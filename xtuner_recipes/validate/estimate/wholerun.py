@@ -127,10 +127,13 @@ def checkpoint_bytes(arch, run) -> float:
 
 def parts(model: dict, arch, run, card, *, iterations: tuple[float, float], chat: Chat | None,
           save_at: list[int], saves: int, total: int, weight_bytes: float, rows: int | None, map_num_proc: int,
-          saved_bytes: float, answer: int | None = None) -> dict[str, tuple[float, float]]:
+          saved_bytes: float, answer: int | None = None,
+          paces: tuple[float, float] | None = None) -> dict[str, tuple[float, float]]:
     """Seconds of each part of the run, (fast end, slow end). ``save_at``: the iterations an iteration-based
     CheckpointHook saves at (EvaluateChatHook generates there too); ``saves``: how many saves in all; ``answer``:
-    the data's median reply in tokens (the fast end's replies after training)."""
+    the data's median reply in tokens (the fast end's replies after training); ``paces``: where this host's pace
+    is unknown, the fastest and slowest the measured runs' hosts took, the evaluation's ends taken at them (a
+    generated token's cost is mostly the host's, as the iterations' range already spans)."""
     def disk(size, speeds):
         return tuple(size / (speed * 1e9) for speed in speeds)
 
@@ -144,9 +147,9 @@ def parts(model: dict, arch, run, card, *, iterations: tuple[float, float], chat
         found["data"] = (data, data)
     found["iterations"] = iterations
     if chat is not None and chat.inputs:
-        step = decode_step(model, arch, run, card)
-        found["evaluation"] = tuple(sum(generations(chat, total=total, saves=save_at, answer=reply)) * chat.inputs * step
-                                    for reply in (answer, None))
+        hosts = [dict(model, host_op_us=pace) for pace in paces] if paces else [model, model]
+        found["evaluation"] = tuple(sum(generations(chat, total=total, saves=save_at, answer=reply)) * chat.inputs
+                                    * decode_step(host, arch, run, card) for reply, host in zip((answer, None), hosts))
     write = (model["write_gbs"],) * 2 if model.get("write_gbs") else WRITE_GBS  # calibrate's, when measured
     found["checkpoints"] = tuple(saves * s for s in disk(saved_bytes, write))
     found["pth_to_hf"] = load
