@@ -7,6 +7,7 @@ whatever the libraries print goes to stderr. Nothing here reads a config or any 
 """
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -109,15 +110,22 @@ PROBES = {name.removeprefix("probe_"): function for name, function in list(globa
 
 
 def versions() -> dict[str, str | None]:
+    """The installed version of each of ``PACKAGES`` (None where it is not installed): read once a process, since
+    ``validate`` asks for every config it checks and reading the distributions' metadata takes ~35 ms."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> tuple[tuple[str, str | None], ...]:
     from importlib import metadata
 
-    found = {}
+    found = []
     for name in PACKAGES:
         try:
-            found[name] = metadata.version(name)
+            found.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+            found.append((name, None))
+    return tuple(found)
 
 
 def run(names=None) -> dict:
