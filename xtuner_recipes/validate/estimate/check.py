@@ -253,16 +253,16 @@ def _whole_run(model, arch, run, card, samples, schedule, settings, config, span
     save_at = saved if dict.get(hook, "by_epoch", True) is False else []
     rows = sum(len(tally.full) for _, tally in samples.tallies) or None
     procs = setting(config, "train_dataloader.dataset.map_num_proc", 32)
-    known = dict(iterations=iterations, chat=wholerun.chat_hook(setting(config, "custom_hooks") or []),
-                 save_at=save_at, saves=len(saved), total=high_total,
-                 weight_bytes=_weight_bytes(settings.model_path, arch), rows=rows,
-                 map_num_proc=procs if isinstance(procs, int) and procs > 0 else 1,
-                 saved_bytes=wholerun.checkpoint_bytes(arch, run), answer=_median_reply(samples))
-    found = wholerun.parts(model, arch, run, card, paces=paces, **known)
+    chat, answer = wholerun.chat_hook(setting(config, "custom_hooks") or []), _median_reply(samples)
+    found = wholerun.parts(model, arch, run, card, iterations=iterations, chat=chat, save_at=save_at,
+                           saves=len(saved), total=high_total, weight_bytes=_weight_bytes(settings.model_path, arch),
+                           rows=rows, map_num_proc=procs if isinstance(procs, int) and procs > 0 else 1,
+                           saved_bytes=wholerun.checkpoint_bytes(arch, run), answer=answer, paces=paces)
     low, high = (sum(ends[i] for ends in found.values()) / 3600 for i in (0, 1))
-    at = wholerun.point(found)
-    if paces and "evaluation" in found:  # the answer's evaluation stays at the reference pace
-        at["evaluation"] = wholerun.parts(model, arch, run, card, **known)["evaluation"][0]
+    # the answer's evaluation at the reference pace where the range's fast end is the fastest host's
+    reference = (wholerun.evaluation(model, arch, run, card, chat, total=high_total, save_at=save_at, reply=answer)
+                 if paces and "evaluation" in found else None)
+    at = wholerun.point(found, reference)
     return {"run_parts_s": {name: list(ends) for name, ends in found.items()}, "run_point_s": at,
             "run_hours": round(sum(at.values()) / 3600, 2), "run_hours_range": [round(low, 2), round(high, 2)],
             "run_basis": "the whole of plan's commands (xtuner train from start to exit, pth_to_hf, merge): the "

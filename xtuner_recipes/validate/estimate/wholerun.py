@@ -106,15 +106,27 @@ def decode_step(model: dict, arch, run, card) -> float:
     return per_token + calls * per_call + arch.total_params * per_param / (card.bandwidth_gbs * 1e9)
 
 
-def point(found: dict) -> dict[str, float]:
+def evaluation(model: dict, arch, run, card, chat: Chat, *, total: int, save_at: list[int],
+               reply: int | None) -> float:
+    """Seconds of every EvaluateChatHook generation, each input's reply after training ``reply`` tokens long (None:
+    ``max_new_tokens``), at the host pace ``model`` holds."""
+    rounds = generations(chat, total=total, saves=save_at, answer=reply)
+    return sum(rounds) * chat.inputs * decode_step(model, arch, run, card)
+
+
+def point(found: dict, evaluation: float | None = None) -> dict[str, float]:
     """The answer inside each part's range: the middle, but evaluation at its fast end, replies as long as the
-    data's (a fine-tuned model answers like its data, as the end-to-end runs' did); its slow end, every reply run to
-    ``max_new_tokens``, is what a model that never stops costs.
+    data's (a fine-tuned model answers like its data, as the end-to-end runs' did), or at ``evaluation`` where the
+    fast end is also the fastest host's; its slow end, every reply run to ``max_new_tokens``, is what a model that
+    never stops costs.
 
         >>> point({"load": (10.0, 30.0), "evaluation": (5.0, 100.0)})
         {'load': 20.0, 'evaluation': 5.0}
     """
-    return {name: round(low if name == "evaluation" else (low + high) / 2, 1) for name, (low, high) in found.items()}
+    at = {name: round(low if name == "evaluation" else (low + high) / 2, 1) for name, (low, high) in found.items()}
+    if evaluation is not None and "evaluation" in at:
+        at["evaluation"] = round(evaluation, 1)
+    return at
 
 
 def checkpoint_bytes(arch, run) -> float:
@@ -148,8 +160,8 @@ def parts(model: dict, arch, run, card, *, iterations: tuple[float, float], chat
     found["iterations"] = iterations
     if chat is not None and chat.inputs:
         hosts = [dict(model, host_op_us=pace) for pace in paces] if paces else [model, model]
-        found["evaluation"] = tuple(sum(generations(chat, total=total, saves=save_at, answer=reply)) * chat.inputs
-                                    * decode_step(host, arch, run, card) for reply, host in zip((answer, None), hosts))
+        found["evaluation"] = tuple(evaluation(host, arch, run, card, chat, total=total, save_at=save_at, reply=reply)
+                                    for reply, host in zip((answer, None), hosts))
     write = (model["write_gbs"],) * 2 if model.get("write_gbs") else WRITE_GBS  # calibrate's, when measured
     found["checkpoints"] = tuple(saves * s for s in disk(saved_bytes, write))
     found["pth_to_hf"] = load
